@@ -1,0 +1,1 @@
+//! Secret-holding types: zeroized on drop, redacted in `Debug`.

@@ -1,0 +1,1 @@
+//! SIP message model (RFC 3261 §7, §20, §25).

@@ -1,0 +1,1 @@
+//! SIP parser and serializer: framing and syntax (RFC 3261 §7, §25).
