@@ -1,4 +1,7 @@
 //! Cryptographically secure random numbers.
 
-/// Cryptographically secure random numbers.
-pub trait SecureRandom: Send + Sync + core::fmt::Debug {}
+/// A cryptographically secure random number generator (the operating system's, by default).
+pub trait SecureRandom: Send + Sync + core::fmt::Debug {
+    /// Fills `dest` with random bytes.
+    fn fill(&self, dest: &mut [u8]) -> Result<(), crate::Error>;
+}
