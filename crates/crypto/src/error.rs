@@ -21,6 +21,9 @@ pub enum Error {
     /// A peer's public value was invalid (low order point, out of range, ...).
     #[error("invalid public value from peer")]
     InvalidPublicValue,
+    /// A private key given to the API was invalid (e.g. an FFDH exponent outside [2, p-2]).
+    #[error("invalid private key")]
+    InvalidPrivateKey,
     /// The output buffer given by the caller is too small.
     #[error("output buffer too small: need {need} bytes")]
     BufferTooSmall {
