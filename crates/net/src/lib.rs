@@ -1,6 +1,147 @@
 //! # sotto-net: transports at the edge
 //!
-//! SIP over UDP, TCP and TLS (rustls) on tokio, with stream framing, connection reuse and
-//! CRLF keep-alive. Protocol decisions stay in the sans-IO cores.
+//! SIP over UDP, TCP and TLS (rustls) on tokio (RFC 3261 §18, RFC 5626 §3.5.1, RFC 5630), with
+//! stream framing, connection reuse and CRLF keep-alive, on IPv4 and IPv6. Protocol decisions
+//! stay in the sans-IO cores: this crate moves bytes and says where they came from.
+//!
+//! ```text
+//!   sotto-sip (sans-IO)  <-- Incoming { data, source, local, transport, connection, tls }
+//!                        --> Transport::send(Destination, bytes) / Transport::reply(&incoming, bytes)
+//!   Transport            UDP sockets, TCP/TLS listeners, connection table (reuse by id or peer)
+//! ```
+//!
+//! - **UDP:** one datagram is one message; datagrams made only of CRLF (keep-alives) are
+//!   ignored; datagrams over [`TransportConfig::max_datagram_bytes`] are dropped.
+//! - **TCP/TLS:** messages are delimited by `sotto_sip::parse::frame_stream` (Content-Length
+//!   is required on streams, the parser's limits apply). A framing error closes the connection
+//!   after logging it. A CRLFCRLF ping is answered with a CRLF pong (RFC 5626 §3.5.1); idle
+//!   connections are closed after [`TransportConfig::idle_timeout`].
+//! - **Reuse:** a send goes over the connection named in the [`Destination`], else over any
+//!   open connection to the same peer and transport, and only then opens a new one.
+//! - **TLS:** see [`tls`]: TLS 1.2 and 1.3, server certificate verified against a configured
+//!   CA, optional or required client certificates, and [`TlsInfo`] exposed on every message.
+//!
+//! Everything is driven by tokio tasks owned by the [`Transport`]; dropping the last
+//! `Transport` handle stops them.
 
 #![forbid(unsafe_code)]
+
+mod error;
+mod framing;
+pub mod tls;
+mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use error::Error;
+/// The rustls version this crate is built on (for building custom configs).
+pub use rustls;
+pub use tls::{ClientAuth, TlsInfo};
+pub use transport::{IncomingReceiver, Sent, Transport, TransportConfig};
+
+/// The transport protocol a message travels over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TransportKind {
+    /// UDP (RFC 3261 §18): one datagram, one message.
+    Udp,
+    /// TCP (RFC 3261 §18): a stream framed by Content-Length.
+    Tcp,
+    /// TLS over TCP (RFC 3261 §26.2): like TCP, encrypted and authenticated.
+    Tls,
+}
+
+impl TransportKind {
+    /// The token used in a Via header's sent-protocol (`UDP`, `TCP`, `TLS`).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+        }
+    }
+
+    /// Lower-case name (`udp`, `tcp`, `tls`), as in a `transport=` URI parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+
+    /// Whether this is a stream transport (TCP or TLS).
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Self::Udp)
+    }
+}
+
+/// Identifies one TCP or TLS connection for the life of a [`Transport`]; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+/// A message (or what claims to be one) received from the network.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The raw bytes of exactly one message (one datagram, or one framed stream message).
+    pub data: Bytes,
+    /// The peer's address.
+    pub source: SocketAddr,
+    /// The local address it arrived on.
+    pub local: SocketAddr,
+    /// The transport it arrived over.
+    pub transport: TransportKind,
+    /// The connection it arrived on (TCP and TLS only).
+    pub connection: Option<ConnectionId>,
+    /// What the TLS connection negotiated (TLS only), including the peer's certificates.
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+impl Incoming {
+    /// Parses the message with the SIP parser (`sotto_sip::parse::parse_message`).
+    pub fn parse(
+        &self,
+        limits: &sotto_sip::parse::Limits,
+    ) -> Result<sotto_sip::message::Message, sotto_sip::parse::ParseError> {
+        sotto_sip::parse::parse_message(self.data.clone(), limits)
+    }
+
+    /// The destination that sends a response back the way this message came (RFC 3261
+    /// §18.2.2): the same connection if still open, else the source address.
+    pub fn reply_destination(&self) -> Destination {
+        Destination {
+            transport: self.transport,
+            remote: self.source,
+            connection: self.connection,
+            server_name: self.tls.as_ref().and_then(|t| t.server_name.clone()),
+        }
+    }
+}
+
+/// Where to send a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The transport to use.
+    pub transport: TransportKind,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// A connection to use if it is still open (TCP and TLS only).
+    pub connection: Option<ConnectionId>,
+    /// For a new TLS connection: the name to verify the server certificate against (DNS name
+    /// or IP address). Defaults to the IP address of `remote`.
+    pub server_name: Option<String>,
+}
+
+impl Destination {
+    /// A destination by transport and address, with no connection or server name preference.
+    pub fn new(transport: TransportKind, remote: SocketAddr) -> Self {
+        Self {
+            transport,
+            remote,
+            connection: None,
+            server_name: None,
+        }
+    }
+}
