@@ -4,7 +4,11 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error (clap), 3 a check failed.
 
 mod bench;
+mod config;
+mod init;
+mod user;
 mod responder;
+mod server;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +32,12 @@ enum Command {
     Bench(bench::BenchCommand),
     /// A minimal SIP responder: answers OPTIONS with 200 OK (diagnostics and interop tests).
     Responder(responder::ResponderArgs),
+    /// Write a data directory: config file, local CA, server certificate, user database.
+    Init(init::InitArgs),
+    /// Manage user accounts (add, passwd, del, list).
+    User(user::UserArgs),
+    /// Run the registrar and proxy with the config file's listeners and stores.
+    Server(server::ServerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +49,9 @@ fn main() -> std::process::ExitCode {
         }
         Command::Bench(cmd) => bench::run(cmd, cli.json),
         Command::Responder(args) => responder::run(args, cli.json),
+        Command::Init(args) => init::run(args, cli.json),
+        Command::User(args) => user::run(args, cli.json),
+        Command::Server(args) => server::run(args, cli.json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

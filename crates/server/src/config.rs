@@ -1,0 +1,195 @@
+//! The server's configuration as plain data. Every `Default` is the secure choice: TLS only,
+//! digest with SHA-256 and MD5, anti-flood on, downgrades refused, SDES kept off plain hops.
+
+use std::time::Duration;
+
+use sotto_sip::digest::Algorithm;
+use sotto_sip::transaction::TimerConfig;
+
+/// Everything the proxy/registrar core needs to know (no file paths, no sockets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The domains this server is responsible for (host part of local addresses of record),
+    /// e.g. `example.test`. Listener addresses are local too.
+    pub domains: Vec<String>,
+    /// The digest realm (default: the first domain).
+    pub realm: String,
+    /// Anti-flood module.
+    pub anti_flood: AntiFloodConfig,
+    /// Sanity module.
+    pub sanity: SanityConfig,
+    /// Authentication module.
+    pub authentication: AuthenticationConfig,
+    /// Registrar module.
+    pub registrar: RegistrarConfig,
+    /// Router module.
+    pub router: RouterConfig,
+    /// Forward module.
+    pub forward: ForwardConfig,
+    /// Transaction timers (RFC 3261 defaults).
+    pub timers: TimerConfig,
+    /// Most transactions alive at once (then 503 is answered statelessly).
+    pub max_transactions: usize,
+}
+
+impl ServerConfig {
+    /// A configuration for one domain, everything else at its default.
+    pub fn for_domain(domain: &str) -> Self {
+        ServerConfig {
+            domains: vec![domain.to_ascii_lowercase()],
+            realm: domain.to_owned(),
+            anti_flood: AntiFloodConfig::default(),
+            sanity: SanityConfig::default(),
+            authentication: AuthenticationConfig::default(),
+            registrar: RegistrarConfig::default(),
+            router: RouterConfig::default(),
+            forward: ForwardConfig::default(),
+            timers: TimerConfig::default(),
+            max_transactions: 65_536,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig::for_domain("localhost")
+    }
+}
+
+/// Per-source rate limit and ban after repeated authentication failures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AntiFloodConfig {
+    /// Whether the module runs.
+    pub enabled: bool,
+    /// Sustained requests per second allowed from one IP address.
+    pub rate_per_s: f64,
+    /// Burst size (bucket capacity) per IP address.
+    pub burst: u32,
+    /// Authentication failures within [`AntiFloodConfig::failure_window`] that ban a source.
+    pub ban_after_failures: u32,
+    /// The window failures are counted in.
+    pub failure_window: Duration,
+    /// How long a ban lasts.
+    pub ban_duration: Duration,
+    /// Most source addresses tracked at once (bounded memory under a flood).
+    pub max_sources: usize,
+}
+
+impl Default for AntiFloodConfig {
+    fn default() -> Self {
+        AntiFloodConfig {
+            enabled: true,
+            rate_per_s: 100.0,
+            burst: 200,
+            ban_after_failures: 4,
+            failure_window: Duration::from_secs(60),
+            ban_duration: Duration::from_secs(600),
+            max_sources: 65_536,
+        }
+    }
+}
+
+/// RFC 3261 / RFC 4475 request checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SanityConfig {
+    /// Whether the module runs.
+    pub enabled: bool,
+}
+
+impl Default for SanityConfig {
+    fn default() -> Self {
+        SanityConfig { enabled: true }
+    }
+}
+
+/// Digest and TLS client certificate authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticationConfig {
+    /// Whether the module runs (off means: nobody is challenged).
+    pub enabled: bool,
+    /// Digest algorithms challenged with, preferred first.
+    pub algorithms: Vec<Algorithm>,
+    /// How long a nonce is accepted before `stale=true`.
+    pub nonce_lifetime: Duration,
+    /// Accept a TLS client certificate whose SAN URI or CN matches the From URI instead of
+    /// a digest.
+    pub tls_client_certificates: bool,
+}
+
+impl Default for AuthenticationConfig {
+    fn default() -> Self {
+        AuthenticationConfig {
+            enabled: true,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            nonce_lifetime: Duration::from_secs(300),
+            tls_client_certificates: true,
+        }
+    }
+}
+
+/// The registrar (RFC 3261 §10.3, RFC 5626, RFC 5627).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// Whether the module runs.
+    pub enabled: bool,
+    /// Shortest registration accepted (shorter, non-zero ones get 423 with Min-Expires).
+    pub min_expires: Duration,
+    /// Used when the REGISTER gives no expiry.
+    pub default_expires: Duration,
+    /// Longer registrations are cut to this.
+    pub max_expires: Duration,
+    /// Most contacts per address of record.
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            enabled: true,
+            min_expires: Duration::from_secs(60),
+            default_expires: Duration::from_secs(3600),
+            max_expires: Duration::from_secs(86_400),
+            max_contacts: 16,
+        }
+    }
+}
+
+/// The router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Whether the module runs.
+    pub enabled: bool,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig { enabled: true }
+    }
+}
+
+/// What to do when a request would go from a TLS hop to a plain one or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DowngradePolicy {
+    /// Refuse (403 with a Warning). The default.
+    Refuse,
+    /// Forward, and add a Warning header to the responses sent back.
+    Flag,
+}
+
+/// The forwarding step: transport security policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardConfig {
+    /// Whether the module runs (off: targets are never forwarded).
+    pub enabled: bool,
+    /// TLS ↔ non-TLS hops.
+    pub downgrade: DowngradePolicy,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            enabled: true,
+            downgrade: DowngradePolicy::Refuse,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Registrar: RFC 3261 §10.3 (several contacts per address of record, expires with
+//! min/default/max and 423 Interval Too Brief + Min-Expires, refresh, removal of one contact or
+//! of all with `*`, Call-ID/CSeq ordering), RFC 5627 GRUUs (pub-gruu and temp-gruu in the
+//! 200 OK for a contact with `+sip.instance` when the UA supports `gruu`), RFC 5626 flows (the
+//! TCP/TLS connection a contact registered over is remembered so requests reach the device
+//! over it), RFC 3327 Path. The 200 OK lists every current contact with its remaining expiry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sotto_crypto::CryptoProvider;
+use sotto_sip::message::{Method, NameAddr, Request, StatusCode};
+use sotto_store::{Binding, BindingStore, Upsert};
+
+use crate::config::RegistrarConfig;
+use crate::modules::sanity::is_for_server;
+use crate::pipeline::{Locality, Module, Reply, RequestContext, Verdict};
+
+/// The registrar module.
+pub struct Registrar {
+    config: RegistrarConfig,
+    locality: Arc<Locality>,
+    bindings: Arc<dyn BindingStore>,
+    provider: &'static CryptoProvider,
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The canonical address of record of a SIP URI: `sip:user@host` (host lower case, no port,
+/// no parameters; `sips:` folds into `sip:`). `None` without a user part.
+pub fn aor_of(uri: &sotto_sip::message::Uri) -> Option<String> {
+    let user = uri.user()?;
+    Some(format!("sip:{}@{}", user, uri.host().to_ascii_lowercase()))
+}
+
+fn supports(req: &Request, tag: &str) -> bool {
+    req.headers()
+        .list("Supported")
+        .iter()
+        .any(|t| t.trim().eq_ignore_ascii_case(tag))
+}
+
+impl Registrar {
+    /// A registrar over `bindings`.
+    pub fn new(
+        config: RegistrarConfig,
+        locality: Arc<Locality>,
+        bindings: Arc<dyn BindingStore>,
+        provider: &'static CryptoProvider,
+    ) -> Self {
+        Registrar {
+            config,
+            locality,
+            bindings,
+            provider,
+        }
+    }
+
+    fn random_token(&self) -> String {
+        let mut r = [0u8; 12];
+        let _ = self.provider.rng.fill(&mut r);
+        r.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The binding for one Contact of `ctx`'s REGISTER.
+    fn binding(&self, ctx: &RequestContext, aor: &str, c: &NameAddr, expires: u32) -> Binding {
+        let req = &ctx.request;
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        let call_id = req.call_id().unwrap_or("").to_owned();
+        let at = ctx.wall + Duration::from_secs(u64::from(expires));
+        let mut b = Binding::new(aor, c.uri.as_str(), call_id, cseq, at);
+        b.contact_params = c
+            .params
+            .iter()
+            .filter(|p| {
+                !p.name.eq_ignore_ascii_case("expires") && !p.name.eq_ignore_ascii_case("q")
+            })
+            .map(|p| match &p.value {
+                Some(v) => format!(";{}={}", p.name, v),
+                None => format!(";{}", p.name),
+            })
+            .collect();
+        b.instance_id = c
+            .sip_instance()
+            .map(|i| i.trim_start_matches('<').trim_end_matches('>').to_owned())
+            .filter(|i| !i.is_empty());
+        b.reg_id = c.param("reg-id").flatten().and_then(|v| v.parse().ok());
+        b.q = c.q();
+        if supports(req, "path") {
+            b.path = req
+                .headers()
+                .paths()
+                .map(|ps| ps.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+        }
+        b.source = Some(ctx.source);
+        b.transport = Some(ctx.transport.via_token().to_owned());
+        b.flow = ctx.connection.map(|c| c.0.to_string());
+        b.user_agent = req.headers().get("User-Agent").map(str::to_owned);
+        if b.instance_id.is_some() && supports(req, "gruu") {
+            let host = aor.rsplit_once('@').map_or("", |(_, h)| h);
+            b.temp_gruu = Some(format!("sip:tgruu.{}@{};gr", self.random_token(), host));
+        }
+        b
+    }
+
+    /// The 200 OK listing the current bindings of `aor`.
+    fn ok(&self, req: &Request, aor: &str, wall: SystemTime) -> Verdict {
+        let mut current = match self.bindings.bindings(aor, wall) {
+            Ok(b) => b,
+            Err(e) => return store_failed(&e),
+        };
+        current.sort_by(|a, b| a.contact.cmp(&b.contact));
+        let gruu = supports(req, "gruu");
+        let mut reply = Reply::new(StatusCode::OK);
+        for b in &current {
+            let secs = |t: SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            };
+            let left = secs(b.expires_at).saturating_sub(secs(wall));
+            let mut v = format!("<{}>;expires={}{}", b.contact, left, b.contact_params);
+            if let (true, Some(instance)) = (gruu, &b.instance_id) {
+                v.push_str(&format!(";pub-gruu=\"{aor};gr={instance}\""));
+                if let Some(t) = &b.temp_gruu {
+                    v.push_str(&format!(";temp-gruu=\"{t}\""));
+                }
+            }
+            reply = reply.with("Contact", v);
+        }
+        if current.iter().any(|b| b.reg_id.is_some()) && supports(req, "outbound") {
+            reply = reply.with("Require", "outbound");
+        }
+        if supports(req, "path") {
+            for p in req.headers().get_all("Path") {
+                reply = reply.with("Path", p);
+            }
+        }
+        reply.verdict()
+    }
+}
+
+fn store_failed(e: &sotto_store::Error) -> Verdict {
+    tracing::error!(error = %e, "binding store failed");
+    Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict()
+}
+
+impl Module for Registrar {
+    fn name(&self) -> &'static str {
+        "registrar"
+    }
+
+    fn on_request(&mut self, ctx: &mut RequestContext, _now: Instant) -> Verdict {
+        let req = &ctx.request;
+        if !self.config.enabled
+            || *req.method() != Method::Register
+            || !is_for_server(&self.locality, req)
+        {
+            return Verdict::Continue;
+        }
+        let Ok(to) = req.to() else {
+            return Reply::new(StatusCode::BAD_REQUEST).verdict();
+        };
+        if !self.locality.is_local_host(to.uri.host()) {
+            return Reply::new(StatusCode::FORBIDDEN).verdict();
+        }
+        let Some(aor) = aor_of(&to.uri) else {
+            return Reply::new(StatusCode::BAD_REQUEST).verdict();
+        };
+        if let Some(user) = &ctx.authenticated
+            && to.uri.user() != Some(user.as_str())
+        {
+            return Reply::new(StatusCode::FORBIDDEN).verdict();
+        }
+        let Ok(contacts) = req.contacts() else {
+            return Reply::new(StatusCode::BAD_REQUEST).verdict();
+        };
+        let header_expires = req.headers().expires().ok().flatten();
+        let wall = ctx.wall;
+        if contacts.iter().any(|c| c.is_wildcard()) {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Reply::new(StatusCode::BAD_REQUEST).verdict();
+            }
+            if let Err(e) = self.bindings.remove_all(&aor, wall) {
+                return store_failed(&e);
+            }
+            return self.ok(req, &aor, wall);
+        }
+        let min = u32::try_from(self.config.min_expires.as_secs()).unwrap_or(u32::MAX);
+        let max = u32::try_from(self.config.max_expires.as_secs()).unwrap_or(u32::MAX);
+        let default = u32::try_from(self.config.default_expires.as_secs()).unwrap_or(u32::MAX);
+        let mut new = Vec::new();
+        for c in contacts.iter().filter_map(|c| c.addr()) {
+            let expires = c.expires().or(header_expires).unwrap_or(default);
+            if expires != 0 && expires < min {
+                return Reply::new(StatusCode::INTERVAL_TOO_BRIEF)
+                    .with("Min-Expires", min.to_string())
+                    .verdict();
+            }
+            new.push(self.binding(ctx, &aor, c, expires.min(max)));
+        }
+        let existing = match self.bindings.bindings(&aor, wall) {
+            Ok(b) => b,
+            Err(e) => return store_failed(&e),
+        };
+        let added = new
+            .iter()
+            .filter(|b| b.is_active(wall) && !existing.iter().any(|e| e.key() == b.key()))
+            .count();
+        if existing.len() + added > self.config.max_contacts {
+            return Reply::new(StatusCode::FORBIDDEN)
+                .with("Warning", "399 sotto \"too many contacts\"")
+                .verdict();
+        }
+        for b in &new {
+            match self.bindings.upsert(b, wall) {
+                Ok(Upsert::OutOfOrder { .. }) => {
+                    return Reply::new(StatusCode::SERVER_INTERNAL_ERROR)
+                        .with("Warning", "399 sotto \"out-of-order REGISTER\"")
+                        .verdict();
+                }
+                Ok(_) => {}
+                Err(e) => return store_failed(&e),
+            }
+        }
+        self.ok(req, &aor, wall)
+    }
+}
+
+#[cfg(test)]
+mod tests;

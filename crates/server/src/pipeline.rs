@@ -1,0 +1,223 @@
+//! The module chain (style guide §5.4): every new request is offered to the modules in order
+//! (anti_flood → sanity → authentication → registrar → router → forward); each returns a
+//! [`Verdict`]. `Continue` hands the request to the next module; the first other verdict ends
+//! the chain. Modules are sans-IO: time comes in as `now` (and `ctx.wall` for the stores).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Instant, SystemTime};
+
+use sotto_net::{ConnectionId, Destination, TransportKind};
+use sotto_sip::message::{Request, StatusCode, Uri};
+
+/// What a module decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Hand the request to the next module.
+    Continue,
+    /// Answer the request here.
+    Reply(Reply),
+    /// Forward the request to these targets (parallel forking when several).
+    Forward(Vec<Target>),
+    /// Drop the request silently (flood, ban, or nothing sensible to answer).
+    Drop,
+}
+
+/// A response the pipeline asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// Headers to add, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// A reply with no extra header.
+    pub fn new(status: StatusCode) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Wraps into a verdict.
+    pub fn verdict(self) -> Verdict {
+        Verdict::Reply(self)
+    }
+}
+
+/// One place to send a forwarded request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The Request-URI the branch carries.
+    pub uri: Uri,
+    /// Where the branch is sent.
+    pub destination: Destination,
+    /// Route values to put in front (the Path of the registration, RFC 3327), in order.
+    pub route: Vec<String>,
+    /// The transport the contact registered over, if it came from a registration.
+    pub registered_over: Option<TransportKind>,
+}
+
+/// The server's own addresses and domains: what "local" means.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locality {
+    /// Local domains (lower case).
+    pub domains: Vec<String>,
+    /// Listening addresses, with the transport of each.
+    pub listeners: Vec<(TransportKind, SocketAddr)>,
+}
+
+impl Locality {
+    /// Whether `host` (a domain or an IP literal, possibly in brackets) is one of ours.
+    pub fn is_local_host(&self, host: &str) -> bool {
+        let h = host.trim_start_matches('[').trim_end_matches(']');
+        if self.domains.iter().any(|d| d.eq_ignore_ascii_case(h)) {
+            return true;
+        }
+        match h.parse::<IpAddr>() {
+            Ok(ip) => self.listeners.iter().any(|(_, a)| a.ip() == ip),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `uri` names this server itself (a local host, and a port we listen on or none).
+    pub fn is_self(&self, uri: &Uri) -> bool {
+        if !self.is_local_host(uri.host()) {
+            return false;
+        }
+        match uri.port() {
+            None => true,
+            Some(p) => self.listeners.iter().any(|(_, a)| a.port() == p),
+        }
+    }
+
+    /// The listener for `transport`, if any.
+    pub fn listener(&self, transport: TransportKind) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a)
+    }
+}
+
+/// A request travelling through the chain, with where it came from.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The request (modules may change it, e.g. the router pops our Route).
+    pub request: Request,
+    /// The peer that sent it.
+    pub source: SocketAddr,
+    /// The transport it came over.
+    pub transport: TransportKind,
+    /// The connection it came over (TCP/TLS).
+    pub connection: Option<ConnectionId>,
+    /// Identities of the TLS client certificate the connection presented (SAN URIs, then the
+    /// CN), if any. The transport verified the chain before.
+    pub client_identities: Vec<String>,
+    /// Wall-clock time (for the stores).
+    pub wall: SystemTime,
+    /// The authenticated user name, once the authentication module accepted the request.
+    pub authenticated: Option<String>,
+    /// Set by a module that saw an authentication failure; reported to every module.
+    pub auth_failure: bool,
+    /// Targets chosen by the router, for the forward module.
+    pub targets: Vec<Target>,
+    /// Set when a downgrade was allowed by policy: responses then carry a Warning.
+    pub insecure_hop: bool,
+}
+
+impl RequestContext {
+    /// A context for `request` received from `source` over `transport`.
+    pub fn new(
+        request: Request,
+        source: SocketAddr,
+        transport: TransportKind,
+        wall: SystemTime,
+    ) -> Self {
+        RequestContext {
+            request,
+            source,
+            transport,
+            connection: None,
+            client_identities: Vec::new(),
+            wall,
+            authenticated: None,
+            auth_failure: false,
+            targets: Vec::new(),
+            insecure_hop: false,
+        }
+    }
+}
+
+/// One step of the chain.
+pub trait Module: Send {
+    /// A short name (logs, config).
+    fn name(&self) -> &'static str;
+
+    /// Looks at a request and decides.
+    fn on_request(&mut self, ctx: &mut RequestContext, now: Instant) -> Verdict;
+
+    /// A request from `source` failed authentication (anti-flood counts these).
+    fn on_auth_failure(&mut self, _source: IpAddr, _now: Instant) {}
+}
+
+/// The ordered module chain.
+#[derive(Default)]
+pub struct Pipeline {
+    modules: Vec<Box<dyn Module>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.modules.iter().map(|m| m.name()))
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Pipeline::default()
+    }
+
+    /// Appends a module.
+    pub fn push(&mut self, module: Box<dyn Module>) {
+        self.modules.push(module);
+    }
+
+    /// The module names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.modules.iter().map(|m| m.name()).collect()
+    }
+
+    /// Runs the chain. A chain that ends in `Continue` (nothing decided) answers 500, which
+    /// only a misconfigured chain can reach. Returns the verdict and the deciding module.
+    pub fn run(&mut self, ctx: &mut RequestContext, now: Instant) -> (Verdict, &'static str) {
+        let mut decided = (
+            Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict(),
+            "none",
+        );
+        for m in self.modules.iter_mut() {
+            let v = m.on_request(ctx, now);
+            if v != Verdict::Continue {
+                decided = (v, m.name());
+                break;
+            }
+        }
+        if ctx.auth_failure {
+            let ip = ctx.source.ip();
+            for m in self.modules.iter_mut() {
+                m.on_auth_failure(ip, now);
+            }
+        }
+        decided
+    }
+}

@@ -1,0 +1,165 @@
+//! Building the messages the proxy sends (RFC 3261 §16.6, §16.7 step 3, §9.1, §18.2.1).
+
+use std::net::SocketAddr;
+
+use sotto_net::{Destination, TransportKind};
+use sotto_sip::message::{Method, Request, Response, Via};
+
+use crate::pipeline::{Locality, Target};
+
+/// `host:port` of a listener as written in Via and Record-Route.
+pub(crate) fn advertised(locality: &Locality, addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let host = locality.domains.first().map_or("localhost", String::as_str);
+        return format!("{host}:{}", addr.port());
+    }
+    addr.to_string()
+}
+
+/// The Record-Route value naming our listener for `transport`.
+pub(crate) fn record_route(locality: &Locality, transport: TransportKind) -> Option<String> {
+    let addr = locality.listener(transport)?;
+    let hp = advertised(locality, addr);
+    Some(match transport {
+        TransportKind::Tls => format!("<sips:{hp};lr>"),
+        TransportKind::Tcp => format!("<sip:{hp};transport=tcp;lr>"),
+        TransportKind::Udp => format!("<sip:{hp};lr>"),
+    })
+}
+
+fn is_dialog_creating(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
+    )
+}
+
+/// Writes `received`/`rport` into the topmost Via (§18.2.1, RFC 3581 §4).
+fn stamp_top_via(req: &mut Request, source: SocketAddr) {
+    let Some(line) = req.headers().get("Via").map(str::to_owned) else {
+        return;
+    };
+    let Ok(mut vias) = Via::parse_list(&line) else {
+        return;
+    };
+    let Some(top) = vias.first_mut() else { return };
+    let ip = source.ip().to_string();
+    if top.host.trim_start_matches('[').trim_end_matches(']') != ip {
+        top.set_received(&ip);
+    }
+    if top.rport.is_some() {
+        top.set_received(&ip);
+        top.set_rport(source.port());
+    }
+    let joined: Vec<String> = vias.iter().map(ToString::to_string).collect();
+    req.headers_mut().set_first("Via", joined.join(", "));
+}
+
+/// The request of one branch: retargeted, Route for the target's Path, Max-Forwards
+/// decremented, Record-Route for dialog-creating requests (double when the transport changes),
+/// `received` stamped, and our Via on top with `branch`. The body is not touched.
+pub(crate) fn branch_request(
+    locality: &Locality,
+    original: &Request,
+    target: &Target,
+    inbound: TransportKind,
+    source: SocketAddr,
+    branch: &str,
+) -> Option<Request> {
+    let mut r = original.clone();
+    if r.uri() != &target.uri {
+        r.set_uri(target.uri.clone());
+    }
+    stamp_top_via(&mut r, source);
+    let out = target.destination.transport;
+    let mf = r
+        .max_forwards()
+        .ok()
+        .flatten()
+        .unwrap_or(71)
+        .saturating_sub(1);
+    let h = r.headers_mut();
+    h.set("Max-Forwards", mf.to_string());
+    for route in target.route.iter().rev() {
+        h.insert_first("Route", route.clone());
+    }
+    let in_dialog = original.to_tag().ok().flatten().is_some();
+    if is_dialog_creating(original.method()) && !in_dialog {
+        let inbound_rr = record_route(locality, inbound);
+        let outbound_rr = record_route(locality, out);
+        if let Some(rr) = &inbound_rr {
+            h.insert_first("Record-Route", rr.clone());
+        }
+        if out != inbound
+            && let Some(rr) = outbound_rr
+        {
+            h.insert_first("Record-Route", rr);
+        }
+    }
+    let listener = locality.listener(out)?;
+    let hp = advertised(locality, listener);
+    let (host, port) = match hp.rsplit_once(':') {
+        Some((h, p)) => (h.to_owned(), p.parse().ok()),
+        None => (hp.clone(), None),
+    };
+    let via = Via::new(out.via_token(), &host, port, branch).with_rport();
+    h.insert_first("Via", via.to_string());
+    Some(r)
+}
+
+/// A CANCEL for a branch request (§9.1): same Request-URI, top Via, Call-ID, From, To, Route
+/// and CSeq number.
+pub(crate) fn cancel_for(branch: &Request) -> Request {
+    let mut c = Request::new(Method::Cancel, branch.uri().clone());
+    let src = branch.headers();
+    let h = c.headers_mut();
+    if let Ok(via) = branch.via_top() {
+        h.push("Via", via.to_string());
+    }
+    for name in ["Route", "From", "To", "Call-ID"] {
+        for v in src.get_all(name) {
+            h.push(name, v);
+        }
+    }
+    if let Ok(cseq) = branch.cseq() {
+        h.push("CSeq", format!("{} CANCEL", cseq.seq));
+    }
+    h.push("Max-Forwards", "70");
+    c
+}
+
+/// Removes the topmost Via value (ours) from a response; false if none is left after it.
+pub(crate) fn pop_via(resp: &mut Response) -> bool {
+    let Some(line) = resp.headers().get("Via").map(str::to_owned) else {
+        return false;
+    };
+    match Via::parse_list(&line) {
+        Ok(vias) if vias.len() > 1 => {
+            let rest: Vec<String> = vias.iter().skip(1).map(ToString::to_string).collect();
+            resp.headers_mut().set_first("Via", rest.join(", "));
+        }
+        _ => {
+            resp.headers_mut().remove_first("Via");
+        }
+    }
+    resp.headers().get("Via").is_some()
+}
+
+/// Where a response goes by its (new) topmost Via (stateless forwarding, §18.2.2).
+pub(crate) fn response_destination(resp: &Response) -> Option<Destination> {
+    let via = resp.via_top().ok()?;
+    let transport = match via.transport.to_ascii_uppercase().as_str() {
+        "UDP" => TransportKind::Udp,
+        "TCP" => TransportKind::Tcp,
+        "TLS" => TransportKind::Tls,
+        _ => return None,
+    };
+    let host = via.received.clone().unwrap_or_else(|| via.host.clone());
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let port = via.rport.flatten().unwrap_or_else(|| via.port_or_default());
+    Some(Destination::new(transport, SocketAddr::new(ip, port)))
+}

@@ -1,0 +1,346 @@
+//! The proxy driven on virtual time with real messages (no sockets).
+
+use super::*;
+use crate::config::ServerConfig;
+use sotto_sip::digest::{Algorithm, ClientSecret, DigestClient, UserRecord, parse_challenges};
+use sotto_store::MemoryStore;
+use std::time::Duration;
+
+const UDP: &str = "127.0.0.1:5060";
+
+pub(crate) struct Harness {
+    pub(crate) proxy: Proxy,
+    pub(crate) now: Instant,
+    pub(crate) wall: SystemTime,
+}
+
+impl Harness {
+    pub(crate) fn new(config: ServerConfig) -> Self {
+        let provider = sotto_crypto_rust::provider();
+        let store = Arc::new(MemoryStore::new());
+        for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
+            let mut r = UserRecord::new(user);
+            r.set_password(
+                provider,
+                &config.realm,
+                pw,
+                &[Algorithm::Sha256, Algorithm::Md5],
+            )
+            .unwrap();
+            store.put(&r).unwrap();
+        }
+        let now = Instant::now();
+        let proxy = Proxy::new(
+            &config,
+            vec![
+                (TransportKind::Udp, UDP.parse().unwrap()),
+                (TransportKind::Tls, "127.0.0.1:5061".parse().unwrap()),
+            ],
+            store.clone(),
+            store,
+            provider,
+            now,
+        )
+        .unwrap();
+        Harness {
+            proxy,
+            now,
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// Feeds `text` from `source` over UDP; returns what the proxy sends.
+    pub(crate) fn send(&mut self, text: &str, source: &str) -> Vec<(SocketAddr, String)> {
+        self.send_bytes(Bytes::from(text.to_owned()), source)
+    }
+
+    pub(crate) fn send_bytes(&mut self, data: Bytes, source: &str) -> Vec<(SocketAddr, String)> {
+        let packet = Packet {
+            data,
+            source: source.parse().unwrap(),
+            transport: TransportKind::Udp,
+            connection: None,
+            client_identities: Vec::new(),
+        };
+        self.proxy.handle_packet(packet, self.now, self.wall);
+        self.out()
+    }
+
+    pub(crate) fn out(&mut self) -> Vec<(SocketAddr, String)> {
+        let mut v = Vec::new();
+        while let Some(t) = self.proxy.poll_transmit() {
+            v.push((
+                t.destination.remote,
+                String::from_utf8_lossy(&t.data).into_owned(),
+            ));
+        }
+        v
+    }
+
+    /// Advances virtual time to the next timer (bounded) and returns what was sent.
+    pub(crate) fn advance(&mut self, limit: Duration) -> Vec<(SocketAddr, String)> {
+        let end = self.now + limit;
+        let mut v = Vec::new();
+        for _ in 0..1000 {
+            match self.proxy.poll_timeout() {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.proxy.handle_timeout(self.now);
+                    v.extend(self.out());
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        v
+    }
+}
+
+pub(crate) fn status(msg: &str) -> u16 {
+    msg.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+pub(crate) fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// Credentials answering the MD5 challenge of `resp` for `method uri`.
+pub(crate) fn credentials(
+    resp: &str,
+    header_name: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    pw: &str,
+) -> String {
+    let c = header(resp, header_name)
+        .into_iter()
+        .flat_map(|v| parse_challenges(v).unwrap())
+        .find(|c| c.algorithm == Algorithm::Md5)
+        .unwrap();
+    DigestClient::new(sotto_crypto_rust::provider())
+        .respond(&c, method, uri, user, ClientSecret::Password(pw))
+        .unwrap()
+        .to_string()
+}
+
+pub(crate) fn register(h: &mut Harness, user: &str, pw: &str, port: u16) {
+    let msg = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKr{cseq}{port}\r\n\
+             Max-Forwards: 70\r\nTo: <sip:{user}@example.test>\r\nFrom: <sip:{user}@example.test>;tag=r{port}\r\n\
+             Call-ID: reg-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@127.0.0.1:{port}>\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let src = format!("127.0.0.1:{port}");
+    let out = h.send(&msg(1, ""), &src);
+    assert_eq!(status(&out[0].1), 401);
+    let creds = credentials(
+        &out[0].1,
+        "WWW-Authenticate",
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+        user,
+        pw,
+    );
+    let out = h.send(&msg(2, &format!("Authorization: {creds}\r\n")), &src);
+    assert_eq!(status(&out[0].1), 200, "{}", out[0].1);
+}
+
+const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+
+fn invite(cseq: u32, branch: &str, auth: &str) -> String {
+    format!(
+        "INVITE sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch={branch}\r\n\
+         Max-Forwards: 70\r\nTo: <sip:bob@example.test>\r\nFrom: <sip:alice@example.test>;tag=al\r\n\
+         Call-ID: call-1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:alice@127.0.0.1:7000>\r\n{auth}\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+/// INVITE with 407 and digest; returns the messages the proxy sent for the authenticated one.
+fn authenticated_invite(h: &mut Harness) -> Vec<(SocketAddr, String)> {
+    let out = h.send(&invite(1, "z9hG4bKi1", ""), "127.0.0.1:7000");
+    assert_eq!(status(&out[0].1), 407);
+    let ack = format!(
+        "ACK sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKi1\r\n\
+         Max-Forwards: 70\r\nTo: {}\r\nFrom: <sip:alice@example.test>;tag=al\r\nCall-ID: call-1\r\n\
+         CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        header(&out[0].1, "To")[0]
+    );
+    assert!(
+        h.send(&ack, "127.0.0.1:7000").is_empty(),
+        "ACK of a 407 is absorbed"
+    );
+    let creds = credentials(
+        &out[0].1,
+        "Proxy-Authenticate",
+        "INVITE",
+        "sip:bob@example.test",
+        "alice",
+        "alicepw",
+    );
+    h.send(
+        &invite(2, "z9hG4bKi2", &format!("Proxy-Authorization: {creds}\r\n")),
+        "127.0.0.1:7000",
+    )
+}
+
+#[test]
+fn register_then_call_with_ack_and_bye() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    register(&mut h, "bob", "bobpw", 8000);
+    let out = authenticated_invite(&mut h);
+    // 100 Trying upstream, the INVITE downstream.
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(status(&out[0].1), 100);
+    let (dest, fwd) = &out[1];
+    assert_eq!(*dest, "127.0.0.1:8000".parse().unwrap());
+    assert!(
+        fwd.starts_with("INVITE sip:bob@127.0.0.1:8000 SIP/2.0\r\n"),
+        "{fwd}"
+    );
+    assert_eq!(header(fwd, "Max-Forwards"), vec!["69"]);
+    assert_eq!(header(fwd, "Record-Route"), vec!["<sip:127.0.0.1:5060;lr>"]);
+    assert!(header(fwd, "Via")[0].starts_with("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-sotto-"));
+    assert!(header(fwd, "Proxy-Authorization").is_empty());
+    assert!(fwd.ends_with(SDP), "body byte for byte");
+    // The callee answers 200 (with the Record-Route echoed): forwarded upstream, our Via gone.
+    let vias: Vec<&str> = header(fwd, "Via");
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nVia: {}\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n\
+         To: <sip:bob@example.test>;tag=bb\r\nFrom: <sip:alice@example.test>;tag=al\r\nCall-ID: call-1\r\n\
+         CSeq: 2 INVITE\r\nContact: <sip:bob@127.0.0.1:8000>\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{SDP}",
+        vias[0],
+        vias[1],
+        SDP.len()
+    );
+    let out = h.send(&ok, "127.0.0.1:8000");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, "127.0.0.1:7000".parse().unwrap());
+    assert_eq!(status(&out[0].1), 200);
+    assert_eq!(header(&out[0].1, "Via").len(), 1);
+    // ACK and BYE along the route set go to the callee's contact.
+    for (method, cseq) in [("ACK", 2), ("BYE", 3)] {
+        let req = format!(
+            "{method} sip:bob@127.0.0.1:8000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bK{method}\r\n\
+             Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\nTo: <sip:bob@example.test>;tag=bb\r\n\
+             From: <sip:alice@example.test>;tag=al\r\nCall-ID: call-1\r\nCSeq: {cseq} {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let out = h.send(&req, "127.0.0.1:7000");
+        assert_eq!(out.len(), 1, "{method}: {out:#?}");
+        assert_eq!(out[0].0, "127.0.0.1:8000".parse().unwrap());
+        assert!(
+            out[0]
+                .1
+                .starts_with(&format!("{method} sip:bob@127.0.0.1:8000 "))
+        );
+        assert!(header(&out[0].1, "Route").is_empty());
+    }
+}
+
+#[test]
+fn nobody_answering_gives_408() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    register(&mut h, "bob", "bobpw", 8000);
+    let out = authenticated_invite(&mut h);
+    assert_eq!(out.len(), 2);
+    let later = h.advance(Duration::from_secs(40));
+    let finals: Vec<_> = later
+        .iter()
+        .filter(|(d, m)| *d == "127.0.0.1:7000".parse().unwrap() && status(m) >= 200)
+        .collect();
+    // The 408 (and its Timer G retransmissions, until Timer H: nobody ACKs here).
+    assert!(!finals.is_empty(), "{later:#?}");
+    assert!(finals.iter().all(|(_, m)| status(m) == 408), "{finals:#?}");
+}
+
+#[test]
+fn unregistered_callee_gives_480() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    let out = authenticated_invite(&mut h);
+    assert_eq!(status(&out[0].1), 480, "{out:#?}");
+}
+
+#[test]
+fn forking_200_cancels_the_other_branch() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    register(&mut h, "bob", "bobpw", 8000);
+    register(&mut h, "bob", "bobpw", 8001);
+    let out = authenticated_invite(&mut h);
+    assert_eq!(out.len(), 3, "{out:#?}");
+    let b1 = out
+        .iter()
+        .find(|(d, _)| d.port() == 8001)
+        .unwrap()
+        .1
+        .clone();
+    let vias: Vec<&str> = header(&b1, "Via");
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nVia: {}\r\nTo: <sip:bob@example.test>;tag=b1\r\n\
+         From: <sip:alice@example.test>;tag=al\r\nCall-ID: call-1\r\nCSeq: 2 INVITE\r\n\
+         Contact: <sip:bob@127.0.0.1:8001>\r\nContent-Length: 0\r\n\r\n",
+        vias[0], vias[1]
+    );
+    let out = h.send(&ok, "127.0.0.1:8001");
+    assert!(
+        out.iter()
+            .any(|(d, m)| d.port() == 7000 && status(m) == 200),
+        "{out:#?}"
+    );
+    assert!(
+        out.iter()
+            .any(|(d, m)| d.port() == 8000 && m.starts_with("CANCEL sip:bob@127.0.0.1:8000 ")),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn five_wrong_passwords_get_the_source_banned() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    let mut answered = 0;
+    for i in 0..5 {
+        let msg = |auth: &str, b: &str| {
+            format!(
+                "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bK{b}{i}\r\n\
+                 Max-Forwards: 70\r\nTo: <sip:alice@example.test>\r\nFrom: <sip:alice@example.test>;tag=x\r\n\
+                 Call-ID: crack-{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@127.0.0.1:9000>\r\n{auth}\
+                 Content-Length: 0\r\n\r\n"
+            )
+        };
+        let out = h.send(&msg("", "a"), "127.0.0.1:9000");
+        let Some((_, chal)) = out.first() else { break };
+        answered += 1;
+        let creds = credentials(
+            chal,
+            "WWW-Authenticate",
+            "REGISTER",
+            "sip:127.0.0.1:5060",
+            "alice",
+            &format!("guess{i}"),
+        );
+        let out = h.send(
+            &msg(&format!("Authorization: {creds}\r\n"), "b"),
+            "127.0.0.1:9000",
+        );
+        if out.is_empty() {
+            break;
+        }
+    }
+    // Four failures ban the source: the fifth attempt is never answered.
+    assert_eq!(answered, 4);
+    let out = h.send(
+        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bKo\r\nMax-Forwards: 70\r\n\
+         To: <sip:example.test>\r\nFrom: <sip:x@example.test>;tag=o\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        "127.0.0.1:9000",
+    );
+    assert!(out.is_empty());
+}
