@@ -17,6 +17,7 @@
 //! |---|---|---|
 //! | [`MemoryStore`] | no | no |
 //! | [`SqliteStore`] (default) | yes: one file, WAL mode | same host only (SQLite locking) |
+//! | `RedisStore` (bindings only; feature `redis`, on by default) | as the Redis server is configured | yes: every process on one Redis |
 //!
 //! ## Stored format
 //!
@@ -33,9 +34,13 @@
 
 mod binding;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod sqlite;
 mod user;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_NAMESPACE, MAX_CAS_ATTEMPTS, REDIS_BINDING_FORMAT, RedisStore};
 pub use binding::{Binding, BindingKey, BindingStore, Upsert};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
