@@ -1,0 +1,321 @@
+//! Two `sotto server` processes sharing one Redis (Debian package `redis-server`): a
+//! registration made through one is routed by the other, and the survivor keeps routing
+//! after the first is killed (SIGKILL, no goodbye).
+//!
+//! The test starts its own `redis-server` on a free loopback port in a temp dir (no
+//! persistence) and stops it. The SIP peers are SIPp (Debian package `sip-tester`) over UDP:
+//! alice registers through server A with digest, her contact being a SIPp UAS on its own UDP
+//! port. Alice's contact is therefore reachable without A (a UDP address, not a flow on a
+//! connection to A), which is what makes "the other still routes" meaningful; a TLS/TCP
+//! registration's flow dies with the server holding the connection.
+//!
+//! Then bob (a SIPp UAC) calls alice through server B: B finds her binding in Redis and forwards
+//! the INVITE; the call completes (INVITE, 407 + digest, 200, ACK, BYE). A is killed, and a
+//! second call through B completes the same way. A never sees an INVITE.
+//!
+//! Every child is killed on every path (drop guards, on SIPp itself, not on a wrapper); SIPp
+//! is bounded by `-m` and interrupted after 30 s; every wait is bounded.
+
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sotto_server::{ChildGuard, DataDir, Server, addrs, have, is_request, set};
+
+const INSTALL: &str = "install with: apt-get install -y redis-server sip-tester";
+
+fn require_peers() {
+    assert!(
+        have("redis-server", "--version"),
+        "`redis-server` is not installed: {INSTALL}"
+    );
+    assert!(have("sipp", "-v"), "`sipp` is not installed: {INSTALL}");
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free UDP port")
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free TCP port")
+        .port()
+}
+
+/// A `redis-server` of our own, on 127.0.0.1 only, without persistence; killed on drop.
+struct Redis {
+    _guard: ChildGuard,
+    port: u16,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let port = free_tcp_port();
+        let log = std::fs::File::create(dir.join("redis.log")).expect("redis log");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let redis = Redis {
+            _guard: ChildGuard(Some(child)),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while redis.command("PING").as_deref() != Some("+PONG") {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING on port {port}: {}",
+                std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Sends one inline command and returns the first line of the reply.
+    fn command(&self, cmd: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).ok()?;
+        Some(line.trim_end().to_owned())
+    }
+
+    /// The number of elements of an inline command's array reply (`*N`).
+    fn count(&self, cmd: &str) -> usize {
+        self.command(cmd)
+            .and_then(|l| l.strip_prefix('*').and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+/// One server of the pair: its own data dir (users alice and bob), UDP only, Redis bindings.
+fn start_server(base: &Path, name: &str, redis_url: &str) -> Server {
+    let data = DataDir::init(&base.join(name), &[("alice", "alicepw"), ("bob", "bobpw")]);
+    data.edit_config(|t| {
+        set(t, "listen", "tls", addrs(&[]));
+        set(t, "listen", "tcp", addrs(&[]));
+        set(t, "listen", "udp", addrs(&["127.0.0.1:0"]));
+        // SIPp's digest knows only MD5 and answers the first challenge.
+        set(
+            t,
+            "modules.authentication",
+            "algorithms",
+            toml::Value::Array(vec!["MD5".into(), "SHA-256".into()]),
+        );
+        set(t, "storage", "kind", "redis".into());
+        set(t, "storage", "url", redis_url.into());
+        set(t, "metrics", "enabled", false.into());
+    });
+    Server::start(name, &data.config(), 1)
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers/sipp")
+        .join(name)
+}
+
+/// How long one SIPp run may take before it is interrupted (a failure bound).
+const SIPP_BOUND: Duration = Duration::from_secs(30);
+
+/// Starts SIPp against `server_port` (bounded by `-m` and by [`finish`]).
+fn sipp(dir: &Path, server_port: u16, args: &[&str]) -> ChildGuard {
+    let child = Command::new("sipp")
+        .args(args)
+        .arg(format!("127.0.0.1:{server_port}"))
+        .args(["-i", "127.0.0.1", "-nostdin", "-trace_err"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sipp");
+    ChildGuard(Some(child))
+}
+
+/// Waits for SIPp to end (SIGINT after [`SIPP_BOUND`], then SIGKILL) and asserts it
+/// succeeded (all its calls did).
+fn finish(mut guard: ChildGuard, what: &str, dir: &Path) {
+    let child: &mut Child = guard.0.as_mut().expect("sipp running");
+    let mut deadline = Instant::now() + SIPP_BOUND;
+    let mut interrupted = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait sipp") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            if interrupted {
+                let _ = child.kill();
+                break child.wait().expect("wait sipp");
+            }
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            interrupted = true;
+            deadline = Instant::now() + Duration::from_secs(3);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    guard.0 = None;
+    let errors: String = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        status.success() && !interrupted,
+        "{what}: sipp exit status {status} (interrupted after {SIPP_BOUND:?}: {interrupted}); \
+         errors: {errors}"
+    );
+}
+
+fn csv(dir: &Path, name: &str, line: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("SEQUENTIAL\n{line}\n")).expect("write csv");
+    path.to_string_lossy().into_owned()
+}
+
+/// bob calls alice through `server_port` (one call: INVITE, 407, INVITE, 200, ACK, BYE).
+fn call_alice(dir: &Path, server_port: u16, what: &str) {
+    let inf = csv(
+        dir,
+        "bob.csv",
+        "bob;[authentication username=bob password=bobpw]",
+    );
+    let xml = scenario("uac_call.xml");
+    let port = free_udp_port().to_string();
+    let uac = sipp(
+        dir,
+        server_port,
+        &[
+            "-sf",
+            xml.to_str().expect("path"),
+            "-inf",
+            &inf,
+            "-s",
+            "alice",
+            "-p",
+            &port,
+            "-m",
+            "1",
+        ],
+    );
+    finish(uac, what, dir);
+}
+
+#[test]
+fn two_servers_on_one_redis_route_each_others_registrations() {
+    require_peers();
+    let tmp = tempfile::Builder::new()
+        .prefix("sotto-redis-pair-")
+        .tempdir()
+        .expect("temp dir");
+    let base = tmp.path();
+    let redis = Redis::start(base);
+    let mut a = start_server(base, "a", &redis.url());
+    let mut b = start_server(base, "b", &redis.url());
+    let (port_a, port_b) = (a.addr("udp").port(), b.addr("udp").port());
+    let sipp_dir = base.join("sipp");
+    std::fs::create_dir_all(&sipp_dir).expect("mkdir sipp");
+
+    // alice registers through A; her contact is the UAS's UDP address.
+    let uas_port = free_udp_port().to_string();
+    let inf = csv(
+        &sipp_dir,
+        "alice.csv",
+        &format!("alice;127.0.0.1:{uas_port};[authentication username=alice password=alicepw]"),
+    );
+    let reg = scenario("register_auth.xml");
+    let child = sipp(
+        &sipp_dir,
+        port_a,
+        &[
+            "-sf",
+            reg.to_str().expect("path"),
+            "-inf",
+            &inf,
+            "-p",
+            &uas_port,
+            "-m",
+            "1",
+        ],
+    );
+    finish(child, "register alice via A", &sipp_dir);
+    a.wait_for(1, "REGISTER 200 at A", |v| {
+        is_request(v, "REGISTER", "replied") && v["status"] == 200 && v["module"] == "registrar"
+    });
+    let aors = redis.count("KEYS *:aor:*alice*");
+    assert_eq!(
+        aors, 1,
+        "alice's address-of-record key in Redis after the registration"
+    );
+
+    // alice's UAS answers two calls; both reach it through B.
+    let uas_xml = scenario("uas.xml");
+    let uas = sipp(
+        &sipp_dir,
+        port_b,
+        &[
+            "-sf",
+            uas_xml.to_str().expect("path"),
+            "-p",
+            &uas_port,
+            "-m",
+            "2",
+        ],
+    );
+    // The UAS must be listening before the first INVITE reaches it.
+    std::thread::sleep(Duration::from_millis(500));
+    call_alice(&sipp_dir, port_b, "call 1 via B");
+    b.wait_for(1, "INVITE forwarded by B", |v| {
+        is_request(v, "INVITE", "forwarded")
+    });
+
+    // A dies without a goodbye; B still routes to alice.
+    a.drain();
+    let invites_at_a = a.count(|v| v["event"] == "request" && v["method"] == "INVITE");
+    assert_eq!(
+        invites_at_a, 0,
+        "server A must not have seen the INVITEs sent to B"
+    );
+    a.kill();
+    call_alice(&sipp_dir, port_b, "call 2 via B, A killed");
+    finish(uas, "alice's UAS (2 calls)", &sipp_dir);
+    b.wait_for(2, "INVITE forwarded by B", |v| {
+        is_request(v, "INVITE", "forwarded")
+    });
+    b.wait_for(2, "BYE forwarded by B", |v| {
+        is_request(v, "BYE", "forwarded")
+    });
+    eprintln!(
+        "alice registered via A (port {port_a}); B (port {port_b}) forwarded {} INVITEs to her, \
+         the second after A was killed",
+        b.count(|v| is_request(v, "INVITE", "forwarded"))
+    );
+    b.stop();
+    drop(redis);
+}
