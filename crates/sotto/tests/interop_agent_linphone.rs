@@ -1,0 +1,802 @@
+//! Interop of the user agent (`sotto agent`) with a real Linphone client (Debian
+//! `linphone-cli`, headless, file audio), Wireshark's `tshark` and SIPVicious' `svmap`
+//! (issue 5, "Real peers the tests must use").
+//!
+//! - Through `sotto server` over TLS with digest, both directions (agent calls linphonec;
+//!   linphonec calls the agent): SRTP keyed by SDES, mandatory on both ends. The tone each side
+//!   plays (agent 1000 Hz generated, linphonec a 440 Hz WAV) is found in the other side's
+//!   recording (Goertzel). The agent reports `call_security` (TLS, digest or registration
+//!   flow, `srtp-sdes`, not end to end). A `tshark` capture on `lo` shows: TLS records only on
+//!   the server's port (no `SIP/2.0`, no `a=crypto`, no `RTP/SAVP` anywhere in cleartext);
+//!   RTP both ways whose payloads carry the SRTP authentication tag and never repeat (a
+//!   cleartext G.711 tone repeats its payload every one to five packets); no UDP socket of the
+//!   agent outside the captured media.
+//! - Direct: linphonec (UDP, SDES mandatory) calls the agent's direct UDP listener from a
+//!   trusted host: SDES keys over a non-TLS hop are refused (488 with a Warning on the wire,
+//!   `call_state ended` with the reason at the agent, the call fails at linphonec, no media).
+//!   The agent has no way to call linphonec directly (every request goes to its outbound
+//!   proxy) and no override to send SDES over UDP, so no direct audio test exists.
+//! - svmap (`-m OPTIONS` and `-m INVITE`) against a registered, auto-answering agent's direct
+//!   UDP port: it never rings (no `incoming_call`); every request is refused with 403 and
+//!   reported as a `rejected` event.
+//!
+//! Needs root (one uid per linphonec via `setpriv`; tshark on `lo`); fails with the apt-get
+//! line when a peer is missing. Every child is killed on every path (drop guards); every wait
+//! is bounded; loopback only; ports, uids and directories are unique per test.
+
+#[path = "common/agent_peer.rs"]
+mod agent_peer;
+#[path = "common/linphone.rs"]
+mod linphone;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use agent_peer::{AgentAccount, AgentProc, LINPHONE_TOOLS, SdesPhone, SdesSetup, assert_tone};
+use linphone::Capture;
+use serde_json::Value;
+use sotto_server::{DataDir, Server, addrs, set};
+
+/// Bound of registration, call-setup and teardown waits (failure bounds, not measurements).
+const WAIT: Duration = Duration::from_secs(30);
+/// How long a call carries audio.
+const TALK_SECS: u64 = 5;
+/// What the agent plays.
+const AGENT_TONE: f64 = 1000.0;
+/// What linphonec plays.
+const PHONE_TONE: f64 = 440.0;
+
+/// One `sotto server` (TLS only, on 127.0.0.1, users alice and bob) and the files the peers
+/// read, in a temp dir readable by the linphonec uids.
+struct Bench {
+    tmp: tempfile::TempDir,
+    server: Server,
+    proxy: SocketAddr,
+    ca: PathBuf,
+    phone_tone: PathBuf,
+}
+
+impl Bench {
+    fn start(name: &str) -> Bench {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("sotto-agent-{name}-"))
+            // SOTTO_KEEP_TEST_DIRS=1 keeps configs, logs, recordings and pcaps for a look.
+            .disable_cleanup(std::env::var_os("SOTTO_KEEP_TEST_DIRS").is_some())
+            .tempdir()
+            .expect("temp dir");
+        let base = tmp.path().to_path_buf();
+        linphone::open_up(&base);
+        let data = DataDir::init(
+            &base.join("server"),
+            &[("alice", "alicepw"), ("bob", "bobpw")],
+        );
+        data.edit_config(|t| {
+            set(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+            set(t, "listen", "tcp", addrs(&[]));
+            set(t, "listen", "udp", addrs(&[]));
+            set(t, "metrics", "enabled", toml::Value::Boolean(false));
+        });
+        let server = Server::start(name, &data.config(), 1);
+        let proxy = server.addr("tls");
+        let ca = base.join("ca.pem");
+        std::fs::copy(data.ca(), &ca).expect("copy ca.pem");
+        std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).expect("chmod ca");
+        let phone_tone = base.join("tone440.wav");
+        linphone::write_tone(&phone_tone, PHONE_TONE, 30);
+        Bench {
+            tmp,
+            server,
+            proxy,
+            ca,
+            phone_tone,
+        }
+    }
+
+    fn base(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The agent's account `alice` at this server.
+    fn agent_account(&self) -> AgentAccount {
+        AgentAccount::init(
+            &self.base().join("alice"),
+            "alice",
+            "alicepw",
+            self.proxy,
+            &self.ca,
+        )
+    }
+
+    /// linphonec `bob`, registered over TLS, SDES mandatory, playing the 440 Hz WAV and
+    /// recording into `rec/heard.wav`.
+    fn phone(&self, rtp_port: u16, auto_answer: bool) -> (SdesPhone, PathBuf) {
+        let bob = SdesPhone::start(
+            self.base(),
+            &SdesSetup {
+                user: "bob",
+                registrar: Some((self.proxy, "bobpw", &self.ca)),
+                udp_port: None,
+                rtp_port,
+                auto_answer,
+            },
+        );
+        let heard = bob.path("rec/heard.wav");
+        bob.cmd(&format!("play {}", self.phone_tone.display()));
+        bob.cmd(&format!("record {}", heard.display()));
+        (bob, heard)
+    }
+}
+
+/// A free UDP port on 127.0.0.1 (bound then released).
+fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP probe");
+    s.local_addr().expect("probe address").port()
+}
+
+/// The `call_security` event must say: TLS first hop with its version, SRTP keyed by SDES
+/// with a suite, not end to end, and why (the proxies see the keys). Returns the suite.
+fn check_security(v: &Value, auth: &str) -> String {
+    assert_eq!(v["signalling_transport"], "tls", "{v}");
+    assert!(
+        v["tls_version"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("TLSv1.")),
+        "no TLS version in {v}"
+    );
+    assert_eq!(v["auth"], auth, "{v}");
+    assert_eq!(v["media_protection"], "srtp-sdes", "{v}");
+    assert_eq!(v["end_to_end"], false, "SDES is never end to end: {v}");
+    assert!(
+        v["note"].as_str().is_some_and(|n| n.contains("prox")),
+        "the report must say the proxies see SDES keys: {v}"
+    );
+    let suite = v["suite"].as_str().unwrap_or_default().to_owned();
+    assert!(suite.starts_with("AES_"), "SRTP suite in {v}");
+    suite
+}
+
+/// The final `media_stats` of the call: SRTP, audio both ways; and the `recorded` event.
+fn check_agent_media(agent: &mut AgentProc) {
+    let stats = agent.wait_for("final media_stats", WAIT, |v| {
+        v["event"] == "media_stats" && v["final"] == true
+    });
+    eprintln!("agent final media_stats: {stats}");
+    assert_eq!(stats["protection"], "srtp", "{stats}");
+    for key in ["packets_sent", "packets_received"] {
+        assert!(
+            stats[key].as_u64().is_some_and(|n| n >= 50),
+            "{key} below 50 packets in {TALK_SECS} s: {stats}"
+        );
+    }
+    let rec = agent.wait_event("recorded", WAIT);
+    assert!(
+        rec["samples"].as_u64().is_some_and(|n| n >= 8000),
+        "recorded less than a second: {rec}"
+    );
+}
+
+/// The authentication tag length of an SRTP suite (RFC 4568 names).
+fn tag_len(suite: &str) -> usize {
+    if suite.ends_with("_32") { 4 } else { 10 }
+}
+
+/// What the capture must show: TLS only on the server's port, no cleartext SIP or SDES key
+/// anywhere, SRTP both ways between the agent and linphonec's media ports, and no agent UDP
+/// socket outside the captured media.
+fn check_capture(capture: &Capture, srv: u16, rtp_phone: u16, agent_udp: &[u16], suite: &str) {
+    // Cleartext anywhere in the captured frames (server port and linphonec's media ports):
+    // the pcap file holds the frames' bytes as they were on the wire.
+    let raw = std::fs::read(&capture.pcap).expect("read the pcap");
+    for needle in ["a=crypto", "SIP/2.0", "RTP/SAVP", "inline:"] {
+        let n = agent_peer::occurrences(&raw, needle.as_bytes());
+        assert_eq!(n, 0, "{needle:?} in cleartext {n} times in the capture");
+    }
+
+    // TLS on the server's port.
+    let decode = [
+        format!("tcp.port=={srv},tls"),
+        format!("udp.port=={rtp_phone},rtp"),
+        format!("udp.port=={},rtcp", rtp_phone + 1),
+    ];
+    let tcp = capture.fields(
+        &decode,
+        &format!("tcp.port=={srv} && tcp.len > 0"),
+        &[
+            "tls.handshake.type",
+            "tls.record.content_type",
+            "frame.protocols",
+        ],
+    );
+    let has = |cell: Option<&String>, v: &str| cell.is_some_and(|c| c.split(',').any(|x| x == v));
+    let hellos = tcp.iter().filter(|r| has(r.first(), "1")).count();
+    let app = tcp.iter().filter(|r| has(r.get(1), "23")).count();
+    let not_tls = tcp
+        .iter()
+        .filter(|r| !r.get(2).is_some_and(|p| p.contains(":tls")))
+        .count();
+    eprintln!(
+        "capture: {} TCP frames with payload on {srv}: {hellos} ClientHello, {app} with \
+         application data, {not_tls} not TLS",
+        tcp.len()
+    );
+    assert!(
+        hellos >= 2,
+        "a TLS ClientHello from each peer expected, saw {hellos}"
+    );
+    assert!(app >= 6, "TLS application data frames: {app}");
+    assert_eq!(
+        not_tls, 0,
+        "{not_tls} TCP frames with payload on {srv} are not TLS"
+    );
+
+    // Media: RTP between linphonec's port and the agent, both ways, encrypted.
+    let udp = capture.fields(
+        &decode,
+        "udp",
+        &[
+            "udp.srcport",
+            "udp.dstport",
+            "rtp.p_type",
+            "rtp.payload",
+            "frame.protocols",
+        ],
+    );
+    let port = |s: Option<&String>| s.and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+    let mut to_phone: Vec<String> = Vec::new();
+    let mut from_phone: Vec<String> = Vec::new();
+    let mut peers = BTreeSet::new();
+    let mut sizes: HashMap<(bool, usize), usize> = HashMap::new();
+    let tag = tag_len(suite);
+    for row in &udp {
+        let (src, dst) = (port(row.first()), port(row.get(1)));
+        let protocols = row.get(4).map(String::as_str).unwrap_or_default();
+        assert!(
+            !protocols.contains("sip") && !protocols.contains("sdp"),
+            "SIP over UDP {src} -> {dst} ({protocols})"
+        );
+        let media = [rtp_phone, rtp_phone + 1];
+        let peer = if media.contains(&src) { dst } else { src };
+        peers.insert(peer);
+        if !protocols.ends_with(":rtp") {
+            continue;
+        }
+        let payload = row.get(3).cloned().unwrap_or_default();
+        let pt = row.get(2).map(String::as_str).unwrap_or_default();
+        // telephone-event or comfort noise would be other types; the audio is PCMU/PCMA.
+        assert!(
+            matches!(pt, "0" | "8"),
+            "RTP payload type {pt} ({src} -> {dst})"
+        );
+        let len = payload.len() / 2;
+        let toward = dst == rtp_phone;
+        *sizes.entry((toward, len)).or_default() += 1;
+        // An SRTP packet is the codec frame plus the tag: frames of 10 ms (80 bytes) each.
+        assert!(
+            len > tag && (len - tag).is_multiple_of(80),
+            "RTP payload of {len} bytes ({src} -> {dst}) is not G.711 frames plus a \
+             {tag}-byte SRTP tag"
+        );
+        if toward {
+            to_phone.push(payload);
+        } else if src == rtp_phone {
+            from_phone.push(payload);
+        }
+    }
+    eprintln!(
+        "capture: RTP agent->linphonec {}, linphonec->agent {}; payload sizes (toward \
+         linphonec, bytes) -> count {sizes:?}; peers of linphonec's media ports {peers:?}; \
+         agent UDP sockets {agent_udp:?}",
+        to_phone.len(),
+        from_phone.len()
+    );
+    assert!(
+        to_phone.len() >= 50 && from_phone.len() >= 50,
+        "RTP agent->linphonec {}, linphonec->agent {}",
+        to_phone.len(),
+        from_phone.len()
+    );
+    for (what, list) in [
+        ("agent->linphonec", &to_phone),
+        ("linphonec->agent", &from_phone),
+    ] {
+        let distinct: BTreeSet<&String> = list.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            list.len(),
+            "{what}: {} of {} RTP payloads repeat: a cleartext tone, not SRTP",
+            list.len() - distinct.len(),
+            list.len()
+        );
+    }
+    assert!(
+        !agent_udp.is_empty(),
+        "the agent held no UDP socket during the call"
+    );
+    for p in agent_udp {
+        assert!(
+            peers.contains(p),
+            "the agent's UDP socket {p} never exchanged media with linphonec (captured peers \
+             {peers:?}): it is outside the capture"
+        );
+    }
+}
+
+#[test]
+fn agent_calls_linphonec_through_sotto_server_with_sdes() {
+    agent_peer::require(&LINPHONE_TOOLS);
+    let mut bench = Bench::start("a2l");
+    let srv = bench.proxy.port();
+    let rtp_b = linphone::free_rtp_port();
+    let mut capture = Capture::start(
+        &bench.base().join("lo.pcap"),
+        &format!(
+            "tcp port {srv} or udp port {rtp_b} or udp port {}",
+            rtp_b + 1
+        ),
+    );
+    let (mut bob, bob_heard) = bench.phone(rtp_b, true);
+    bob.wait_registered(WAIT);
+
+    let account = bench.agent_account();
+    let alice_heard = account.dir.join("heard.wav");
+    let duration = format!("{TALK_SECS}s");
+    let tone = AGENT_TONE.to_string();
+    let mut alice = account.spawn(
+        "alice",
+        &[
+            "call",
+            "sip:bob@127.0.0.1",
+            "--tone",
+            &tone,
+            "--record",
+            alice_heard.to_str().expect("utf-8 path"),
+            "--duration",
+            &duration,
+            "--stats-interval",
+            "1",
+        ],
+    );
+    let reg = alice.wait_event("registered", WAIT);
+    assert_eq!(reg["auth"], "digest-SHA-256", "{reg}");
+    alice.wait_for("call_state connected", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    let security = alice.wait_event("call_security", WAIT);
+    eprintln!("agent call_security: {security}");
+    let suite = check_security(&security, "digest-SHA-256");
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], WAIT);
+    let agent_udp = linphone::udp_ports_of(alice.pid().expect("agent running"));
+
+    // The agent hangs up after --duration, reports, unregisters and exits 0.
+    alice.wait_for("call_state ended", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    check_agent_media(&mut alice);
+    match alice.wait_exit(WAIT) {
+        Some(s) => assert!(s.success(), "agent exit status {s}: {:?}", alice.seen),
+        None => panic!("agent did not exit after its call: {:?}", alice.seen),
+    }
+    assert!(
+        !alice.events_named("unregistered").is_empty(),
+        "no unregistered event: {:?}",
+        alice.seen
+    );
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], WAIT);
+    assert!(
+        bob.log()
+            .contains("Negotiated media encryption is LinphoneMediaEncryptionSRTP"),
+        "linphonec did not negotiate SRTP (see {})",
+        bob.path("liblinphone.log").display()
+    );
+    capture.stop();
+    bob.stop();
+    bench.server.wait_for(1, "INVITE forwarded over TLS", |v| {
+        sotto_server::is_request(v, "INVITE", "forwarded") && v["transport"] == "tls"
+    });
+
+    assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
+    assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
+    check_capture(&capture, srv, rtp_b, &agent_udp, &suite);
+    drop(bob);
+    bench.server.stop();
+}
+
+#[test]
+fn linphonec_calls_agent_through_sotto_server_with_sdes() {
+    agent_peer::require(&LINPHONE_TOOLS);
+    let bench = Bench::start("l2a");
+    let srv = bench.proxy.port();
+    let rtp_b = linphone::free_rtp_port();
+    let mut capture = Capture::start(
+        &bench.base().join("lo.pcap"),
+        &format!(
+            "tcp port {srv} or udp port {rtp_b} or udp port {}",
+            rtp_b + 1
+        ),
+    );
+    let account = bench.agent_account();
+    let alice_heard = account.dir.join("heard.wav");
+    let tone = AGENT_TONE.to_string();
+    let mut alice = account.spawn(
+        "alice",
+        &[
+            "listen",
+            "--auto-answer",
+            "--tone",
+            &tone,
+            "--record",
+            alice_heard.to_str().expect("utf-8 path"),
+            "--stats-interval",
+            "1",
+        ],
+    );
+    alice.wait_event("registered", WAIT);
+    let (mut bob, bob_heard) = bench.phone(rtp_b, false);
+    bob.wait_registered(WAIT);
+
+    bob.cmd("call sip:alice@127.0.0.1");
+    let incoming = alice.wait_event("incoming_call", WAIT);
+    assert!(
+        incoming["from"]
+            .as_str()
+            .is_some_and(|f| f.contains("sip:bob@127.0.0.1")),
+        "{incoming}"
+    );
+    alice.wait_for("call_state connected", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    let security = alice.wait_event("call_security", WAIT);
+    eprintln!("agent call_security: {security}");
+    let suite = check_security(&security, "registration-flow");
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], WAIT);
+    let agent_udp = linphone::udp_ports_of(alice.pid().expect("agent running"));
+
+    std::thread::sleep(Duration::from_secs(TALK_SECS));
+    bob.cmd("terminate");
+    alice.wait_for("call_state ended", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], WAIT);
+    check_agent_media(&mut alice);
+    alice.stop(WAIT);
+    assert!(
+        !alice.events_named("unregistered").is_empty(),
+        "no unregistered event after SIGINT: {:?}",
+        alice.seen
+    );
+    assert!(
+        bob.log()
+            .contains("Negotiated media encryption is LinphoneMediaEncryptionSRTP"),
+        "linphonec did not negotiate SRTP (see {})",
+        bob.path("liblinphone.log").display()
+    );
+    capture.stop();
+    bob.stop();
+
+    assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
+    assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
+    check_capture(&capture, srv, rtp_b, &agent_udp, &suite);
+    drop(bob);
+    bench.server.stop();
+}
+
+#[test]
+fn direct_sdes_offer_over_udp_is_refused_by_the_agent() {
+    agent_peer::require(&LINPHONE_TOOLS);
+    let bench = Bench::start("direct");
+    let direct = free_udp_port();
+    let (phone_sip, rtp_b) = (free_udp_port(), linphone::free_rtp_port());
+    let mut capture = Capture::start(
+        &bench.base().join("lo.pcap"),
+        &format!(
+            "udp port {direct} or udp port {phone_sip} or udp portrange {rtp_b}-{}",
+            rtp_b + 1
+        ),
+    );
+    // The agent: registered over TLS, plus a direct UDP listener; 127.0.0.1 is trusted, so
+    // the request passes the ghost-call check and meets the SDES rule.
+    let account = bench.agent_account();
+    account.edit(|t| {
+        set(
+            t,
+            "security",
+            "listen_udp",
+            addrs(&[&format!("127.0.0.1:{direct}")]),
+        );
+        set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
+    });
+    let mut alice = account.spawn("alice", &["listen", "--auto-answer", "--tone", "1000"]);
+    alice.wait_event("registered", WAIT);
+
+    let bob = SdesPhone::start(
+        bench.base(),
+        &SdesSetup {
+            user: "bob",
+            registrar: None,
+            udp_port: Some(phone_sip),
+            rtp_port: rtp_b,
+            auto_answer: false,
+        },
+    );
+    bob.cmd(&format!("play {}", bench.phone_tone.display()));
+    bob.cmd(&format!("call sip:alice@127.0.0.1:{direct}"));
+
+    let ended = alice.wait_for("call_state ended", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    eprintln!("agent: {ended}");
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("488") && reason.contains("non-TLS"),
+        "the refusal must say 488 and why: {ended}"
+    );
+    let failed = bob.wait_any_line(
+        &[
+            &["Call 1", "error"],
+            &["Call 1", "failed"],
+            &["Call 1", "ended"],
+            &["Call 1", "declined"],
+        ],
+        WAIT,
+    );
+    eprintln!("linphonec: {failed}");
+    assert!(!failed.contains("connected"), "{failed}");
+    // Let any stray media arrive, then look at everything.
+    std::thread::sleep(Duration::from_secs(2));
+    alice.drain();
+    for state in ["ringing", "connected"] {
+        assert!(
+            !alice
+                .seen
+                .iter()
+                .any(|v| v["event"] == "call_state" && v["state"] == state),
+            "the refused call reached {state}: {:?}",
+            alice.seen
+        );
+    }
+    assert!(
+        alice.events_named("call_security").is_empty(),
+        "a refused call has no security report: {:?}",
+        alice.seen
+    );
+    assert!(
+        !bob.stdout().contains("connected"),
+        "linphonec connected: {}",
+        bob.stdout()
+    );
+    capture.stop();
+    drop(bob);
+    alice.stop(WAIT);
+
+    // On the wire: the INVITE with SDES (linphonec's own choice over UDP), the 488 with a
+    // Warning, and no media at all.
+    let raw = std::fs::read(&capture.pcap).expect("read the pcap");
+    assert!(
+        agent_peer::occurrences(&raw, b"INVITE sip:alice@127.0.0.1") >= 1,
+        "no INVITE captured"
+    );
+    assert!(
+        agent_peer::occurrences(&raw, b"SIP/2.0 488") >= 1,
+        "no 488 captured"
+    );
+    assert!(
+        agent_peer::occurrences(&raw, b"Warning: 399 sotto") >= 1,
+        "the 488 carries no Warning"
+    );
+    let media = capture.fields(
+        &[],
+        &format!("udp.port=={rtp_b} || udp.port=={}", rtp_b + 1),
+        &["udp.srcport", "udp.dstport"],
+    );
+    assert!(
+        media.is_empty(),
+        "{} datagrams on linphonec's media ports after a refused call",
+        media.len()
+    );
+    bench.server.stop();
+}
+
+/// Runs `svmap` (safe flags only: bound to 127.0.0.1, never -A/--srv/-R/--randomscan) with
+/// HOME in `home`, bounded by `timeout 60`; returns its output.
+fn svmap(home: &Path, target_port: u16, method: &str) -> String {
+    std::fs::create_dir_all(home).expect("mkdir svmap home");
+    let local = free_udp_port().to_string();
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "svmap",
+            "-b",
+            "127.0.0.1",
+            "-x",
+            "127.0.0.1",
+            "-P",
+            &local,
+        ])
+        .args(["-p", &target_port.to_string(), "-m", method, "127.0.0.1"])
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svmap");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.code() != Some(124),
+        "svmap did not finish within 60 s: {text}"
+    );
+    text
+}
+
+#[test]
+fn svmap_does_not_ring_a_registered_agent() {
+    agent_peer::require_tools(&[("svmap", "--version"), ("timeout", "--version")]);
+    let bench = Bench::start("svmap");
+    let direct = free_udp_port();
+    // A direct UDP listener and no trusted host: the scanner's INVITE comes from an address
+    // the agent never registered through.
+    let account = bench.agent_account();
+    account.edit(|t| {
+        set(
+            t,
+            "security",
+            "listen_udp",
+            addrs(&[&format!("127.0.0.1:{direct}")]),
+        );
+        set(t, "security", "trusted_hosts", addrs(&[]));
+    });
+    let mut alice = account.spawn("alice", &["listen", "--auto-answer", "--tone", "1000"]);
+    alice.wait_event("registered", WAIT);
+
+    let home = bench.base().join("svmap-home");
+    for method in ["OPTIONS", "INVITE"] {
+        let out = svmap(&home, direct, method);
+        eprintln!("svmap -m {method}:\n{out}");
+        let rejected = alice.wait_for(&format!("rejected {method}"), WAIT, |v| {
+            v["event"] == "rejected" && v["method"] == method
+        });
+        eprintln!("agent: {rejected}");
+        assert_eq!(rejected["status"], 403, "{rejected}");
+        assert!(
+            rejected["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("127.0.0.1:")),
+            "{rejected}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    alice.drain();
+    assert!(
+        alice.events_named("incoming_call").is_empty()
+            && !alice.seen.iter().any(|v| v["event"] == "call_state"),
+        "svmap made the agent ring: {:?}",
+        alice.seen
+    );
+    assert!(
+        alice.stderr().contains("rejected"),
+        "the refusal is also logged on stderr: {}",
+        alice.stderr()
+    );
+    // Still registered and well: a clean Ctrl-C unregisters.
+    alice.stop(WAIT);
+    assert!(
+        !alice.events_named("unregistered").is_empty(),
+        "no unregistered event after SIGINT: {:?}",
+        alice.seen
+    );
+    bench.server.stop();
+}
+
+#[test]
+fn agent_refuses_to_offer_sdes_over_a_udp_first_hop() {
+    agent_peer::require(&[("tshark", "--version")]);
+    // A server that also listens on UDP (for this test only), and an agent whose first hop
+    // is that UDP listener: it registers, but must not put SDES keys into an INVITE.
+    let tmp = tempfile::Builder::new()
+        .prefix("sotto-agent-udp-")
+        .tempdir()
+        .expect("temp dir");
+    let base = tmp.path();
+    let udp_port = free_udp_port();
+    let data = DataDir::init(&base.join("server"), &[("alice", "alicepw")]);
+    data.edit_config(|t| {
+        set(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        set(t, "listen", "tcp", addrs(&[]));
+        set(
+            t,
+            "listen",
+            "udp",
+            addrs(&[&format!("127.0.0.1:{udp_port}")]),
+        );
+        set(t, "metrics", "enabled", toml::Value::Boolean(false));
+    });
+    let mut server = Server::start("udp-hop", &data.config(), 2);
+    let udp = server.addr("udp");
+    let mut capture = Capture::start(&base.join("lo.pcap"), &format!("udp port {}", udp.port()));
+
+    let dir = base.join("alice");
+    let out = sotto_server::sotto()
+        .args(["--json", "agent", "init", "--dir"])
+        .arg(&dir)
+        .args(["--identity", "sip:alice@127.0.0.1", "--password", "alicepw"])
+        .args(["--proxy", &format!("sip:{udp}")])
+        .arg("--ca")
+        .arg(data.ca())
+        .output()
+        .expect("run sotto agent init");
+    assert!(
+        out.status.success(),
+        "sotto agent init with a sip: proxy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let account = AgentAccount {
+        config: dir.join("agent.toml"),
+        dir: dir.clone(),
+    };
+    account.edit(|t| set(t, "security", "listen_udp", addrs(&["127.0.0.1:0"])));
+    let mut alice = account.spawn(
+        "alice",
+        &[
+            "call",
+            "sip:bob@127.0.0.1",
+            "--tone",
+            "1000",
+            "--duration",
+            "2s",
+        ],
+    );
+    let reg = alice.wait_event("registered", WAIT);
+    eprintln!("agent over UDP: {reg}");
+    let status = alice
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("the agent did not give up the call: {:?}", alice.seen));
+    assert!(!status.success(), "the call must fail: {:?}", alice.seen);
+    let error = alice
+        .seen
+        .iter()
+        .find(|v| v.get("error").is_some())
+        .cloned()
+        .unwrap_or_else(|| panic!("no error object: {:?}", alice.seen));
+    eprintln!("agent: {error}");
+    let text = error["error"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("SDES") && text.contains("TLS"),
+        "the refusal must say SDES needs TLS: {error}"
+    );
+    assert!(
+        !alice
+            .seen
+            .iter()
+            .any(|v| v["event"] == "call_state" && v["state"] == "connected"),
+        "{:?}",
+        alice.seen
+    );
+    capture.stop();
+    server.drain();
+    assert_eq!(
+        server.count(|v| v["event"] == "request" && v["method"] == "INVITE"),
+        0,
+        "an INVITE reached the server over UDP: {:?}",
+        server.seen
+    );
+    let raw = std::fs::read(&capture.pcap).expect("read the pcap");
+    assert!(
+        agent_peer::occurrences(&raw, b"REGISTER sip:127.0.0.1") >= 1,
+        "the capture saw the agent's UDP traffic"
+    );
+    for needle in ["INVITE ", "a=crypto"] {
+        assert_eq!(
+            agent_peer::occurrences(&raw, needle.as_bytes()),
+            0,
+            "{needle:?} sent over UDP"
+        );
+    }
+    server.stop();
+}
