@@ -274,7 +274,9 @@ impl Transport {
             let by_id = dest
                 .connection
                 .and_then(|id| table.conns.get(&id).map(|c| (id, c)))
-                .filter(|(_, c)| c.kind == dest.transport);
+                // An id is only trusted for the peer it was opened with: ids restart with the
+                // process, and a stored flow may name another peer's connection now.
+                .filter(|(_, c)| c.kind == dest.transport && c.remote == dest.remote);
             let by_peer = table
                 .by_peer
                 .get(&(dest.transport, dest.remote))

@@ -1,14 +1,49 @@
-//! The async glue (the crate's only async file): feeds what a `sotto_net::Transport` receives
-//! to the sans-IO [`Proxy`], sends what it asks for, and arms its one timer. No protocol
-//! decision is made here.
+//! The async glue: feeds what a `sotto_net::Transport` receives to the sans-IO [`Proxy`],
+//! sends what it asks for, arms its one timer, and feeds [`Metrics`]. No routing decision is
+//! made here.
+//!
+//! ## Graceful shutdown
+//! When the `shutdown` future resolves, the driver stops taking new work: requests that would
+//! start something new (out of dialog, other than ACK and CANCEL) are dropped unanswered, so
+//! clients retry elsewhere or later. Responses, ACK, CANCEL and in-dialog requests are still
+//! handled until no forwarded request waits for its final response, or for at most
+//! [`RunOptions::grace`]; then what is queued is sent (with [`LINGER`] for the connection
+//! tasks to write it) and [`run_with`] returns.
 
 use std::future::Future;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sotto_net::{Incoming, IncomingReceiver, Transport};
+use sotto_sip::message::{Message, Method};
+use sotto_sip::parse::{Limits, parse_message};
 
 use crate::identity::client_identities;
+use crate::metrics::Metrics;
 use crate::proxy::{Packet, Proxy, ProxyEvent};
+
+/// How long, by default, a stopping server lets forwarded requests finish.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+/// After the last flush of a graceful stop: time the transport's connection tasks get to
+/// write what was queued on them (a stream send only queues).
+pub const LINGER: Duration = Duration::from_millis(100);
+
+/// Options of [`run_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions<'a> {
+    /// Where to count events and sample the proxy, if anywhere.
+    pub metrics: Option<&'a Metrics>,
+    /// Longest wait for forwarded requests to finish after `shutdown`.
+    pub grace: Duration,
+}
+
+impl Default for RunOptions<'_> {
+    fn default() -> Self {
+        RunOptions {
+            metrics: None,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
 
 /// Converts a received message for the proxy (the client certificate's identities included).
 pub fn packet_of(m: &Incoming) -> Packet {
@@ -27,10 +62,31 @@ pub fn packet_of(m: &Incoming) -> Packet {
     }
 }
 
+/// Whether a message received while stopping may still be handled: responses, ACK, CANCEL
+/// and in-dialog requests (work already under way). Unparsable bytes are not.
+pub fn belongs_to_ongoing_work(data: &bytes::Bytes) -> bool {
+    match parse_message(data.clone(), &Limits::default()) {
+        Ok(Message::Response(_)) => true,
+        Ok(Message::Request(r)) => {
+            matches!(r.method(), Method::Ack | Method::Cancel)
+                || r.to_tag().ok().flatten().is_some()
+        }
+        Err(_) => false,
+    }
+}
+
 /// Sends everything the proxy queued; failures go back to their transaction.
-async fn flush(proxy: &mut Proxy, transport: &Transport, on_event: &mut impl FnMut(&ProxyEvent)) {
+async fn flush(
+    proxy: &mut Proxy,
+    transport: &Transport,
+    metrics: Option<&Metrics>,
+    on_event: &mut impl FnMut(&ProxyEvent),
+) {
     loop {
         while let Some(ev) = proxy.poll_event() {
+            if let Some(m) = metrics {
+                m.record(&ev);
+            }
             on_event(&ev);
         }
         let Some(t) = proxy.poll_transmit() else {
@@ -43,19 +99,50 @@ async fn flush(proxy: &mut Proxy, transport: &Transport, on_event: &mut impl FnM
             }
         }
     }
+    if let Some(m) = metrics {
+        m.observe(proxy);
+    }
 }
 
-/// Runs the proxy until `shutdown` resolves or the transport stops; `on_event` sees every
-/// request's outcome. Messages already queued are sent before returning.
+/// [`run_with`] with the default options (no metrics, [`DEFAULT_GRACE`]).
 pub async fn run(
     proxy: &mut Proxy,
     transport: &Transport,
     incoming: &mut IncomingReceiver,
     shutdown: impl Future<Output = ()>,
+    on_event: impl FnMut(&ProxyEvent),
+) {
+    run_with(
+        proxy,
+        transport,
+        incoming,
+        shutdown,
+        RunOptions::default(),
+        on_event,
+    )
+    .await;
+}
+
+/// Runs the proxy until `shutdown` resolves (then stops gracefully, see the module doc) or
+/// the transport stops; `on_event` sees every request's outcome. Messages already queued are
+/// sent before returning.
+pub async fn run_with(
+    proxy: &mut Proxy,
+    transport: &Transport,
+    incoming: &mut IncomingReceiver,
+    shutdown: impl Future<Output = ()>,
+    options: RunOptions<'_>,
     mut on_event: impl FnMut(&ProxyEvent),
 ) {
+    let metrics = options.metrics;
     tokio::pin!(shutdown);
+    let mut stopping: Option<tokio::time::Instant> = None;
     loop {
+        if let Some(deadline) = stopping
+            && (proxy.pending_forks() == 0 || tokio::time::Instant::now() >= deadline)
+        {
+            break;
+        }
         let wake = proxy.poll_timeout();
         let timer = async move {
             match wake {
@@ -63,15 +150,36 @@ pub async fn run(
                 None => std::future::pending::<()>().await,
             }
         };
+        let grace_over = async move {
+            match stopping {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown, if stopping.is_none() => {
+                tracing::info!(
+                    pending = proxy.pending_forks(),
+                    grace_ms = options.grace.as_millis() as u64,
+                    "stopping: no new requests; letting forwarded ones finish"
+                );
+                stopping = Some(tokio::time::Instant::now() + options.grace);
+            }
             m = incoming.recv() => {
                 let Some(m) = m else { break };
+                if stopping.is_some() && !belongs_to_ongoing_work(&m.data) {
+                    tracing::debug!(source = %m.source, "stopping: new request dropped");
+                    continue;
+                }
                 proxy.handle_packet(packet_of(&m), Instant::now(), SystemTime::now());
             }
             () = timer => proxy.handle_timeout(Instant::now()),
+            () = grace_over => {}
         }
-        flush(proxy, transport, &mut on_event).await;
+        flush(proxy, transport, metrics, &mut on_event).await;
     }
-    flush(proxy, transport, &mut on_event).await;
+    flush(proxy, transport, metrics, &mut on_event).await;
+    if stopping.is_some() {
+        tokio::time::sleep(LINGER).await;
+    }
 }

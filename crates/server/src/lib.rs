@@ -12,7 +12,8 @@
 //!
 //! - [`proxy::Proxy`] is sans-IO: `handle_packet(packet, now, wall)`, `handle_timeout(now)`,
 //!   `poll_transmit()`, `poll_event()`, `poll_timeout()`. Unit tests drive it on virtual time.
-//! - [`driver`] is the only async file: it glues a `sotto_net::Transport` to the proxy.
+//! - [`driver`] glues a `sotto_net::Transport` to the proxy (and stops gracefully);
+//!   [`metrics`] counts what happens and serves it to Prometheus. Nothing else is async.
 //! - Stores are `sotto_store`'s traits ([`sotto_store::UserStore`],
 //!   [`sotto_store::BindingStore`]); the binary chooses SQLite or memory.
 //! - Media is never touched: bodies are forwarded byte for byte; SDES keys (`a=crypto`) are
@@ -24,6 +25,7 @@ mod branch;
 pub mod config;
 pub mod driver;
 pub mod identity;
+pub mod metrics;
 pub mod modules;
 pub mod pipeline;
 pub mod proxy;

@@ -166,6 +166,10 @@ pub trait Module: Send {
 
     /// A request from `source` failed authentication (anti-flood counts these).
     fn on_auth_failure(&mut self, _source: IpAddr, _now: Instant) {}
+
+    /// Reports the module's figures for metrics as `(name, value)`: a name ending in `_total`
+    /// is a counter, any other a gauge (e.g. anti-flood's `bans_total`).
+    fn counters(&self, _out: &mut dyn FnMut(&'static str, u64)) {}
 }
 
 /// The ordered module chain.
@@ -196,6 +200,14 @@ impl Pipeline {
     /// The module names, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.modules.iter().map(|m| m.name()).collect()
+    }
+
+    /// Every module's figures ([`Module::counters`]) as `(module, name, value)`.
+    pub fn counters(&self, out: &mut dyn FnMut(&'static str, &'static str, u64)) {
+        for m in &self.modules {
+            let module = m.name();
+            m.counters(&mut |name, value| out(module, name, value));
+        }
     }
 
     /// Runs the chain. A chain that ends in `Continue` (nothing decided) answers 500, which

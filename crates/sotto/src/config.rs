@@ -165,8 +165,11 @@ pub(crate) enum Downgrade {
 pub(crate) struct StorageConfig {
     /// Which store.
     pub(crate) kind: StorageKind,
-    /// The SQLite database file (for `kind = "sqlite"`).
+    /// The SQLite database file (for `kind = "sqlite"`; with `kind = "redis"`, users only).
     pub(crate) path: PathBuf,
+    /// The Redis server of `kind = "redis"`: `redis://127.0.0.1:6379/0`, `unix:///path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) url: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -174,6 +177,7 @@ impl Default for StorageConfig {
         StorageConfig {
             kind: StorageKind::Sqlite,
             path: PathBuf::from("sotto.db"),
+            url: None,
         }
     }
 }
@@ -186,6 +190,8 @@ pub(crate) enum StorageKind {
     Sqlite,
     /// In memory: lost on restart, no users unless added at run time (tests).
     Memory,
+    /// Registrations in Redis at `url`, shared by several servers; users in the SQLite `path`.
+    Redis,
 }
 
 /// `[registrar]`: registration lifetimes in seconds (RFC 3261 §10.3 steps 7–8).
@@ -243,6 +249,9 @@ pub(crate) struct AntiFloodConfig {
     pub(crate) window_secs: u32,
     /// How long an address that went over is ignored, in seconds.
     pub(crate) ban_secs: u32,
+    /// Authentication failures (wrong password, unknown user) from one source IP address
+    /// within a minute that get it banned for `ban_secs` (what stops password guessing).
+    pub(crate) ban_after_failures: u32,
 }
 
 impl Default for AntiFloodConfig {
@@ -252,6 +261,7 @@ impl Default for AntiFloodConfig {
             max_requests: 100,
             window_secs: 10,
             ban_secs: 300,
+            ban_after_failures: 4,
         }
     }
 }
@@ -479,6 +489,11 @@ impl Config {
         if r.max_contacts == 0 {
             anyhow::bail!("registrar.max_contacts must be at least 1");
         }
+        if self.storage.kind == StorageKind::Redis
+            && self.storage.url.as_deref().is_none_or(str::is_empty)
+        {
+            anyhow::bail!("storage.url is required with storage.kind = \"redis\"");
+        }
         let auth = &self.modules.authentication;
         if auth.enabled && auth.algorithms.is_empty() {
             anyhow::bail!("modules.authentication.algorithms must list at least one algorithm");
@@ -486,6 +501,9 @@ impl Config {
         let flood = &self.modules.anti_flood;
         if flood.enabled && (flood.max_requests == 0 || flood.window_secs == 0) {
             anyhow::bail!("modules.anti_flood: max_requests and window_secs must be at least 1");
+        }
+        if flood.enabled && flood.ban_after_failures == 0 {
+            anyhow::bail!("modules.anti_flood.ban_after_failures must be at least 1");
         }
         Ok(())
     }
@@ -557,6 +575,8 @@ downgrade = "refuse"
 [storage]
 # "sqlite": users and registrations in one file that survives restarts.
 # "memory": nothing kept across restarts (tests only).
+# "redis": registrations shared by several servers in Redis at url (users stay in path), e.g.
+#   url = "redis://127.0.0.1:6379/0" or url = "unix:///run/redis/redis-server.sock"
 kind = "sqlite"
 path = "sotto.db"
 
@@ -577,6 +597,8 @@ enabled = true
 max_requests = {fmax}
 window_secs = {fwin}
 ban_secs = {fban}
+# ... and so is one that fails authentication this many times within a minute.
+ban_after_failures = {fauth}
 
 [modules.sanity]
 # Rejects malformed requests (400) and loops (483) before any other work.
@@ -617,6 +639,7 @@ listen = "127.0.0.1:9464"
         fmax = f.max_requests,
         fwin = f.window_secs,
         fban = f.ban_secs,
+        fauth = f.ban_after_failures,
         algs = a
             .algorithms
             .iter()
@@ -687,6 +710,47 @@ mod tests {
             parse("[storage]\nkind = \"redis\"\n").expect_err("kind")
         );
         assert!(err.contains("redis"), "{err}");
+    }
+
+    #[test]
+    fn anti_flood_ban_threshold_is_read_and_checked() {
+        assert_eq!(Config::default().modules.anti_flood.ban_after_failures, 4);
+        let c = parse("[modules.anti_flood]\nban_after_failures = 7\n").expect("threshold");
+        assert_eq!(c.modules.anti_flood.ban_after_failures, 7);
+        let err = format!(
+            "{:#}",
+            parse("[modules.anti_flood]\nban_after_failures = 0\n").expect_err("zero")
+        );
+        assert!(err.contains("ban_after_failures"), "{err}");
+        let c = parse("[modules.anti_flood]\nenabled = false\nban_after_failures = 0\n")
+            .expect("a disabled module is not checked");
+        assert!(!c.modules.anti_flood.enabled);
+    }
+
+    #[test]
+    fn metrics_section_is_read() {
+        let d = Config::default().metrics;
+        assert!(d.enabled);
+        assert_eq!(d.listen, SocketAddr::from(([127, 0, 0, 1], 9464)));
+        let c = parse("[metrics]\nenabled = false\nlisten = \"127.0.0.1:0\"\n").expect("metrics");
+        assert!(!c.metrics.enabled);
+        assert_eq!(c.metrics.listen, SocketAddr::from(([127, 0, 0, 1], 0)));
+        let err = format!("{:#}", parse("[metrics]\nport = 1\n").expect_err("unknown"));
+        assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn storage_redis_is_read() {
+        let c = parse("[storage]\nkind = \"redis\"\nurl = \"unix:///run/redis.sock\"\n")
+            .expect("redis");
+        assert_eq!(c.storage.kind, StorageKind::Redis);
+        assert_eq!(c.storage.url.as_deref(), Some("unix:///run/redis.sock"));
+        assert_eq!(c.storage.path, PathBuf::from("sotto.db"));
+        let err = format!(
+            "{:#}",
+            parse("[storage]\nkind = \"redis\"\nurl = \"\"\n").expect_err("empty url")
+        );
+        assert!(err.contains("storage.url"), "{err}");
     }
 
     #[test]

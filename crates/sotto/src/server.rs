@@ -1,17 +1,29 @@
 //! `sotto server [--config F]`: runs the registrar and proxy (`sotto-server`) with the
-//! listeners and stores of the config file until Ctrl-C/SIGTERM, then stops gracefully (what
-//! is queued is sent). With `--json` (or `--log-format json`) it prints one JSON event per
-//! line: `listening` per listener, `request` per request handled, `stopped`.
+//! listeners and stores of the config file until Ctrl-C/SIGTERM, then stops gracefully: no
+//! new requests, forwarded ones get up to [`sotto_server::driver::DEFAULT_GRACE`] to finish,
+//! what is queued is sent, exit status 0.
+//!
+//! Output:
+//! - **stdout**, event lines: `listening` per listener, `metrics` (the metrics endpoint),
+//!   `request` per request handled, `stopping` (signal received), `stopped`. One JSON object per line with `--json`,
+//!   `--log-format json` or `[log] format = "json"`; short text lines otherwise.
+//! - **stderr**, diagnostics through `tracing` (warnings, bans, failures) at `[log] level`,
+//!   in the same format (JSON objects or text).
+//! - **metrics**: Prometheus text on `http://[metrics] listen/metrics`
+//!   ([`sotto_server::metrics`]); if that address cannot be bound the server runs without
+//!   it and says so.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use sotto_net::tls::{self, ClientAuth};
 use sotto_net::{Transport, TransportConfig, TransportKind};
 use sotto_server::config::DowngradePolicy;
+use sotto_server::driver::{DEFAULT_GRACE, RunOptions};
+use sotto_server::metrics::Metrics;
 use sotto_server::{Outcome, Proxy, ProxyEvent, ServerConfig};
 use sotto_store::{BindingStore, MemoryStore, SqliteStore, UserStore};
 
@@ -23,15 +35,24 @@ pub(crate) struct ServerArgs {
     /// The config file (written by `sotto init`).
     #[arg(long, value_name = "FILE", default_value_os_t = config::default_path())]
     config: PathBuf,
-    /// Log format of the event lines: `text` or `json` (same as --json).
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    log_format: String,
+    /// Format of the event lines and logs: `text` or `json` (`json` is the same as --json).
+    /// Default: the config file's `[log] format`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
+
+/// How often expired registrations are deleted from the store.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server until interrupted.
 pub(crate) fn run(args: ServerArgs, json: bool) -> anyhow::Result<()> {
-    let json = json || args.log_format.eq_ignore_ascii_case("json");
     let config = config::load(&args.config)?;
+    let json = json
+        || match args.log_format.as_deref() {
+            Some(f) => f == "json",
+            None => config.log.format == config::LogFormat::Json,
+        };
+    init_logs(json, config.log.level);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,6 +70,7 @@ fn core_config(c: &Config) -> ServerConfig {
     s.anti_flood.rate_per_s = f64::from(m.anti_flood.max_requests) / window;
     s.anti_flood.burst = m.anti_flood.max_requests;
     s.anti_flood.ban_duration = Duration::from_secs(u64::from(m.anti_flood.ban_secs));
+    s.anti_flood.ban_after_failures = m.anti_flood.ban_after_failures;
     s.sanity.enabled = m.sanity.enabled;
     s.authentication.enabled = m.authentication.enabled;
     s.authentication.algorithms = m.authentication.algorithms();
@@ -84,6 +106,15 @@ fn open_stores(c: &Config) -> anyhow::Result<Stores> {
             let m = Arc::new(MemoryStore::new());
             (m.clone(), m)
         }
+        StorageKind::Redis => {
+            let path = c.resolve(&c.storage.path);
+            let users = SqliteStore::open(&path)
+                .with_context(|| format!("opening database {}", path.display()))?;
+            let url = c.storage.url.as_deref().unwrap_or_default();
+            let bindings =
+                sotto_store::RedisStore::open(url).context("connecting to Redis (storage.url)")?;
+            (Arc::new(users), Arc::new(bindings))
+        }
     })
 }
 
@@ -105,6 +136,7 @@ fn tls_server_config(c: &Config) -> anyhow::Result<Arc<sotto_net::rustls::Server
 
 async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     let (users, bindings) = open_stores(&c)?;
+    let core = core_config(&c);
     let (transport, mut incoming) = Transport::new(TransportConfig::default());
     let mut listeners: Vec<(TransportKind, SocketAddr)> = Vec::new();
     if !c.listen.tls.is_empty() {
@@ -145,26 +177,45 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
         }
     }
     let mut proxy = Proxy::new(
-        &core_config(&c),
+        &core,
         listeners,
         users,
-        bindings,
+        bindings.clone(),
         sotto_crypto_rust::provider(),
         Instant::now(),
     )
     .context("building the proxy")?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.observe(&proxy);
+    if c.metrics.enabled {
+        start_metrics(&c, metrics.clone(), bindings.clone(), json).await;
+    }
+    let purge = tokio::spawn(purge_expired(bindings));
     let mut handled: u64 = 0;
-    sotto_server::driver::run(
+    let shutdown = async move {
+        shutdown_signal().await;
+        if json {
+            println!("{}", serde_json::json!({"event": "stopping"}));
+        } else {
+            println!("stopping: finishing forwarded requests");
+        }
+    };
+    sotto_server::driver::run_with(
         &mut proxy,
         &transport,
         &mut incoming,
-        shutdown_signal(),
+        shutdown,
+        RunOptions {
+            metrics: Some(&metrics),
+            grace: DEFAULT_GRACE,
+        },
         |ev| {
             handled += 1;
             print_event(ev, json);
         },
     )
     .await;
+    purge.abort();
     if json {
         println!(
             "{}",
@@ -210,6 +261,76 @@ fn print_event(ev: &ProxyEvent, json: bool) {
             status.map(|s| format!(" {s}")).unwrap_or_default(),
             ev.module
         );
+    }
+}
+
+/// Sends `tracing` diagnostics to stderr at `level`, as JSON objects or text lines.
+fn init_logs(json: bool, level: config::LogLevel) {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match level {
+        config::LogLevel::Error => LevelFilter::ERROR,
+        config::LogLevel::Warn => LevelFilter::WARN,
+        config::LogLevel::Info => LevelFilter::INFO,
+        config::LogLevel::Debug => LevelFilter::DEBUG,
+        config::LogLevel::Trace => LevelFilter::TRACE,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(true);
+    // A subscriber already set (only in tests that call this twice) is kept.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Binds the metrics endpoint and serves it in the background. A failure to bind is reported
+/// and the server runs on without metrics (the SIP service matters more).
+async fn start_metrics(
+    c: &Config,
+    metrics: Arc<Metrics>,
+    bindings: Arc<dyn BindingStore>,
+    json: bool,
+) {
+    let listener = match tokio::net::TcpListener::bind(c.metrics.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(addr = %c.metrics.listen, error = %e, "metrics endpoint not started");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "metrics_unavailable", "addr": c.metrics.listen.to_string(), "error": e.to_string()})
+                );
+            } else {
+                println!("metrics unavailable on {}: {e}", c.metrics.listen);
+            }
+            return;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(c.metrics.listen);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "metrics", "addr": addr.to_string(), "path": "/metrics"})
+        );
+    } else {
+        println!("metrics on http://{addr}/metrics");
+    }
+    tokio::spawn(sotto_server::metrics::serve(listener, metrics, bindings));
+}
+
+/// Deletes expired registrations every [`PURGE_INTERVAL`].
+async fn purge_expired(bindings: Arc<dyn BindingStore>) {
+    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tick.tick().await;
+        match bindings.purge_expired(SystemTime::now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired registrations deleted"),
+            Err(e) => tracing::warn!(error = %e, "purging expired registrations failed"),
+        }
     }
 }
 

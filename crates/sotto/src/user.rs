@@ -158,7 +158,8 @@ pub(crate) fn run(args: UserArgs, json: bool) -> anyhow::Result<()> {
 
 fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     match config.storage.kind {
-        StorageKind::Sqlite => {
+        // With Redis, users stay in the SQLite file: only registrations are shared.
+        StorageKind::Sqlite | StorageKind::Redis => {
             let path = config.resolve(&config.storage.path);
             SqliteStore::open(&path).with_context(|| format!("opening database {}", path.display()))
         }

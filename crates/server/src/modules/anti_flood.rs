@@ -136,6 +136,11 @@ impl Module for AntiFlood {
             tracing::warn!(source = %source, ban_s = ban.as_secs(), "source banned after repeated authentication failures");
         }
     }
+
+    fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        out("bans_total", self.bans);
+        out("tracked_sources", self.tracked() as u64);
+    }
 }
 
 #[cfg(test)]

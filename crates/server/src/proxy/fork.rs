@@ -68,6 +68,11 @@ impl Fork {
         self.branches.len()
     }
 
+    /// Whether a final response was sent upstream.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
     fn pending(&self) -> impl Iterator<Item = &Branch> {
         self.branches.iter().filter(|b| b.final_status.is_none())
     }
@@ -94,7 +99,10 @@ impl Proxy {
                     None => tracing::debug!("transmit of an unknown transaction dropped"),
                 }
             }
-            while let Some(ev) = self.layer.poll_event() {
+            // One event at a time, so that what it queued is sent before a later event
+            // (e.g. the Terminated that follows a final response over TLS at once) forgets
+            // where the transaction's messages go.
+            if let Some(ev) = self.layer.poll_event() {
                 progressed = true;
                 self.on_layer_event(ev, now);
             }

@@ -198,6 +198,17 @@ impl Proxy {
         self.layer.len()
     }
 
+    /// How many forwarded requests still wait for their final response.
+    pub fn pending_forks(&self) -> usize {
+        self.forks.values().filter(|f| !f.is_done()).count()
+    }
+
+    /// The modules' figures for metrics, as `(module, name, value)` (see
+    /// [`crate::pipeline::Module::counters`]).
+    pub fn module_counters(&self, out: &mut dyn FnMut(&'static str, &'static str, u64)) {
+        self.pipeline.counters(out);
+    }
+
     /// Handles one received message.
     pub fn handle_packet(&mut self, packet: Packet, now: Instant, wall: SystemTime) {
         let reliable = packet.transport.is_stream();

@@ -1,0 +1,998 @@
+//! `sotto server` end to end over TLS, with clients built on `sotto_net` (no real peer needed):
+//!
+//! 1. `sotto init` + `sotto user add`; the server listens on TLS (and, for the downgrade
+//!    checks, UDP) on free loopback ports; metrics on a free loopback port.
+//! 2. alice registers over TLS with digest, answering the SHA-256 challenge, then refreshes
+//!    answering the MD5 one; bob registers over TLS with a Contact nobody listens on, so a
+//!    request reaches him only over the connection he registered on (RFC 5626 flow reuse).
+//! 3. alice sends MESSAGE and INVITE to bob through the server (407 + digest); bob receives
+//!    both on his connection and answers; the INVITE carries a `sips:` Record-Route.
+//! 4. No silent downgrade: from UDP, an INVITE with `a=crypto` to bob is refused with 488 +
+//!    Warning, and a MESSAGE with 403 + Warning (`downgrade = "refuse"`); bob receives neither.
+//! 5. A client that does not trust the init CA fails the handshake.
+//! 6. `client_auth = "optional"`: a client certificate from the init CA with the SAN URI
+//!    `sip:alice@example.test` registers alice without digest; as bob it is challenged.
+//! 7. `/metrics` reports the registrations, requests and auth failures; repeated wrong
+//!    passwords get a source banned after `ban_after_failures`; SIGTERM stops the server
+//!    with status 0.
+//!
+//! Every wait is bounded by [`WAIT`] (a failure bound, never asserted on as a duration), and the
+//! server process is killed on every path.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sotto_net::tls;
+use sotto_net::{
+    Destination, Incoming, IncomingReceiver, Transport, TransportConfig, TransportKind,
+};
+use sotto_sip::digest::{Algorithm, Challenge, ClientSecret, DigestClient};
+use sotto_sip::message::{Message, Request, Response, StatusCode};
+use sotto_sip::parse::{Limits, parse_message};
+
+/// Failure bound for one wait.
+const WAIT: Duration = Duration::from_secs(20);
+const DOMAIN: &str = "example.test";
+
+/// Kills (and reaps) a child process when dropped.
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sotto() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sotto"))
+}
+
+/// `sotto init` into a fresh directory, users alice and bob; returns (dir, config path).
+fn init(name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sotto-srv-tls-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let ok = sotto()
+        .args(["init", "--dir"])
+        .arg(&data)
+        .args(["--domain", DOMAIN])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run sotto init");
+    assert!(ok.success(), "sotto init failed");
+    let config = data.join("sotto.toml");
+    for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
+        let ok = sotto()
+            .args(["user", "add", user, "--password", pw, "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run sotto user add");
+        assert!(ok.success(), "sotto user add {user} failed");
+    }
+    (dir, config)
+}
+
+/// Rewrites `key = ...` lines of the config file (the first of each key).
+fn set_keys(config: &Path, keys: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(config).expect("read config");
+    let mut done = vec![false; keys.len()];
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            for (i, (k, v)) in keys.iter().enumerate() {
+                if !done[i] && l.starts_with(&format!("{k} = ")) {
+                    done[i] = true;
+                    return format!("{k} = {v}");
+                }
+            }
+            l.to_owned()
+        })
+        .collect();
+    assert!(
+        done.iter().all(|d| *d),
+        "a key is missing from the template"
+    );
+    std::fs::write(config, out.join("\n")).expect("write config");
+}
+
+/// A running `sotto --json server` and its event lines.
+struct Server {
+    guard: Guard,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    tls: Option<SocketAddr>,
+    udp: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+}
+
+impl Server {
+    fn start(config: &Path) -> Server {
+        let mut child = sotto()
+            .args(["--json", "server", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sotto server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Server {
+            guard: Guard(Some(child)),
+            events,
+            seen: Vec::new(),
+            tls: None,
+            udp: None,
+            metrics: None,
+        };
+        // The metrics line comes after every listener's.
+        loop {
+            let v = s.next_event();
+            assert!(v.get("error").is_none(), "server failed: {v}");
+            let addr = || v["addr"].as_str().and_then(|a| a.parse().ok());
+            match (v["event"].as_str(), v["transport"].as_str()) {
+                (Some("listening"), Some("tls")) => s.tls = addr(),
+                (Some("listening"), Some("udp")) => s.udp = addr(),
+                (Some("metrics"), _) => {
+                    s.metrics = addr();
+                    break;
+                }
+                (Some("metrics_unavailable"), _) => break,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn next_event(&mut self) -> Value {
+        let v = self
+            .events
+            .recv_timeout(WAIT)
+            .expect("an event from sotto server");
+        self.seen.push(v.clone());
+        v
+    }
+
+    /// Waits for an event matching `pred` (seen before or coming).
+    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        loop {
+            let v = self.next_event();
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Like [`Server::wait_for`], but lets the test's own runtime run meanwhile (its client
+    /// transports write from tasks).
+    async fn wait_for_async(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            match self.events.try_recv() {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+        }
+        panic!("no matching event from sotto server");
+    }
+
+    /// Sends SIGTERM without waiting.
+    fn terminate(&mut self) {
+        let child = self.guard.0.as_mut().expect("server running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success());
+    }
+
+    /// After [`Server::terminate`]: the server must print `stopped` and exit 0.
+    async fn exited(mut self) {
+        self.wait_for_async(|v| v["event"] == "stopped").await;
+        let mut child = self.guard.0.take().expect("server running");
+        let status = child.wait().expect("wait for server");
+        assert!(status.success(), "server exit status {status}");
+    }
+
+    /// SIGTERM; the server must print `stopped` and exit 0.
+    fn stop(mut self) {
+        let child = self.guard.0.as_mut().expect("server running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success());
+        self.wait_for(|v| v["event"] == "stopped");
+        let mut child = self.guard.0.take().expect("server running");
+        let status = child.wait().expect("wait for server");
+        assert!(status.success(), "server exit status {status}");
+    }
+}
+
+/// GET /metrics over plain HTTP/1.1.
+fn scrape(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read metrics");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    out
+}
+
+/// The value of a metric sample line (exact name with labels).
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A port nothing listens on (bound, then released).
+fn dead_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+const SDP_SDES: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+
+/// A SIP user agent on its own `sotto_net::Transport` (its own connection to the server).
+struct Ua {
+    user: &'static str,
+    password: &'static str,
+    transport: Transport,
+    rx: IncomingReceiver,
+    server: Destination,
+    /// The Contact URI this UA registers.
+    contact: String,
+    digest: DigestClient,
+    cseq: u32,
+    branches: u32,
+    call_id: String,
+}
+
+impl Ua {
+    /// A TLS UA trusting `ca`, optionally presenting a client certificate.
+    fn tls(
+        user: &'static str,
+        password: &'static str,
+        ca: &Path,
+        server: SocketAddr,
+        client_cert: Option<(
+            Vec<rustls_pki_types::CertificateDer<'static>>,
+            rustls_pki_types::PrivateKeyDer<'static>,
+        )>,
+    ) -> Ua {
+        let roots = tls::read_certs(ca).expect("read CA");
+        let client = match client_cert {
+            None => tls::client_config_from_ca_file(ca).expect("client config"),
+            Some(c) => tls::client_config(roots, Some(c)).expect("client config with cert"),
+        };
+        let (transport, rx) = Transport::new(TransportConfig {
+            tls_client: Some(client),
+            ..TransportConfig::default()
+        });
+        Ua::new(user, password, transport, rx, TransportKind::Tls, server)
+    }
+
+    /// A UDP UA.
+    async fn udp(user: &'static str, password: &'static str, server: SocketAddr) -> Ua {
+        let (transport, rx) = Transport::new(TransportConfig::default());
+        transport
+            .bind_udp("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind UDP");
+        Ua::new(user, password, transport, rx, TransportKind::Udp, server)
+    }
+
+    fn new(
+        user: &'static str,
+        password: &'static str,
+        transport: Transport,
+        rx: IncomingReceiver,
+        kind: TransportKind,
+        server: SocketAddr,
+    ) -> Ua {
+        // Nobody listens there: only the registration's connection reaches this UA.
+        let contact = format!(
+            "sip:{user}@127.0.0.1:{};transport={}",
+            dead_port(),
+            kind.as_str()
+        );
+        Ua {
+            user,
+            password,
+            transport,
+            rx,
+            server: Destination::new(kind, server),
+            contact,
+            digest: DigestClient::new(sotto_crypto_rust::provider()),
+            cseq: 0,
+            branches: 0,
+            call_id: String::new(),
+        }
+    }
+
+    fn via(&mut self) -> String {
+        self.branches += 1;
+        format!(
+            "SIP/2.0/{} 127.0.0.1:{};branch=z9hG4bK-{}-{}-{};rport",
+            self.server.transport.via_token(),
+            self.contact_port(),
+            self.user,
+            std::process::id(),
+            self.branches
+        )
+    }
+
+    fn contact_port(&self) -> u16 {
+        self.contact
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.split(';').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5060)
+    }
+
+    /// A new out-of-dialog request (new Call-ID unless `same_call`).
+    fn request(
+        &mut self,
+        method: &str,
+        to_user: &str,
+        same_call: bool,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> String {
+        if !same_call || self.call_id.is_empty() {
+            self.call_id = format!("{}-{}-{}@test", self.user, std::process::id(), self.cseq);
+        }
+        self.cseq += 1;
+        let ruri = if method == "REGISTER" {
+            format!("sip:{DOMAIN}")
+        } else {
+            format!("sip:{to_user}@{DOMAIN}")
+        };
+        let mut m = format!(
+            "{method} {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: <sip:{}@{DOMAIN}>;tag=t{}\r\nTo: <sip:{to_user}@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <{}>\r\n",
+            self.via(),
+            self.user,
+            self.user,
+            self.call_id,
+            self.cseq,
+            self.contact,
+        );
+        for (n, v) in headers {
+            m.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            m.push_str("Content-Type: application/sdp\r\n");
+        }
+        m.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        m
+    }
+
+    async fn send(&self, text: String) -> Result<(), sotto_net::Error> {
+        self.transport
+            .send(&self.server, bytes::Bytes::from(text))
+            .await
+            .map(|_| ())
+    }
+
+    async fn next(&mut self) -> (Message, Incoming) {
+        let m = tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{}: nothing received", self.user))
+            .expect("transport running");
+        let msg = parse_message(m.data.clone(), &Limits::default()).expect("parsable message");
+        (msg, m)
+    }
+
+    /// The next final response (1xx skipped).
+    async fn final_response(&mut self) -> Response {
+        loop {
+            match self.next().await.0 {
+                Message::Response(r) if r.status().is_final() => return r,
+                Message::Response(_) => {}
+                Message::Request(r) => panic!("{}: unexpected request {}", self.user, r.method()),
+            }
+        }
+    }
+
+    /// The next request received (a response here is a failure).
+    async fn next_request(&mut self) -> (Request, Incoming) {
+        match self.next().await {
+            (Message::Request(r), m) => (r, m),
+            (Message::Response(r), _) => {
+                panic!("{}: unexpected response {}", self.user, r.status().0)
+            }
+        }
+    }
+
+    /// Sends a request, answers a 401/407 with the challenge of `algorithm`, and returns the
+    /// final response to the authenticated request.
+    async fn authed(
+        &mut self,
+        method: &str,
+        to_user: &str,
+        headers: &[(&str, String)],
+        body: &str,
+        algorithm: Algorithm,
+    ) -> Response {
+        match self
+            .authed_send(method, to_user, headers, body, algorithm)
+            .await
+        {
+            Some(unchallenged) => unchallenged,
+            None => self.final_response().await,
+        }
+    }
+
+    /// The first half of [`Ua::authed`]: sends the request and, once challenged, the
+    /// authenticated one, without waiting for its answer. Returns the first final response
+    /// if it was not a challenge.
+    async fn authed_send(
+        &mut self,
+        method: &str,
+        to_user: &str,
+        headers: &[(&str, String)],
+        body: &str,
+        algorithm: Algorithm,
+    ) -> Option<Response> {
+        let first = self.request(method, to_user, false, headers, body);
+        self.send(first.clone()).await.expect("send");
+        let r = self.final_response().await;
+        let (status, challenge_h, creds_h) = match r.status().0 {
+            401 => (401, "WWW-Authenticate", "Authorization"),
+            407 => (407, "Proxy-Authenticate", "Proxy-Authorization"),
+            _ => return Some(r),
+        };
+        let challenges: Vec<Challenge> = r
+            .headers()
+            .get_all(challenge_h)
+            .filter_map(|v| Challenge::parse(v).ok())
+            .collect();
+        let offered: Vec<Algorithm> = challenges.iter().map(|c| c.algorithm).collect();
+        assert!(
+            offered.contains(&Algorithm::Sha256) && offered.contains(&Algorithm::Md5),
+            "{status}: both SHA-256 and MD5 are offered, got {offered:?}"
+        );
+        let c = challenges
+            .iter()
+            .find(|c| c.algorithm == algorithm)
+            .expect("challenge of the algorithm");
+        if method == "INVITE" {
+            self.ack_error(&first, &r).await;
+        }
+        let ruri = first.split(' ').nth(1).expect("request URI").to_owned();
+        let creds = self
+            .digest
+            .respond(
+                c,
+                method,
+                &ruri,
+                self.user,
+                ClientSecret::Password(self.password),
+            )
+            .expect("digest response");
+        let mut hs = headers.to_vec();
+        hs.push((creds_h, creds.to_string()));
+        let again = self.request(method, to_user, true, &hs, body);
+        self.send(again).await.expect("send");
+        None
+    }
+
+    /// The ACK for a non-2xx final response to `invite` (same branch, RFC 3261 §17.1.1.3).
+    async fn ack_error(&self, invite: &str, resp: &Response) {
+        let header = |name: &str| {
+            invite
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .expect("header of our INVITE")
+                .to_owned()
+        };
+        let ruri = invite.split(' ').nth(1).expect("request URI");
+        let to = resp.headers().get("To").expect("To").to_owned();
+        let cseq = header("CSeq").replace("INVITE", "ACK");
+        let ack = format!(
+            "ACK {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
+            header("Via"),
+            header("From"),
+            header("Call-ID"),
+        );
+        self.send(ack).await.expect("send ACK");
+    }
+
+    /// Answers a received request with `status` (a To tag, and `body` if any).
+    async fn answer(&self, req: &Request, incoming: &Incoming, status: u16, body: &str) {
+        let mut r = Response::from_request(req, StatusCode(status));
+        r.set_to_tag("bobtag");
+        // RFC 3261 §12.1.1: the UAS copies Record-Route into its dialog-forming responses.
+        for rr in req.headers().get_all("Record-Route") {
+            r.headers_mut().push("Record-Route", rr);
+        }
+        if !body.is_empty() {
+            r.headers_mut()
+                .push("Contact", format!("<{}>", self.contact));
+            r.headers_mut().push("Content-Type", "application/sdp");
+            r.set_body(body.as_bytes().to_vec());
+        }
+        self.transport
+            .reply(incoming, r.to_bytes())
+            .await
+            .expect("send response");
+    }
+}
+
+fn warning(r: &Response) -> String {
+    r.headers().get("Warning").unwrap_or("").to_owned()
+}
+
+/// A client certificate for `uri`, issued by the init CA (its DN rebuilt as `sotto init`
+/// writes it, its key read from `ca.key`).
+fn client_cert(
+    data: &Path,
+    uri: &str,
+) -> (
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+) {
+    let ca_key_pem = std::fs::read_to_string(data.join("ca.key")).expect("read ca.key");
+    let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).expect("CA key");
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("sotto local CA for {DOMAIN}"),
+    );
+    ca.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "sotto");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("client key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "alice's phone");
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        rcgen::string::Ia5String::try_from(uri).expect("URI"),
+    )];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer).expect("sign client cert");
+    let chain = tls::certs_from_pem(cert.pem().as_bytes()).expect("cert PEM");
+    let key = tls::private_key_from_pem(key.serialize_pem().as_bytes()).expect("key PEM");
+    (chain, key)
+}
+
+#[tokio::test]
+async fn tls_register_message_invite_and_no_downgrade() {
+    let (dir, config) = init("main");
+    set_keys(
+        &config,
+        &[
+            ("tls", "[\"127.0.0.1:0\"]"),
+            ("udp", "[\"127.0.0.1:0\"]"),
+            ("client_auth", "\"optional\""),
+            ("listen", "\"127.0.0.1:0\""),
+        ],
+    );
+    let data = config.parent().expect("data dir").to_owned();
+    let ca = data.join("ca.pem");
+    let server = Server::start(&config);
+    let tls_addr = server.tls.expect("TLS listener");
+    let udp_addr = server.udp.expect("UDP listener");
+    let metrics = server.metrics.expect("metrics endpoint");
+
+    // alice: SHA-256, then a refresh with MD5.
+    let mut alice = Ua::tls("alice", "alicepw", &ca, tls_addr, None);
+    let r = alice
+        .authed(
+            "REGISTER",
+            "alice",
+            &[("Expires", "600".into())],
+            "",
+            Algorithm::Sha256,
+        )
+        .await;
+    assert_eq!(r.status().0, 200, "alice REGISTER (SHA-256)");
+    let r = alice
+        .authed(
+            "REGISTER",
+            "alice",
+            &[("Expires", "600".into())],
+            "",
+            Algorithm::Md5,
+        )
+        .await;
+    assert_eq!(r.status().0, 200, "alice REGISTER (MD5)");
+    assert!(
+        r.headers()
+            .get_all("Contact")
+            .any(|c| c.contains(&alice.contact)),
+        "the 200 lists alice's contact"
+    );
+
+    // bob, over his own TLS connection.
+    let mut bob = Ua::tls("bob", "bobpw", &ca, tls_addr, None);
+    let r = bob
+        .authed(
+            "REGISTER",
+            "bob",
+            &[("Expires", "600".into())],
+            "",
+            Algorithm::Sha256,
+        )
+        .await;
+    assert_eq!(r.status().0, 200, "bob REGISTER");
+
+    // MESSAGE alice → bob: reaches bob on his registration connection.
+    let text = "hello bob, over TLS all the way";
+    let message = {
+        let first = alice.request("MESSAGE", "bob", false, &[], "");
+        alice.send(first).await.expect("send");
+        let r = alice.final_response().await;
+        assert_eq!(r.status().0, 407, "MESSAGE is challenged");
+        let c = r
+            .headers()
+            .get_all("Proxy-Authenticate")
+            .filter_map(|v| Challenge::parse(v).ok())
+            .find(|c| c.algorithm == Algorithm::Sha256)
+            .expect("SHA-256 challenge");
+        let creds = alice
+            .digest
+            .respond(
+                &c,
+                "MESSAGE",
+                &format!("sip:bob@{DOMAIN}"),
+                "alice",
+                ClientSecret::Password("alicepw"),
+            )
+            .expect("digest");
+        let mut m = alice.request(
+            "MESSAGE",
+            "bob",
+            true,
+            &[("Proxy-Authorization", creds.to_string())],
+            "",
+        );
+        // A text body instead of SDP.
+        m = m.replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            ),
+        );
+        m
+    };
+    alice.send(message).await.expect("send MESSAGE");
+    let (req, incoming) = bob.next_request().await;
+    assert_eq!(req.method().as_str(), "MESSAGE");
+    assert_eq!(&req.body()[..], text.as_bytes());
+    assert_eq!(incoming.transport, TransportKind::Tls);
+    assert!(
+        req.headers().get("Proxy-Authorization").is_none(),
+        "our credentials are not forwarded"
+    );
+    bob.answer(&req, &incoming, 200, "").await;
+    assert_eq!(
+        alice.final_response().await.status().0,
+        200,
+        "MESSAGE answered"
+    );
+
+    // INVITE alice → bob, with a sips: Record-Route; bob rings and answers.
+    let invite_task = {
+        let first = alice.request("INVITE", "bob", false, &[], SDP);
+        alice.send(first.clone()).await.expect("send INVITE");
+        let r = alice.final_response().await;
+        assert_eq!(r.status().0, 407, "INVITE is challenged");
+        alice.ack_error(&first, &r).await;
+        let c = r
+            .headers()
+            .get_all("Proxy-Authenticate")
+            .filter_map(|v| Challenge::parse(v).ok())
+            .find(|c| c.algorithm == Algorithm::Md5)
+            .expect("MD5 challenge");
+        let creds = alice
+            .digest
+            .respond(
+                &c,
+                "INVITE",
+                &format!("sip:bob@{DOMAIN}"),
+                "alice",
+                ClientSecret::Password("alicepw"),
+            )
+            .expect("digest");
+        alice.request(
+            "INVITE",
+            "bob",
+            true,
+            &[("Proxy-Authorization", creds.to_string())],
+            SDP,
+        )
+    };
+    alice.send(invite_task).await.expect("send INVITE");
+    let (invite, incoming) = bob.next_request().await;
+    assert_eq!(invite.method().as_str(), "INVITE");
+    assert_eq!(
+        &invite.body()[..],
+        SDP.as_bytes(),
+        "the SDP is forwarded untouched"
+    );
+    let rr = invite
+        .headers()
+        .get("Record-Route")
+        .expect("Record-Route")
+        .to_owned();
+    assert!(rr.starts_with("<sips:"), "Record-Route is sips: {rr}");
+    bob.answer(&invite, &incoming, 180, "").await;
+    let answer_sdp = SDP.replace("o=alice", "o=bob").replace("40000", "40002");
+    bob.answer(&invite, &incoming, 200, &answer_sdp).await;
+    let ok = alice.final_response().await;
+    assert_eq!(ok.status().0, 200, "INVITE answered");
+    assert_eq!(&ok.body()[..], answer_sdp.as_bytes());
+    assert!(
+        ok.headers()
+            .get("Record-Route")
+            .is_some_and(|v| v.contains("sips:")),
+        "the 200 carries the Record-Route back"
+    );
+
+    // No silent downgrade from UDP: SDES → 488, plain MESSAGE → 403, both with a Warning.
+    let mut alice_udp = Ua::udp("alice", "alicepw", udp_addr).await;
+    let r = alice_udp
+        .authed("INVITE", "bob", &[], SDP_SDES, Algorithm::Sha256)
+        .await;
+    assert_eq!(r.status().0, 488, "SDES over UDP to a TLS user");
+    assert!(warning(&r).contains("SDES"), "Warning: {}", warning(&r));
+    let r = alice_udp
+        .authed("MESSAGE", "bob", &[], "", Algorithm::Sha256)
+        .await;
+    assert_eq!(r.status().0, 403, "plain UDP to a TLS user");
+    assert!(warning(&r).contains("TLS"), "Warning: {}", warning(&r));
+    // bob got neither: the next thing he receives is this TLS MESSAGE.
+    let early = alice
+        .authed_send(
+            "MESSAGE",
+            "bob",
+            &[("Subject", "after the refusals".into())],
+            "",
+            Algorithm::Sha256,
+        )
+        .await;
+    assert!(
+        early.is_none(),
+        "challenged first: {:?}",
+        early.map(|r| r.status().0)
+    );
+    let (req, incoming) = bob.next_request().await;
+    assert_eq!(req.headers().get("Subject"), Some("after the refusals"));
+    bob.answer(&req, &incoming, 200, "").await;
+    assert_eq!(alice.final_response().await.status().0, 200);
+
+    // A client that does not trust our CA fails the handshake.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("other CA");
+    let stranger = tls::client_config(vec![other.cert.der().clone()], None).expect("config");
+    let (t, _rx) = Transport::new(TransportConfig {
+        tls_client: Some(stranger),
+        ..TransportConfig::default()
+    });
+    let refused = t
+        .send(
+            &Destination::new(TransportKind::Tls, tls_addr),
+            bytes::Bytes::from_static(b"OPTIONS sip:example.test SIP/2.0\r\n\r\n"),
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "handshake with an untrusted server certificate"
+    );
+
+    // Client certificate (client_auth = "optional"): alice without digest; not bob.
+    let cert = client_cert(&data, &format!("sip:alice@{DOMAIN}"));
+    let mut phone = Ua::tls("alice", "unused", &ca, tls_addr, Some(cert));
+    let reg = phone.request("REGISTER", "alice", false, &[("Expires", "600".into())], "");
+    phone.send(reg).await.expect("send");
+    let r = phone.final_response().await;
+    assert_eq!(r.status().0, 200, "certificate REGISTER as alice");
+    let mut reg = phone.request("REGISTER", "bob", false, &[("Expires", "600".into())], "");
+    reg = reg.replace("From: <sip:alice@", "From: <sip:bob@");
+    phone.send(reg).await.expect("send");
+    let r = phone.final_response().await;
+    assert_eq!(r.status().0, 401, "certificate of alice, REGISTER as bob");
+
+    // Metrics: 3 bindings (alice twice: TLS digest and certificate; bob), requests counted.
+    let m = scrape(metrics);
+    assert_eq!(sample(&m, "sotto_registrations"), Some(3), "{m}");
+    assert!(
+        sample(
+            &m,
+            "sotto_requests_total{method=\"REGISTER\",outcome=\"replied\",status=\"401\"}"
+        )
+        .is_some_and(|n| n >= 4),
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "sotto_requests_total{method=\"INVITE\",outcome=\"forwarded\",status=\"\"}"
+        )
+        .is_some_and(|n| n >= 1),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "sotto_auth_failures_total"), Some(0), "{m}");
+    assert_eq!(sample(&m, "sotto_anti_flood_bans_total"), Some(0), "{m}");
+
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn wrong_passwords_get_banned_and_counted() {
+    let (dir, config) = init("ban");
+    set_keys(
+        &config,
+        &[
+            ("tls", "[\"127.0.0.1:0\"]"),
+            ("ban_after_failures", "2"),
+            ("listen", "\"127.0.0.1:0\""),
+            ("format", "\"json\""),
+        ],
+    );
+    let ca = config.parent().expect("data dir").join("ca.pem");
+    let mut server = Server::start(&config);
+    let tls_addr = server.tls.expect("TLS listener");
+    let metrics = server.metrics.expect("metrics endpoint");
+
+    let mut mallory = Ua::tls("alice", "wrong", &ca, tls_addr, None);
+    // Two wrong answers: each is challenged again, the second bans the source.
+    for _ in 0..2 {
+        let r = mallory
+            .authed("REGISTER", "alice", &[], "", Algorithm::Sha256)
+            .await;
+        assert_eq!(r.status().0, 401, "wrong password is challenged again");
+    }
+    let m = scrape(metrics);
+    assert_eq!(sample(&m, "sotto_anti_flood_bans_total"), Some(1), "{m}");
+    assert_eq!(sample(&m, "sotto_auth_failures_total"), Some(2), "{m}");
+    // The next request from the banned source is dropped (the event says so).
+    let reg = mallory.request("REGISTER", "alice", false, &[], "");
+    mallory.send(reg).await.expect("send");
+    let ev = server
+        .wait_for_async(|v| v["event"] == "request" && v["outcome"] == "dropped")
+        .await;
+    assert_eq!(ev["module"], "anti_flood", "{ev}");
+    let m = scrape(metrics);
+    assert_eq!(
+        sample(
+            &m,
+            "sotto_requests_total{method=\"REGISTER\",outcome=\"dropped\",status=\"\"}"
+        ),
+        Some(1),
+        "{m}"
+    );
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Connection ids restart with the process: a flow stored before a restart must not name
+/// another peer's connection after it. bob registers over TLS (the first connection of the
+/// first process), the server restarts on the same database, and alice (now the first
+/// connection of the new process) sends bob a MESSAGE: it must not come back to her.
+#[tokio::test]
+async fn stored_flow_does_not_reach_another_peer_after_restart() {
+    let (dir, config) = init("flow");
+    set_keys(
+        &config,
+        &[("tls", "[\"127.0.0.1:0\"]"), ("listen", "\"127.0.0.1:0\"")],
+    );
+    let ca = config.parent().expect("data dir").join("ca.pem");
+    let server = Server::start(&config);
+    let mut bob = Ua::tls("bob", "bobpw", &ca, server.tls.expect("TLS"), None);
+    let r = bob
+        .authed(
+            "REGISTER",
+            "bob",
+            &[("Expires", "600".into())],
+            "",
+            Algorithm::Sha256,
+        )
+        .await;
+    assert_eq!(r.status().0, 200, "bob REGISTER");
+    server.stop();
+    drop(bob);
+
+    let server = Server::start(&config);
+    let mut alice = Ua::tls("alice", "alicepw", &ca, server.tls.expect("TLS"), None);
+    // final_response fails the test if a request (bob's MESSAGE) arrives here instead.
+    let r = alice
+        .authed("MESSAGE", "bob", &[], "", Algorithm::Sha256)
+        .await;
+    assert!(
+        !r.status().is_success(),
+        "bob's old flow is gone; got {}",
+        r.status().0
+    );
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Graceful shutdown: a call ringing when SIGTERM arrives still gets its answer through.
+#[tokio::test]
+async fn sigterm_lets_a_ringing_call_finish() {
+    let (dir, config) = init("drain");
+    set_keys(
+        &config,
+        &[("tls", "[\"127.0.0.1:0\"]"), ("listen", "\"127.0.0.1:0\"")],
+    );
+    let ca = config.parent().expect("data dir").join("ca.pem");
+    let mut server = Server::start(&config);
+    let tls_addr = server.tls.expect("TLS");
+    let mut alice = Ua::tls("alice", "alicepw", &ca, tls_addr, None);
+    let mut bob = Ua::tls("bob", "bobpw", &ca, tls_addr, None);
+    for ua in [&mut alice, &mut bob] {
+        let user = ua.user;
+        let r = ua
+            .authed(
+                "REGISTER",
+                user,
+                &[("Expires", "600".into())],
+                "",
+                Algorithm::Sha256,
+            )
+            .await;
+        assert_eq!(r.status().0, 200, "{user} REGISTER");
+    }
+    let early = alice
+        .authed_send("INVITE", "bob", &[], SDP, Algorithm::Sha256)
+        .await;
+    assert!(early.is_none(), "INVITE is challenged first");
+    let (invite, incoming) = bob.next_request().await;
+    bob.answer(&invite, &incoming, 180, "").await;
+
+    server.terminate();
+    server.wait_for_async(|v| v["event"] == "stopping").await;
+    // The server is stopping; the call under way still gets bob's answer.
+    bob.answer(&invite, &incoming, 200, SDP).await;
+    let ok = alice.final_response().await;
+    assert_eq!(ok.status().0, 200, "answer forwarded while stopping");
+    server.exited().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
