@@ -90,6 +90,25 @@ impl Layout {
     }
 }
 
+/// `sotto init` with every default, for `sotto server`'s first run.
+pub(crate) fn first_run(json: bool) -> anyhow::Result<()> {
+    if !json {
+        eprintln!(
+            "sotto: no {} yet: initializing it with the defaults (sotto init)",
+            config::default_path().display()
+        );
+    }
+    run(
+        InitArgs {
+            dir: PathBuf::from(config::DEFAULT_DIR),
+            domain: "localhost".to_owned(),
+            san: Vec::new(),
+            force: false,
+        },
+        json,
+    )
+}
+
 /// Runs `sotto init`.
 pub(crate) fn run(args: InitArgs, json: bool) -> anyhow::Result<()> {
     let config = Config::for_domain(&args.domain);

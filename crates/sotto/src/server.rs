@@ -46,6 +46,12 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server until interrupted.
 pub(crate) fn run(args: ServerArgs, json: bool) -> anyhow::Result<()> {
+    // First run with the defaults: write ./sotto-data/ (config, CA, certificate, empty user
+    // database) so that `sotto server` works from a fresh clone. An explicit --config that
+    // does not exist stays an error: a typo must not silently create a new server.
+    if args.config == config::default_path() && !args.config.exists() {
+        crate::init::first_run(json)?;
+    }
     let config = config::load(&args.config)?;
     let json = json
         || match args.log_format.as_deref() {
