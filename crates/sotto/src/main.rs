@@ -3,12 +3,13 @@
 //! Every command accepts `--json`, which makes it print one JSON object per line.
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error (clap), 3 a check failed.
 
+mod agent;
 mod bench;
 mod config;
 mod init;
-mod user;
 mod responder;
 mod server;
+mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,8 @@ enum Command {
     User(user::UserArgs),
     /// Run the registrar and proxy with the config file's listeners and stores.
     Server(server::ServerArgs),
+    /// The user agent: init an account, register, call, listen.
+    Agent(agent::AgentArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Init(args) => init::run(args, cli.json),
         Command::User(args) => user::run(args, cli.json),
         Command::Server(args) => server::run(args, cli.json),
+        Command::Agent(args) => agent::run(args, cli.json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

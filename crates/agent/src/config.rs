@@ -1,0 +1,453 @@
+//! The account file (`agent.toml`), written by `sotto agent init` and read by every other
+//! `sotto agent` command.
+//!
+//! ```toml
+//! format = 1
+//!
+//! [account]
+//! identity = "sip:alice@example.test"   # address of record
+//! username = "alice"                    # digest user name (default: the identity's user)
+//! password = "..."                      # the file is written with mode 0600
+//! instance = "urn:uuid:..."             # RFC 5626 +sip.instance, stable across runs
+//! register_expires_secs = 600
+//!
+//! [proxy]
+//! uri = "sips:127.0.0.1:5061"           # outbound proxy and registrar (first hop)
+//! ca = "/path/ca.pem"                   # CA that the proxy's certificate must chain to
+//! keepalive_secs = 25                   # CRLF keep-alive; a broken flow is re-opened
+//!
+//! [media]
+//! encryption = "mandatory"              # mandatory | optional | none
+//! methods = ["sdes"]                    # key exchanges, in order of preference
+//!
+//! [security]
+//! trusted_hosts = []                    # IPs allowed to send requests directly
+//! listen_udp = []                       # extra direct listeners (none by default)
+//!
+//! [data]
+//! dir = "data"                          # relative to this file
+//! ```
+//!
+//! `Default` values are the secure ones: mandatory media encryption, no direct listener, no
+//! trusted host.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sotto_sip::message::{Scheme, Uri};
+
+/// The version of the file format written by this crate.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why an account file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this model.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error text.
+        message: String,
+    },
+    /// A value is wrong (names the field).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, e.g. `account.identity`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Media encryption policy of the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// SRTP or no call (the default).
+    #[default]
+    Mandatory,
+    /// SRTP when possible, plain RTP otherwise.
+    Optional,
+    /// Plain RTP only.
+    None,
+}
+
+impl Encryption {
+    /// The policy's name as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encryption::Mandatory => "mandatory",
+            Encryption::Optional => "optional",
+            Encryption::None => "none",
+        }
+    }
+}
+
+/// A media key-exchange method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyExchange {
+    /// SDP security descriptions (RFC 4568): keys in the SDP, protected only by the TLS hops.
+    Sdes,
+}
+
+/// `[account]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSection {
+    /// The address of record, e.g. `sip:alice@example.test`.
+    pub identity: String,
+    /// Digest user name; the identity's user part when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Digest password.
+    pub password: String,
+    /// RFC 5626 instance id (`urn:uuid:...`).
+    pub instance: String,
+    /// Registration lifetime asked for, in seconds.
+    #[serde(default = "default_expires")]
+    pub register_expires_secs: u32,
+}
+
+fn default_expires() -> u32 {
+    600
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// The outbound proxy/registrar URI, e.g. `sips:127.0.0.1:5061`.
+    pub uri: String,
+    /// PEM CA file the proxy certificate is verified against.
+    pub ca: PathBuf,
+    /// Name to verify the certificate against (default: the URI's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Seconds between CRLF keep-alives on the connection to the proxy; a keep-alive that
+    /// finds the connection closed opens a new one and registers again.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u32,
+}
+
+fn default_keepalive() -> u32 {
+    25
+}
+
+/// `[media]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    /// Encryption policy.
+    #[serde(default)]
+    pub encryption: Encryption,
+    /// Key exchanges in order of preference.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<KeyExchange>,
+}
+
+fn default_methods() -> Vec<KeyExchange> {
+    vec![KeyExchange::Sdes]
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            encryption: Encryption::Mandatory,
+            methods: default_methods(),
+        }
+    }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    /// Hosts allowed to send requests directly (not through the registration flow).
+    #[serde(default)]
+    pub trusted_hosts: Vec<IpAddr>,
+    /// UDP addresses to listen on for direct requests (none by default: requests arrive only
+    /// over the registration connection).
+    #[serde(default)]
+    pub listen_udp: Vec<SocketAddr>,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// The data directory (relative paths are relative to the account file).
+    pub dir: PathBuf,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// The whole account file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// File format version ([`FORMAT_VERSION`]).
+    pub format: u32,
+    /// `[account]`.
+    pub account: AccountSection,
+    /// `[proxy]`.
+    pub proxy: ProxySection,
+    /// `[media]`.
+    #[serde(default)]
+    pub media: MediaSection,
+    /// `[security]`.
+    #[serde(default)]
+    pub security: SecuritySection,
+    /// `[data]`.
+    #[serde(default)]
+    pub data: DataSection,
+    /// The directory of the file it was loaded from (for relative paths); not serialized.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl AccountConfig {
+    /// Parses and checks the text of an account file.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut c: AccountConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        c.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Reads and checks an account file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The file text.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Invalid {
+            field: "account file",
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks every value that later use depends on.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.format != FORMAT_VERSION {
+            return Err(ConfigError::Invalid {
+                field: "format",
+                message: format!(
+                    "unsupported format {} (this build reads {FORMAT_VERSION})",
+                    self.format
+                ),
+            });
+        }
+        let id = self.identity()?;
+        if id.user().is_none_or(str::is_empty) {
+            return Err(ConfigError::Invalid {
+                field: "account.identity",
+                message: "needs a user part, e.g. sip:alice@example.test".into(),
+            });
+        }
+        self.proxy_uri()?;
+        if !self.account.instance.starts_with("urn:") {
+            return Err(ConfigError::Invalid {
+                field: "account.instance",
+                message: "must be a URN (urn:uuid:...)".into(),
+            });
+        }
+        if self.proxy.keepalive_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "proxy.keepalive_secs",
+                message: "must be above 0".into(),
+            });
+        }
+        if self.account.register_expires_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "account.register_expires_secs",
+                message: "must be above 0".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The parsed identity.
+    pub fn identity(&self) -> Result<Uri, ConfigError> {
+        let u = Uri::parse(&self.account.identity).map_err(|e| ConfigError::Invalid {
+            field: "account.identity",
+            message: e.to_string(),
+        })?;
+        if !matches!(u.scheme(), Scheme::Sip | Scheme::Sips) {
+            return Err(ConfigError::Invalid {
+                field: "account.identity",
+                message: "must be a sip: or sips: URI".into(),
+            });
+        }
+        Ok(u)
+    }
+
+    /// The parsed proxy URI; its host must be an IP address (no DNS resolution yet).
+    pub fn proxy_uri(&self) -> Result<Uri, ConfigError> {
+        let u = Uri::parse(&self.proxy.uri).map_err(|e| ConfigError::Invalid {
+            field: "proxy.uri",
+            message: e.to_string(),
+        })?;
+        if !matches!(u.scheme(), Scheme::Sip | Scheme::Sips) {
+            return Err(ConfigError::Invalid {
+                field: "proxy.uri",
+                message: "must be a sip: or sips: URI".into(),
+            });
+        }
+        host_ip(u.host()).ok_or_else(|| ConfigError::Invalid {
+            field: "proxy.uri",
+            message: format!("host {} must be an IP address", u.host()),
+        })?;
+        Ok(u)
+    }
+
+    /// The digest user name.
+    pub fn username(&self) -> String {
+        match &self.account.username {
+            Some(u) => u.clone(),
+            None => self
+                .identity()
+                .ok()
+                .and_then(|u| u.user().map(str::to_owned))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A path from the file, resolved against the file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+/// Parses a URI host as an IP address (`[::1]` brackets allowed).
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    h.parse().ok()
+}
+
+/// A random RFC 4122 version-4 UUID URN from `rng`.
+pub fn new_instance_urn(
+    rng: &dyn sotto_crypto::rng::SecureRandom,
+) -> Result<String, sotto_crypto::Error> {
+    let mut b = [0u8; 16];
+    rng.fill(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        h.get(0..8).unwrap_or_default(),
+        h.get(8..12).unwrap_or_default(),
+        h.get(12..16).unwrap_or_default(),
+        h.get(16..20).unwrap_or_default(),
+        h.get(20..32).unwrap_or_default()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> AccountConfig {
+        AccountConfig {
+            format: FORMAT_VERSION,
+            account: AccountSection {
+                identity: "sip:alice@example.test".into(),
+                username: None,
+                password: "pw".into(),
+                instance: "urn:uuid:00000000-0000-4000-8000-000000000000".into(),
+                register_expires_secs: 600,
+            },
+            proxy: ProxySection {
+                uri: "sips:127.0.0.1:5061".into(),
+                ca: PathBuf::from("ca.pem"),
+                server_name: None,
+                keepalive_secs: 25,
+            },
+            media: MediaSection::default(),
+            security: SecuritySection::default(),
+            data: DataSection::default(),
+            base_dir: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_defaults() {
+        let c = sample();
+        let text = c.to_toml().unwrap();
+        let back = AccountConfig::from_toml(&text, Path::new("/x/agent.toml")).unwrap();
+        assert_eq!(back.account, c.account);
+        assert_eq!(back.media.encryption, Encryption::Mandatory);
+        assert_eq!(back.username(), "alice");
+        assert_eq!(
+            back.resolve(Path::new("ca.pem")),
+            PathBuf::from("/x/ca.pem")
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let mut c = sample();
+        c.proxy.uri = "sips:proxy.example.test".into();
+        assert!(matches!(
+            c.check(),
+            Err(ConfigError::Invalid {
+                field: "proxy.uri",
+                ..
+            })
+        ));
+        let mut c = sample();
+        c.account.identity = "sip:example.test".into();
+        assert!(matches!(
+            c.check(),
+            Err(ConfigError::Invalid {
+                field: "account.identity",
+                ..
+            })
+        ));
+        let text = sample()
+            .to_toml()
+            .unwrap()
+            .replace("format = 1", "format = 9");
+        assert!(AccountConfig::from_toml(&text, Path::new("a.toml")).is_err());
+    }
+
+    #[test]
+    fn instance_urn_is_v4() {
+        let u = new_instance_urn(sotto_crypto_rust::provider().rng).unwrap();
+        assert_eq!(u.len(), "urn:uuid:".len() + 36);
+        assert_eq!(u.as_bytes().get(23), Some(&b'4'));
+    }
+}

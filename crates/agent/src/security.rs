@@ -1,0 +1,111 @@
+//! The per-call security report (the `call_security` event).
+//!
+//! Says, for every call, how its signalling and media are protected and who can see the keys:
+//! with SDES (RFC 4568 §8.1) the SRTP keys travel in the SDP, so every proxy on the path can
+//! read them; the protection is hop-by-hop, never end-to-end.
+
+use serde::Serialize;
+
+/// The note attached to every SDES-keyed call.
+pub const SDES_NOTE: &str =
+    "SDES: SRTP keys are carried in the SDP and visible to every proxy on the path";
+
+/// How one call is protected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecurityReport {
+    /// Signalling transport of the first hop: `tls`, `tcp` or `udp`.
+    pub signalling_transport: String,
+    /// Negotiated TLS version of the first hop (`TLSv1.3`...), when TLS.
+    pub tls_version: Option<String>,
+    /// Negotiated TLS cipher suite of the first hop, when TLS.
+    pub tls_cipher_suite: Option<String>,
+    /// Authentication used for this call: `digest-SHA-256`, `digest-MD5`, or `none`
+    /// (for an incoming call: `registration-flow` when it came over the authenticated
+    /// registration connection, `trusted-host` for a configured host).
+    pub auth: String,
+    /// Media protection: `srtp-sdes` or `none`.
+    pub media_protection: String,
+    /// The SRTP suite, when SRTP.
+    pub suite: Option<String>,
+    /// Whether the media keys are known only to the two ends.
+    pub end_to_end: bool,
+    /// What the user should know (e.g. the SDES caveat).
+    pub note: Option<String>,
+}
+
+impl SecurityReport {
+    /// A report for a call whose media is `suite`-protected SRTP keyed by SDES, or plain RTP.
+    pub fn new(
+        transport: &str,
+        tls: Option<&TlsSummary>,
+        auth: &str,
+        sdes_suite: Option<&str>,
+    ) -> Self {
+        SecurityReport {
+            signalling_transport: transport.to_owned(),
+            tls_version: tls.map(|t| t.version.clone()),
+            tls_cipher_suite: tls.map(|t| t.cipher_suite.clone()),
+            auth: auth.to_owned(),
+            media_protection: if sdes_suite.is_some() {
+                "srtp-sdes".into()
+            } else {
+                "none".into()
+            },
+            suite: sdes_suite.map(str::to_owned),
+            end_to_end: false,
+            note: Some(match sdes_suite {
+                Some(_) => SDES_NOTE.to_owned(),
+                None => "media is not encrypted".to_owned(),
+            }),
+        }
+    }
+}
+
+impl SecurityReport {
+    /// A report for a call that ended before media was negotiated: no media protection,
+    /// with the reason in the note.
+    pub fn not_established(
+        transport: &str,
+        tls: Option<&TlsSummary>,
+        auth: &str,
+        reason: &str,
+    ) -> Self {
+        let mut r = SecurityReport::new(transport, tls, auth, None);
+        r.note = Some(format!("call not established: {reason}"));
+        r
+    }
+}
+
+/// What a TLS hop negotiated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsSummary {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// The cipher suite name.
+    pub cipher_suite: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdes_is_never_end_to_end() {
+        let tls = TlsSummary {
+            version: "TLSv1.3".into(),
+            cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
+        };
+        let r = SecurityReport::new(
+            "tls",
+            Some(&tls),
+            "digest-SHA-256",
+            Some("AES_CM_128_HMAC_SHA1_80"),
+        );
+        assert_eq!(r.media_protection, "srtp-sdes");
+        assert!(!r.end_to_end);
+        assert_eq!(r.note.as_deref(), Some(SDES_NOTE));
+        let plain = SecurityReport::new("udp", None, "none", None);
+        assert_eq!(plain.media_protection, "none");
+        assert_eq!(plain.tls_version, None);
+    }
+}

@@ -1,0 +1,743 @@
+//! The sans-IO user agent on a virtual clock, with the test playing the proxy: registration
+//! (digest SHA-256, RFC 5626 contact, refresh at half the granted lifetime, unregister),
+//! calls between two agents (407 retry, ringing, offer/answer with SDES, ACK, BYE, CANCEL),
+//! the media glue (SRTP keyed from the negotiated keys carries a tone end to end), the
+//! mandatory-encryption refusal and ghost-call protection.
+
+// `Instant::now()` is read once per test as the origin of the virtual clock; time then only
+// moves by the durations the tests add.
+#![allow(clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use sotto_agent::call::CallState;
+use sotto_agent::config::Encryption;
+use sotto_agent::{CallId, Flow, TlsSummary, UaConfig, UaEvent, UserAgent};
+use sotto_media::audio::{Codec, FRAME_SAMPLES, Tone, ToneReport};
+use sotto_media::session::{Channel, RtpSession};
+use sotto_net::{ConnectionId, Destination, TransportKind};
+use sotto_sdp::NegotiatedMedia;
+use sotto_sip::digest::{Algorithm, Challenge, Credentials, Ha1, compute_response};
+use sotto_sip::message::{Message, Request, Response, StatusCode, Uri};
+use sotto_sip::parse::{Limits, parse_message};
+use zeroize::Zeroizing;
+
+const PROXY: &str = "127.0.0.1:5061";
+
+fn provider() -> &'static sotto_crypto::CryptoProvider {
+    sotto_crypto_rust::provider()
+}
+
+fn config(user: &str, encryption: Encryption) -> UaConfig {
+    UaConfig {
+        identity: Uri::parse(&format!("sip:{user}@example.test")).unwrap(),
+        username: user.to_owned(),
+        password: Zeroizing::new(format!("{user}pw")),
+        instance: format!("urn:uuid:00000000-0000-4000-8000-00000000000{}", user.len()),
+        register_expires: Duration::from_secs(600),
+        proxy: Destination::new(TransportKind::Tls, PROXY.parse().unwrap()),
+        encryption,
+        trusted_hosts: Vec::new(),
+        user_agent: "test".into(),
+    }
+}
+
+fn tls() -> Option<TlsSummary> {
+    Some(TlsSummary {
+        version: "TLSv1.3".into(),
+        cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
+    })
+}
+
+/// An agent whose flow to the proxy is connection `conn` from `local`.
+struct Side {
+    ua: UserAgent,
+    flow: Flow,
+    events: Vec<UaEvent>,
+}
+
+impl Side {
+    fn new(user: &str, port: u16, conn: u64, encryption: Encryption) -> Side {
+        let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut ua = UserAgent::new(config(user, encryption), provider()).unwrap();
+        ua.set_flow(local, Some(ConnectionId(conn)));
+        Side {
+            ua,
+            flow: Flow {
+                transport: TransportKind::Tls,
+                remote: PROXY.parse().unwrap(),
+                local,
+                connection: Some(ConnectionId(conn)),
+                tls: tls(),
+            },
+            events: Vec::new(),
+        }
+    }
+
+    /// Everything the agent sent, parsed; events are collected.
+    fn sent(&mut self) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Some(o) = self.ua.poll_transmit() {
+            assert_eq!(
+                o.destination.remote,
+                PROXY.parse().unwrap(),
+                "all goes to the proxy"
+            );
+            out.push(parse_message(o.bytes, &Limits::default()).unwrap());
+        }
+        while let Some(e) = self.ua.poll_event() {
+            self.events.push(e);
+        }
+        out
+    }
+
+    fn receive(&mut self, m: &Message, now: Instant) {
+        let mut buf = Vec::new();
+        m.write_to(&mut buf);
+        let flow = self.flow.clone();
+        self.ua.handle_incoming(Bytes::from(buf), &flow, now);
+    }
+
+    fn states(&self) -> Vec<(CallState, Option<String>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                UaEvent::CallState { state, reason, .. } => Some((*state, reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn media(&self) -> Option<NegotiatedMedia> {
+        self.events.iter().find_map(|e| match e {
+            UaEvent::MediaReady { media, .. } => Some((**media).clone()),
+            _ => None,
+        })
+    }
+}
+
+fn request(m: &Message) -> &Request {
+    m.as_request().expect("a request")
+}
+
+fn response(m: &Message) -> &Response {
+    m.as_response().expect("a response")
+}
+
+fn challenge(req: &Request, status: StatusCode, header: &str) -> Message {
+    let mut r = Response::from_request(req, status);
+    r.set_to_tag("proxytag");
+    let ch = Challenge::new("example.test", "nonce-1", Algorithm::Sha256);
+    r.headers_mut().push(header, ch.to_string());
+    Message::Response(r)
+}
+
+/// Checks the digest response of `value` against the password.
+fn check_credentials(value: &str, method: &str, password: &str) -> Credentials {
+    let c = Credentials::parse(value).unwrap();
+    assert_eq!(c.algorithm, Algorithm::Sha256);
+    let ha1 = Ha1::from_password(provider(), c.algorithm, &c.username, &c.realm, password).unwrap();
+    let expected = compute_response(
+        provider(),
+        c.algorithm,
+        &ha1,
+        &c.nonce,
+        c.nc.unwrap(),
+        c.cnonce.as_deref().unwrap(),
+        c.qop,
+        method,
+        &c.uri,
+    )
+    .unwrap();
+    assert_eq!(c.response, expected);
+    c
+}
+
+fn ok_with(req: &Request, contact: Option<String>) -> Message {
+    let mut r = Response::from_request(req, StatusCode::OK);
+    r.set_to_tag("regtag");
+    if let Some(c) = contact {
+        r.headers_mut().push("Contact", c);
+    }
+    Message::Response(r)
+}
+
+#[test]
+fn register_with_digest_refresh_and_unregister() {
+    let t0 = Instant::now();
+    let mut a = Side::new("alice", 40000, 1, Encryption::Mandatory);
+    a.ua.register(t0).unwrap();
+    let sent = a.sent();
+    let [first] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    let reg = request(first);
+    assert_eq!(reg.uri().as_str(), "sip:example.test");
+    let contact = reg.headers().get("Contact").unwrap();
+    assert!(
+        contact.starts_with("<sip:alice@127.0.0.1:40000;transport=tls;ob>"),
+        "{contact}"
+    );
+    assert!(contact.contains("+sip.instance=\"<urn:uuid:"), "{contact}");
+    assert!(contact.contains("reg-id=1"), "{contact}");
+    assert_eq!(reg.headers().get("Expires"), Some("600"));
+    assert!(reg.headers().get("Supported").unwrap().contains("outbound"));
+    assert!(reg.via_top().unwrap().transport.eq_ignore_ascii_case("TLS"));
+
+    a.receive(
+        &challenge(reg, StatusCode::UNAUTHORIZED, "WWW-Authenticate"),
+        t0,
+    );
+    let sent = a.sent();
+    let [second] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    let reg2 = request(second);
+    assert_eq!(reg2.cseq().unwrap().seq, reg.cseq().unwrap().seq + 1);
+    assert_eq!(reg2.call_id().unwrap(), reg.call_id().unwrap());
+    assert_ne!(
+        reg2.via_top().unwrap().branch,
+        reg.via_top().unwrap().branch
+    );
+    let creds = check_credentials(
+        reg2.headers().get("Authorization").unwrap(),
+        "REGISTER",
+        "alicepw",
+    );
+    assert_eq!(creds.username, "alice");
+    assert!(a.events.is_empty());
+
+    // The registrar grants 120 s: the refresh is due at 60 s.
+    let t1 = t0 + Duration::from_millis(30);
+    let granted = format!("{};expires=120", contact);
+    a.receive(&ok_with(reg2, Some(granted)), t1);
+    assert!(a.sent().is_empty());
+    match a.events.as_slice() {
+        [UaEvent::Registered { expires, auth, .. }] => {
+            assert_eq!(*expires, Duration::from_secs(120));
+            assert_eq!(auth, "digest-SHA-256");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(a.ua.is_registered());
+    assert_eq!(a.ua.poll_timeout(), Some(t1 + Duration::from_secs(60)));
+    a.ua.handle_timeout(t1 + Duration::from_secs(59));
+    assert!(a.sent().is_empty(), "not before half the lifetime");
+    a.ua.handle_timeout(t1 + Duration::from_secs(60));
+    let sent = a.sent();
+    let [refresh] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    let refresh = request(refresh);
+    assert_eq!(refresh.call_id().unwrap(), reg.call_id().unwrap());
+    assert!(refresh.cseq().unwrap().seq > reg2.cseq().unwrap().seq);
+
+    // Unregister: Expires 0, then `Unregistered`.
+    a.events.clear();
+    a.ua.unregister(t1 + Duration::from_secs(61)).unwrap();
+    let sent = a.sent();
+    let unreg = sent
+        .iter()
+        .map(request)
+        .find(|r| r.headers().get("Expires") == Some("0"))
+        .expect("an Expires: 0 REGISTER");
+    a.receive(&ok_with(unreg, None), t1 + Duration::from_secs(61));
+    a.sent();
+    assert!(
+        matches!(a.events.as_slice(), [UaEvent::Unregistered]),
+        "{:?}",
+        a.events
+    );
+    assert!(!a.ua.is_registered());
+}
+
+#[test]
+fn registration_failure_is_reported() {
+    let t0 = Instant::now();
+    let mut a = Side::new("alice", 40000, 1, Encryption::Mandatory);
+    a.ua.register(t0).unwrap();
+    let sent = a.sent();
+    let mut r = Response::from_request(request(&sent[0]), StatusCode::FORBIDDEN);
+    r.set_to_tag("x");
+    a.receive(&Message::Response(r), t0);
+    a.sent();
+    assert!(
+        matches!(
+            a.events.as_slice(),
+            [UaEvent::RegistrationFailed { status: 403, .. }]
+        ),
+        "{:?}",
+        a.events
+    );
+}
+
+/// Relays every message between the two sides (the test is the proxy) until both are quiet;
+/// returns the messages relayed, in order.
+fn relay(a: &mut Side, b: &mut Side, now: Instant) -> Vec<Message> {
+    let mut all = Vec::new();
+    for _ in 0..32 {
+        let from_a = a.sent();
+        let from_b = b.sent();
+        if from_a.is_empty() && from_b.is_empty() {
+            return all;
+        }
+        for m in from_a {
+            b.receive(&m, now);
+            all.push(m);
+        }
+        for m in from_b {
+            a.receive(&m, now);
+            all.push(m);
+        }
+    }
+    panic!("messages kept flowing");
+}
+
+fn incoming_call(s: &Side) -> CallId {
+    s.events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::IncomingCall { call, .. } => Some(*call),
+            _ => None,
+        })
+        .expect("an incoming call")
+}
+
+#[test]
+fn call_with_proxy_auth_sdes_media_and_bye() {
+    let t0 = Instant::now();
+    let mut a = Side::new("alice", 40000, 1, Encryption::Mandatory);
+    let mut b = Side::new("bob", 40002, 2, Encryption::Mandatory);
+    let bob = Uri::parse("sip:bob@example.test").unwrap();
+    let call =
+        a.ua.call(&bob, "127.0.0.1:7000".parse().unwrap(), t0)
+            .unwrap();
+    let sent = a.sent();
+    let [invite] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    let inv = request(invite);
+    let offer = String::from_utf8_lossy(inv.body()).into_owned();
+    assert!(offer.contains("m=audio 7000 RTP/SAVP"), "{offer}");
+    assert!(
+        offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{offer}"
+    );
+    // The proxy challenges; alice ACKs the 407 (transaction layer) and retries.
+    a.receive(
+        &challenge(
+            inv,
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "Proxy-Authenticate",
+        ),
+        t0,
+    );
+    let sent = a.sent();
+    let retry = sent
+        .iter()
+        .map(request)
+        .find(|r| r.method().as_str() == "INVITE")
+        .expect("a second INVITE");
+    assert!(
+        sent.iter()
+            .map(request)
+            .any(|r| r.method().as_str() == "ACK")
+    );
+    assert_eq!(retry.cseq().unwrap().seq, inv.cseq().unwrap().seq + 1);
+    check_credentials(
+        retry.headers().get("Proxy-Authorization").unwrap(),
+        "INVITE",
+        "alicepw",
+    );
+    b.receive(&Message::Request(retry.clone()), t0);
+    relay(&mut a, &mut b, t0);
+    let bcall = incoming_call(&b);
+    assert_eq!(a.states(), [(CallState::Ringing, None)]);
+    assert_eq!(b.states(), [(CallState::Ringing, None)]);
+
+    b.ua.answer(bcall, "127.0.0.1:7002".parse().unwrap(), t0)
+        .unwrap();
+    let msgs = relay(&mut a, &mut b, t0);
+    assert!(
+        msgs.iter()
+            .any(|m| m.as_request().is_some_and(|r| r.method().as_str() == "ACK"))
+    );
+    assert_eq!(a.states().last(), Some(&(CallState::Connected, None)));
+    assert_eq!(a.ua.call_state(call), Some(CallState::Connected));
+    let report = a
+        .events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(report.auth, "digest-SHA-256");
+    assert_eq!(report.media_protection, "srtp-sdes");
+    assert_eq!(report.tls_version.as_deref(), Some("TLSv1.3"));
+    assert!(!report.end_to_end);
+    let bsec = b
+        .events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(bsec.auth, "registration-flow");
+
+    // Media: each side's key is the other's remote key; a tone crosses SRTP intact.
+    let ma = a.media().unwrap();
+    let mb = b.media().unwrap();
+    assert_eq!(ma.remote_rtp_port, 7002);
+    assert_eq!(mb.remote_rtp_port, 7000);
+    let (ka, kb) = (ma.srtp.as_ref().unwrap(), mb.srtp.as_ref().unwrap());
+    assert_eq!(
+        ka.local.master_key.expose(),
+        kb.remote[0].master_key.expose()
+    );
+    assert_eq!(
+        kb.local.master_key.expose(),
+        ka.remote[0].master_key.expose()
+    );
+    tone_crosses(&ma, &mb);
+
+    // Alice hangs up.
+    a.events.clear();
+    b.events.clear();
+    a.ua.hangup(call, t0).unwrap();
+    relay(&mut a, &mut b, t0);
+    assert_eq!(
+        a.states(),
+        [(CallState::Ended, Some("local hangup".into()))]
+    );
+    assert_eq!(
+        b.states(),
+        [(CallState::Ended, Some("remote hangup".into()))]
+    );
+    assert_eq!(a.ua.call_state(call), None);
+}
+
+/// Sends a second of 1000 Hz from `a`'s session to `b`'s, protected with the negotiated
+/// keys, on a virtual clock; `b` decodes it.
+fn tone_crosses(ma: &NegotiatedMedia, mb: &NegotiatedMedia) {
+    let t0 = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH;
+    let p = provider();
+    let mk = |n: &NegotiatedMedia| {
+        let cfg = sotto_agent::media::media_config(n, "t").unwrap();
+        assert_eq!(cfg.codec, Codec::Pcmu);
+        let prot = sotto_agent::media::protection(p, n).unwrap();
+        RtpSession::new(cfg, prot, p.rng, t0, wall).unwrap()
+    };
+    let (mut sa, mut sb) = (mk(ma), mk(mb));
+    let a_addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    let mut tone = Tone::new(1000.0, 8000, 8000);
+    let (mut pcm, mut out) = ([0i16; FRAME_SAMPLES], [0i16; FRAME_SAMPLES]);
+    let mut buf = [0u8; 1500];
+    let mut got = Vec::new();
+    for i in 0..50u64 {
+        let now = t0 + Duration::from_millis(20 * i);
+        tone.fill(&mut pcm);
+        let t = sa.send_audio(now, &pcm, &mut buf).unwrap().unwrap();
+        assert_eq!(
+            t.len,
+            12 + FRAME_SAMPLES + 10,
+            "RTP header, payload, 80-bit tag"
+        );
+        sb.handle_receive(now, a_addr, Channel::Rtp, &mut buf[..t.len])
+            .unwrap();
+        while sb.poll_audio(now, &mut out).is_some() {
+            got.extend_from_slice(&out);
+        }
+    }
+    assert_eq!(sb.stats().packets_received, 50);
+    let r = ToneReport::analyze(&got, 8000, 1000.0, 800);
+    assert!(r.dominant_windows >= 4 && r.median_fraction > 0.5, "{r:?}");
+}
+
+#[test]
+fn cancel_while_ringing() {
+    let t0 = Instant::now();
+    let mut a = Side::new("alice", 40000, 1, Encryption::Mandatory);
+    let mut b = Side::new("bob", 40002, 2, Encryption::Mandatory);
+    let call =
+        a.ua.call(
+            &Uri::parse("sip:bob@example.test").unwrap(),
+            "127.0.0.1:7000".parse().unwrap(),
+            t0,
+        )
+        .unwrap();
+    relay(&mut a, &mut b, t0);
+    assert_eq!(a.states(), [(CallState::Ringing, None)]);
+    a.ua.hangup(call, t0).unwrap();
+    let msgs = relay(&mut a, &mut b, t0);
+    assert!(msgs.iter().any(|m| {
+        m.as_request()
+            .is_some_and(|r| r.method().as_str() == "CANCEL")
+    }));
+    assert!(msgs.iter().any(|m| {
+        m.as_response()
+            .is_some_and(|r| r.status() == StatusCode::REQUEST_TERMINATED)
+    }));
+    assert_eq!(
+        a.states().last(),
+        Some(&(CallState::Ended, Some("cancelled".into())))
+    );
+    assert_eq!(
+        b.states().last(),
+        Some(&(CallState::Ended, Some("cancelled by the caller".into())))
+    );
+}
+
+#[test]
+fn mandatory_encryption_refuses_plain_offers_with_488_and_warning() {
+    let t0 = Instant::now();
+    let mut a = Side::new("alice", 40000, 1, Encryption::None);
+    let mut b = Side::new("bob", 40002, 2, Encryption::Mandatory);
+    let call =
+        a.ua.call(
+            &Uri::parse("sip:bob@example.test").unwrap(),
+            "127.0.0.1:7000".parse().unwrap(),
+            t0,
+        )
+        .unwrap();
+    let msgs = relay(&mut a, &mut b, t0);
+    let refusal = msgs
+        .iter()
+        .filter_map(|m| m.as_response())
+        .find(|r| r.status().is_final())
+        .expect("a final response");
+    assert_eq!(refusal.status().as_u16(), 488);
+    let warning = refusal.headers().get("Warning").expect("a Warning");
+    assert!(warning.contains("mandatory"), "{warning}");
+    assert!(
+        !msgs
+            .iter()
+            .filter_map(|m| m.as_response())
+            .any(|r| r.status() == StatusCode::RINGING)
+    );
+    let (state, reason) = a.states().last().cloned().unwrap();
+    assert_eq!(state, CallState::Ended);
+    assert!(reason.unwrap().starts_with("488"), "{:?}", a.states());
+    assert_eq!(a.ua.call_state(call), None);
+    let (state, reason) = b.states().last().cloned().unwrap();
+    assert_eq!(state, CallState::Ended);
+    assert!(reason.unwrap().contains("488"));
+    // Both sides still report the call's security: not established, no media protection.
+    for side in [&a, &b] {
+        let report = side
+            .events
+            .iter()
+            .find_map(|e| match e {
+                UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+                _ => None,
+            })
+            .expect("a call_security event");
+        assert_eq!(report.media_protection, "none");
+        assert!(report.note.unwrap().contains("not established"));
+    }
+}
+
+#[test]
+fn mandatory_encryption_needs_a_tls_first_hop() {
+    let mut cfg = config("alice", Encryption::Mandatory);
+    cfg.proxy = Destination::new(TransportKind::Udp, "127.0.0.1:5060".parse().unwrap());
+    let mut ua = UserAgent::new(cfg, provider()).unwrap();
+    ua.set_flow("127.0.0.1:40000".parse().unwrap(), None);
+    let err = ua
+        .call(
+            &Uri::parse("sip:bob@example.test").unwrap(),
+            "127.0.0.1:7000".parse().unwrap(),
+            Instant::now(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+    assert!(ua.poll_transmit().is_none(), "no INVITE, no SDES over UDP");
+}
+
+fn direct_invite(to_port: u16) -> Message {
+    let body = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let text = format!(
+        "INVITE sip:bob@127.0.0.1:{to_port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKghost\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.1>;tag=g\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: ghost\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    parse_message(Bytes::from(text), &Limits::default()).unwrap()
+}
+
+#[test]
+fn ghost_invite_is_refused_without_ringing_and_trusted_hosts_may_call() {
+    let t0 = Instant::now();
+    let mut b = Side::new("bob", 40002, 2, Encryption::Optional);
+    let direct = Flow {
+        transport: TransportKind::Udp,
+        remote: "127.0.0.1:5099".parse().unwrap(),
+        local: "127.0.0.1:5070".parse().unwrap(),
+        connection: None,
+        tls: None,
+    };
+    let mut buf = Vec::new();
+    direct_invite(5070).write_to(&mut buf);
+    b.ua.handle_incoming(Bytes::from(buf.clone()), &direct, t0);
+    let out = b.ua.poll_transmit().expect("a response");
+    assert_eq!(
+        out.destination.remote, direct.remote,
+        "answered where it came from"
+    );
+    let resp = parse_message(out.bytes, &Limits::default()).unwrap();
+    assert_eq!(response(&resp).status(), StatusCode::FORBIDDEN);
+    assert!(b.ua.poll_transmit().is_none(), "no 180");
+    b.sent();
+    assert!(
+        matches!(b.events.as_slice(), [UaEvent::Rejected { status: 403, method, .. }] if method == "INVITE"),
+        "{:?}",
+        b.events
+    );
+
+    // The same INVITE from a configured trusted host rings.
+    let mut cfg = config("bob", Encryption::Optional);
+    cfg.trusted_hosts = vec!["127.0.0.1".parse().unwrap()];
+    let mut ua = UserAgent::new(cfg, provider()).unwrap();
+    ua.set_flow("127.0.0.1:40002".parse().unwrap(), Some(ConnectionId(2)));
+    ua.handle_incoming(Bytes::from(buf), &direct, t0);
+    let out = ua.poll_transmit().expect("a response");
+    let resp = parse_message(out.bytes, &Limits::default()).unwrap();
+    assert_eq!(response(&resp).status(), StatusCode::RINGING);
+    let mut evs = Vec::new();
+    while let Some(e) = ua.poll_event() {
+        evs.push(e);
+    }
+    assert!(
+        matches!(evs.first(), Some(UaEvent::IncomingCall { .. })),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn sdes_over_a_plain_hop_is_refused() {
+    let t0 = Instant::now();
+    let mut cfg = config("bob", Encryption::Mandatory);
+    cfg.trusted_hosts = vec!["127.0.0.1".parse().unwrap()];
+    let mut ua = UserAgent::new(cfg, provider()).unwrap();
+    ua.set_flow("127.0.0.1:40002".parse().unwrap(), Some(ConnectionId(2)));
+    // An SDES offer arriving over UDP (from a trusted host, so it passes the ghost check).
+    let mut alice = Side::new("alice", 40000, 1, Encryption::Mandatory);
+    alice
+        .ua
+        .call(
+            &Uri::parse("sip:bob@example.test").unwrap(),
+            "127.0.0.1:7000".parse().unwrap(),
+            t0,
+        )
+        .unwrap();
+    let invite = alice.sent().remove(0);
+    let mut buf = Vec::new();
+    invite.write_to(&mut buf);
+    let udp = Flow {
+        transport: TransportKind::Udp,
+        remote: "127.0.0.1:5099".parse().unwrap(),
+        local: "127.0.0.1:5070".parse().unwrap(),
+        connection: None,
+        tls: None,
+    };
+    ua.handle_incoming(Bytes::from(buf), &udp, t0);
+    let out = ua.poll_transmit().expect("a response");
+    let resp = parse_message(out.bytes, &Limits::default()).unwrap();
+    let resp = response(&resp);
+    assert_eq!(resp.status().as_u16(), 488);
+    assert!(resp.headers().get("Warning").unwrap().contains("non-TLS"));
+}
+
+#[test]
+fn an_unanswered_call_is_refused_after_the_ring_timeout() {
+    let t0 = Instant::now();
+    let mut a = Side::new("alice", 40000, 1, Encryption::Mandatory);
+    let mut b = Side::new("bob", 40002, 2, Encryption::Mandatory);
+    a.ua.call(
+        &Uri::parse("sip:bob@example.test").unwrap(),
+        "127.0.0.1:7000".parse().unwrap(),
+        t0,
+    )
+    .unwrap();
+    relay(&mut a, &mut b, t0);
+    assert_eq!(b.states(), [(CallState::Ringing, None)]);
+    let deadline = t0 + sotto_agent::ua::RING_TIMEOUT;
+    assert!(b.ua.poll_timeout().is_some_and(|t| t <= deadline));
+    b.ua.handle_timeout(deadline - Duration::from_secs(1));
+    assert!(b.sent().is_empty(), "still ringing");
+    b.ua.handle_timeout(deadline);
+    relay(&mut a, &mut b, deadline);
+    let (state, reason) = a.states().last().cloned().unwrap();
+    assert_eq!(state, CallState::Ended);
+    assert!(reason.unwrap().starts_with("480"));
+    assert_eq!(
+        b.states().last(),
+        Some(&(
+            CallState::Ended,
+            Some("not answered (480 Temporarily Unavailable)".into())
+        ))
+    );
+}
+
+#[test]
+fn a_2xx_over_udp_is_retransmitted_until_the_ack() {
+    let t0 = Instant::now();
+    let mut cfg = config("bob", Encryption::Optional);
+    cfg.trusted_hosts = vec!["127.0.0.1".parse().unwrap()];
+    let mut ua = UserAgent::new(cfg, provider()).unwrap();
+    ua.set_flow("127.0.0.1:40002".parse().unwrap(), Some(ConnectionId(2)));
+    let udp = Flow {
+        transport: TransportKind::Udp,
+        remote: "127.0.0.1:5099".parse().unwrap(),
+        local: "127.0.0.1:5070".parse().unwrap(),
+        connection: None,
+        tls: None,
+    };
+    let mut buf = Vec::new();
+    direct_invite(5070).write_to(&mut buf);
+    ua.handle_incoming(Bytes::from(buf), &udp, t0);
+    let mut call = None;
+    while let Some(e) = ua.poll_event() {
+        if let UaEvent::IncomingCall { call: c, .. } = e {
+            call = Some(c);
+        }
+    }
+    let statuses = |ua: &mut UserAgent| -> Vec<u16> {
+        let mut v = Vec::new();
+        while let Some(o) = ua.poll_transmit() {
+            assert_eq!(o.destination.remote, udp.remote);
+            let m = parse_message(o.bytes, &Limits::default()).unwrap();
+            v.push(response(&m).status().as_u16());
+        }
+        v
+    };
+    assert_eq!(statuses(&mut ua), [180]);
+    ua.answer(call.unwrap(), "127.0.0.1:7002".parse().unwrap(), t0)
+        .unwrap();
+    assert_eq!(statuses(&mut ua), [200]);
+    ua.handle_timeout(t0 + Duration::from_millis(499));
+    assert_eq!(statuses(&mut ua), Vec::<u16>::new());
+    ua.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(statuses(&mut ua), [200], "T1");
+    ua.handle_timeout(t0 + Duration::from_millis(1500));
+    assert_eq!(statuses(&mut ua), [200], "2·T1 later");
+    let ack = "ACK sip:bob@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKack\r\n\
+               Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.1>;tag=g\r\nTo: <sip:bob@127.0.0.1>;tag=x\r\n\
+               Call-ID: ghost\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n";
+    ua.handle_incoming(
+        Bytes::from_static(ack.as_bytes()),
+        &udp,
+        t0 + Duration::from_millis(1600),
+    );
+    ua.handle_timeout(t0 + Duration::from_secs(10));
+    assert_eq!(
+        statuses(&mut ua),
+        Vec::<u16>::new(),
+        "acknowledged: no more 200s"
+    );
+}

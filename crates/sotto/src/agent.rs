@@ -1,0 +1,343 @@
+//! `sotto agent`: the user agent on the command line.
+//!
+//! - `sotto agent init --dir D --identity sip:alice@example.test --password P
+//!   --proxy sips:127.0.0.1:5061 --ca ca.pem [--media-encryption sdes|none]` writes
+//!   `D/agent.toml` (mode 0600: it holds the password) and creates `D/data`.
+//! - `sotto agent -c D/agent.toml register`: registers, refreshes, and on Ctrl-C/SIGTERM
+//!   unregisters and exits 0.
+//! - `sotto agent -c F call sip:bob@example.test [--play in.wav|--tone 440]
+//!   [--record out.wav] [--duration 10s]`
+//! - `sotto agent -c F listen [--auto-answer] [--play ...] [--record ...]`
+//!
+//! With `--json` every event is one JSON object per line: `registered`, `incoming_call`,
+//! `call_state`, `call_security`, `media_stats`, `recorded`, `rejected`, `unregistered`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use sotto_agent::config::{
+    AccountConfig, AccountSection, DataSection, Encryption, FORMAT_VERSION, MediaSection,
+    ProxySection, SecuritySection, new_instance_urn,
+};
+use sotto_agent::driver::{self, DriverConfig, Mode, Source};
+use sotto_agent::{UaConfig, UaEvent};
+use sotto_sip::message::Uri;
+
+/// Arguments of `sotto agent`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AgentArgs {
+    /// The account file (written by `sotto agent init`).
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AgentCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AgentCommand {
+    /// Write an account file and data directory.
+    Init(InitArgs),
+    /// Register and stay registered until Ctrl-C (then unregister).
+    Register,
+    /// Call someone.
+    Call(CallArgs),
+    /// Wait for calls.
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InitArgs {
+    /// Directory to write agent.toml into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Address of record, e.g. sip:alice@example.test.
+    #[arg(long)]
+    identity: String,
+    /// Digest password.
+    #[arg(long)]
+    password: String,
+    /// Digest user name (default: the identity's user part).
+    #[arg(long)]
+    username: Option<String>,
+    /// Outbound proxy and registrar, e.g. sips:127.0.0.1:5061.
+    #[arg(long)]
+    proxy: String,
+    /// CA certificate (PEM) the proxy's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    ca: PathBuf,
+    /// Media encryption: sdes (mandatory SRTP keyed by SDES, the default) or none.
+    #[arg(long, value_name = "METHOD", default_value = "sdes")]
+    media_encryption: String,
+    /// Overwrite an existing agent.toml.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct MediaArgs {
+    /// Play this WAV file (looped).
+    #[arg(long, value_name = "FILE", conflicts_with = "tone")]
+    play: Option<PathBuf>,
+    /// Play a sine tone of this frequency in Hz.
+    #[arg(long, value_name = "HZ")]
+    tone: Option<f64>,
+    /// Record the received audio into this WAV file (8 kHz mono).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Seconds between media_stats events during a call.
+    #[arg(long, value_name = "SECONDS", default_value = "5")]
+    stats_interval: f64,
+}
+
+#[derive(Debug, clap::Args)]
+struct CallArgs {
+    /// Whom to call, e.g. sip:bob@example.test.
+    target: String,
+    #[command(flatten)]
+    media: MediaArgs,
+    /// Hang up after this long once connected (e.g. 10s, 500ms, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListenArgs {
+    /// Answer incoming calls at once.
+    #[arg(long)]
+    auto_answer: bool,
+    #[command(flatten)]
+    media: MediaArgs,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (e.g. 10s, 500ms, 2m)"))?;
+    if !(v.is_finite() && v >= 0.0 && v * mult <= 86_400.0) {
+        return Err(format!("duration out of range: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+/// Runs `sotto agent`.
+pub(crate) fn run(args: AgentArgs, json: bool) -> anyhow::Result<()> {
+    match args.command {
+        AgentCommand::Init(a) => init(a, json),
+        cmd => {
+            let path = args.config.context(
+                "give the account file with -c FILE (write one with `sotto agent init`)",
+            )?;
+            let account = AccountConfig::load(&path)?;
+            let (mode, media) = match cmd {
+                AgentCommand::Register => (Mode::Register, None),
+                AgentCommand::Call(c) => {
+                    let target = Uri::parse(&c.target)
+                        .map_err(|e| anyhow::anyhow!("bad target {:?}: {e}", c.target))?;
+                    (
+                        Mode::Call {
+                            target,
+                            duration: c.duration,
+                        },
+                        Some(c.media),
+                    )
+                }
+                AgentCommand::Listen(l) => (
+                    Mode::Listen {
+                        auto_answer: l.auto_answer,
+                    },
+                    Some(l.media),
+                ),
+                AgentCommand::Init(_) => bail!("init does not take -c"),
+            };
+            drive(&account, mode, media, json)
+        }
+    }
+}
+
+fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
+    let encryption = match a.media_encryption.as_str() {
+        "sdes" => Encryption::Mandatory,
+        "none" => Encryption::None,
+        "zrtp" | "dtls" => bail!(
+            "--media-encryption {}: not available yet in this build; use sdes",
+            a.media_encryption
+        ),
+        other => bail!("--media-encryption {other:?}: expected sdes, zrtp, dtls or none"),
+    };
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let file = a.dir.join("agent.toml");
+    if file.exists() && !a.force {
+        bail!("{} exists (use --force to overwrite)", file.display());
+    }
+    let ca = std::path::absolute(&a.ca).unwrap_or(a.ca.clone());
+    if !ca.is_file() {
+        bail!("CA file {} not found", ca.display());
+    }
+    let instance = new_instance_urn(sotto_crypto_rust::provider().rng)
+        .map_err(|e| anyhow::anyhow!("random number generator: {e}"))?;
+    let config = AccountConfig {
+        format: FORMAT_VERSION,
+        account: AccountSection {
+            identity: a.identity,
+            username: a.username,
+            password: a.password,
+            instance,
+            register_expires_secs: 600,
+        },
+        proxy: ProxySection {
+            uri: a.proxy,
+            ca,
+            server_name: None,
+            keepalive_secs: 25,
+        },
+        media: MediaSection {
+            encryption,
+            ..MediaSection::default()
+        },
+        security: SecuritySection::default(),
+        data: DataSection::default(),
+        base_dir: a.dir.clone(),
+    };
+    config.check()?;
+    let text = config.to_toml()?;
+    write_private(&file, &text)?;
+    let data = a.dir.join(&config.data.dir);
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "agent_initialized", "config": file.display().to_string(),
+                "data_dir": data.display().to_string(), "identity": config.account.identity,
+                "media_encryption": config.media.encryption.as_str()})
+        );
+    } else {
+        println!(
+            "wrote {} (data directory {})",
+            file.display(),
+            data.display()
+        );
+        println!("next: sotto agent -c {} register", file.display());
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn drive(
+    account: &AccountConfig,
+    mode: Mode,
+    media: Option<MediaArgs>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let ua = UaConfig::from_account(account)?;
+    let ca = account.resolve(&account.proxy.ca);
+    let tls_client = sotto_net::tls::client_config_from_ca_file(&ca)
+        .with_context(|| format!("loading CA {}", ca.display()))?;
+    let (play, record, stats_interval) = match media {
+        Some(m) => {
+            let play = match (&m.play, m.tone) {
+                (Some(p), _) => Source::from_wav(p)?,
+                (None, Some(f)) if f > 0.0 && f < 4000.0 => Source::Tone(f),
+                (None, Some(f)) => bail!("--tone {f}: must be between 0 and 4000 Hz"),
+                (None, None) => Source::Silence,
+            };
+            let secs = if m.stats_interval.is_finite() && m.stats_interval > 0.0 {
+                m.stats_interval.min(3600.0)
+            } else {
+                5.0
+            };
+            (play, m.record, Duration::from_secs_f64(secs))
+        }
+        None => (Source::Silence, None, Duration::from_secs(5)),
+    };
+    let cfg = DriverConfig {
+        ua,
+        tls_client,
+        listen_udp: account.security.listen_udp.clone(),
+        play,
+        record,
+        mode,
+        keepalive: Duration::from_secs(u64::from(account.proxy.keepalive_secs)),
+        stats_interval,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(driver::run(
+        cfg,
+        |out| {
+            if json {
+                println!("{}", out.to_json());
+            } else {
+                println!("{}", out.to_text());
+            }
+            if let driver::Output::Ua(UaEvent::Rejected { .. }) = out {
+                // Also on stderr: a refused request is worth a look in any output mode.
+                eprintln!("sotto agent: {}", out.to_text());
+            }
+        },
+        shutdown_signal(),
+    ));
+    result.map_err(anyhow::Error::from)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("1e9s").is_err());
+    }
+}

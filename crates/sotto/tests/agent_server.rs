@@ -1,0 +1,655 @@
+//! `sotto agent` against a real `sotto server` over TLS on 127.0.0.1 (processes, not
+//! in-process): `agent init`, registration with digest (SHA-256) and refresh, unregistration
+//! on Ctrl-C, a call from alice to bob through the server with SRTP keyed by SDES (the
+//! 1000 Hz tone alice plays is found in bob's recording with a Goertzel filter), the
+//! mandatory-encryption policy (488 + Warning on both sides), and ghost-call protection (a
+//! direct INVITE or OPTIONS is answered 403 and never rings).
+//!
+//! Every child is killed on drop; every wait is bounded (never asserted on as a duration).
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sotto_media::audio::{ToneReport, Wav};
+
+/// Failure bound for one wait.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Kills (and reaps) a child process when dropped.
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sotto() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sotto"))
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free TCP port")
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free UDP port")
+        .port()
+}
+
+/// A child printing one JSON object per line, read on a thread.
+struct Proc {
+    guard: Guard,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    name: String,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, name: &str) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            guard: Guard(Some(child)),
+            events,
+            seen: Vec::new(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Waits for an event matching `pred` (bounded by [`WAIT`]); keeps every event seen.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("{}: no {what} event; saw: {:#?}", self.name, self.seen),
+            }
+        }
+    }
+
+    fn event(&mut self, name: &str) -> Value {
+        self.wait_for(name, |v| v["event"] == name)
+    }
+
+    /// Sends SIGINT (Ctrl-C).
+    fn interrupt(&self) {
+        let pid = self.guard.0.as_ref().expect("child").id();
+        let ok = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -INT {pid}");
+    }
+
+    /// Waits for the exit (bounded), collecting the remaining events.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            while let Ok(v) = self.events.try_recv() {
+                self.seen.push(v);
+            }
+            let child = self.guard.0.as_mut().expect("child");
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                // The reader thread sees EOF now; drain what it still has.
+                while let Ok(v) = self.events.recv_timeout(Duration::from_millis(500)) {
+                    self.seen.push(v);
+                }
+                self.guard.0 = None;
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit; saw {:#?}",
+                self.name,
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `n` events named `name` were seen.
+    fn wait_nth(&mut self, name: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count(name) < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!(
+                    "{}: {n} {name} events expected; saw {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.seen.iter().filter(|v| v["event"] == name).count()
+    }
+}
+
+/// A `sotto server` with users alice and bob, TLS only on a free port, and its directory.
+struct Setup {
+    server: Proc,
+    config: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Setup {
+    fn new(name: &str, min_expires: u32) -> Setup {
+        let dir = std::env::temp_dir().join(format!("sotto-agent-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = dir.join("srv");
+        let ok = sotto()
+            .args(["init", "--dir"])
+            .arg(&data)
+            .args(["--domain", "example.test"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run sotto init");
+        assert!(ok.success(), "sotto init failed");
+        let config = data.join("sotto.toml");
+        for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
+            let ok = sotto()
+                .args(["user", "add", user, "--password", pw, "--config"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .status()
+                .expect("run sotto user add");
+            assert!(ok.success(), "sotto user add {user}");
+        }
+        let port = free_tcp_port();
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let mut in_metrics = false;
+        let text = text
+            .lines()
+            .map(|l| {
+                if l.starts_with('[') {
+                    in_metrics = l.trim() == "[metrics]";
+                }
+                if l.starts_with("tls = ") {
+                    format!("tls = [\"127.0.0.1:{port}\"]")
+                } else if l.starts_with("udp = ") {
+                    "udp = []".to_owned()
+                } else if l.starts_with("tcp = ") {
+                    "tcp = []".to_owned()
+                } else if l.starts_with("min_expires = ") {
+                    format!("min_expires = {min_expires}")
+                } else if in_metrics && l.starts_with("enabled = ") {
+                    "enabled = false".to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&config, text).expect("write config");
+        let server = start_server(&config);
+        Setup {
+            server,
+            config,
+            dir,
+            port,
+        }
+    }
+
+    /// Stops the server (Ctrl-C) and starts it again on the same port and database.
+    fn restart_server(&mut self) {
+        self.server.interrupt();
+        assert!(self.server.wait_exit().success(), "server stops cleanly");
+        self.server = start_server(&self.config);
+    }
+
+    /// `sotto agent init` for `user`; returns the agent.toml path.
+    fn agent(&self, user: &str, media: &str) -> PathBuf {
+        let dir = self.dir.join(user);
+        let out = sotto()
+            .args(["--json", "agent", "init", "--dir"])
+            .arg(&dir)
+            .args(["--identity", &format!("sip:{user}@example.test")])
+            .args(["--password", &format!("{user}pw")])
+            .args(["--proxy", &format!("sips:127.0.0.1:{}", self.port)])
+            .arg("--ca")
+            .arg(self.dir.join("srv/ca.pem"))
+            .args(["--media-encryption", media])
+            .output()
+            .expect("run sotto agent init");
+        assert!(
+            out.status.success(),
+            "agent init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("init JSON");
+        assert_eq!(v["event"], "agent_initialized");
+        let file = dir.join("agent.toml");
+        assert!(dir.join("data").is_dir(), "data directory created");
+        file
+    }
+
+    fn run_agent(&self, config: &Path, args: &[&str], name: &str) -> Proc {
+        let mut cmd = sotto();
+        cmd.args(["--json", "agent", "-c"]).arg(config).args(args);
+        Proc::spawn(cmd, name)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_server(config: &Path) -> Proc {
+    let mut cmd = sotto();
+    cmd.args(["--json", "server", "--config"]).arg(config);
+    let mut server = Proc::spawn(cmd, "server");
+    server.wait_for("listening tls", |v| {
+        v["event"] == "listening" && v["transport"] == "tls"
+    });
+    server
+}
+
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).expect("read agent.toml");
+    assert!(text.contains(from), "{from:?} in {}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).expect("write agent.toml");
+}
+
+#[test]
+fn init_register_refresh_and_unregister_on_ctrl_c() {
+    let s = Setup::new("register", 1);
+    let file = s.agent("alice", "sdes");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "agent.toml holds the password: mode {mode:o}"
+        );
+    }
+    // A second init without --force refuses to overwrite.
+    let again = sotto()
+        .args(["agent", "init", "--dir"])
+        .arg(file.parent().expect("dir"))
+        .args(["--identity", "sip:alice@example.test", "--password", "x"])
+        .args(["--proxy", &format!("sips:127.0.0.1:{}", s.port), "--ca"])
+        .arg(s.dir.join("srv/ca.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run init");
+    assert!(!again.success());
+    // Ask for 2 s: the refresh comes at about half of it.
+    edit(
+        &file,
+        "register_expires_secs = 600",
+        "register_expires_secs = 2",
+    );
+    let mut a = s.run_agent(&file, &["register"], "alice");
+    let first = a.event("registered");
+    assert_eq!(first["auth"], "digest-SHA-256");
+    assert_eq!(first["expires_s"], 2);
+    let contact = first["contact"].as_str().expect("contact");
+    assert!(contact.contains("+sip.instance=\"<urn:uuid:"), "{contact}");
+    assert!(
+        contact.contains("reg-id=1") && contact.contains(";ob>"),
+        "{contact}"
+    );
+    // The refresh: a second `registered` without any action from us.
+    a.wait_nth("registered", 2);
+    a.interrupt();
+    let st = a.wait_exit();
+    assert!(st.success(), "register exits 0 on Ctrl-C: {st:?}");
+    assert_eq!(a.count("unregistered"), 1, "saw {:#?}", a.seen);
+}
+
+fn wav_samples(path: &Path) -> Vec<i16> {
+    let bytes = std::fs::read(path).expect("read recording");
+    Wav::parse(&bytes)
+        .expect("parse recording")
+        .to_8k_mono()
+        .expect("8 kHz mono")
+}
+
+#[test]
+fn call_through_server_with_srtp_sdes_carries_the_tone() {
+    let s = Setup::new("call", 60);
+    let alice = s.agent("alice", "sdes");
+    let bob = s.agent("bob", "sdes");
+    let rec = s.dir.join("bob.wav");
+    let rec_arg = rec.to_str().expect("utf-8 path").to_owned();
+    // Bob plays a 440 Hz WAV file (16 kHz, to exercise the conversion to 8 kHz).
+    let play = s.dir.join("bob-440.wav");
+    let mut tone = sotto_media::audio::Tone::new(440.0, 8000, 16_000);
+    let wav = Wav::mono(16_000, tone.samples(16_000));
+    std::fs::write(&play, wav.to_bytes().expect("WAV bytes")).expect("write WAV");
+    let play_arg = play.to_str().expect("utf-8 path").to_owned();
+    let mut b = s.run_agent(
+        &bob,
+        &[
+            "listen",
+            "--auto-answer",
+            "--record",
+            &rec_arg,
+            "--play",
+            &play_arg,
+            "--stats-interval",
+            "1",
+        ],
+        "bob",
+    );
+    b.event("registered");
+    let alice_rec = s.dir.join("alice.wav");
+    let alice_rec_arg = alice_rec.to_str().expect("utf-8 path").to_owned();
+    let mut a = s.run_agent(
+        &alice,
+        &[
+            "call",
+            "sip:bob@example.test",
+            "--tone",
+            "1000",
+            "--duration",
+            "3s",
+            "--record",
+            &alice_rec_arg,
+        ],
+        "alice",
+    );
+    let st = a.wait_exit();
+    assert!(st.success(), "alice: {st:?}; saw {:#?}", a.seen);
+    // Alice's side.
+    let states: Vec<&str> = a
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "call_state")
+        .filter_map(|v| v["state"].as_str())
+        .collect();
+    assert_eq!(states, ["ringing", "connected", "ended"], "{:#?}", a.seen);
+    let sec = a.event("call_security");
+    assert_eq!(sec["signalling_transport"], "tls");
+    assert!(
+        sec["tls_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("TLSv1.")),
+        "{sec}"
+    );
+    assert_eq!(
+        sec["auth"], "digest-SHA-256",
+        "the server challenged the INVITE"
+    );
+    assert_eq!(sec["media_protection"], "srtp-sdes");
+    assert_eq!(sec["suite"], "AES_CM_128_HMAC_SHA1_80");
+    assert_eq!(sec["end_to_end"], false);
+    assert!(
+        sec["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("visible to every proxy")),
+        "{sec}"
+    );
+    let ended = a.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert_eq!(ended["reason"], "local hangup");
+    let last = a.wait_for("final media_stats", |v| {
+        v["event"] == "media_stats" && v["final"] == true
+    });
+    assert!(
+        last["packets_sent"].as_u64().is_some_and(|n| n >= 100),
+        "{last}"
+    );
+    assert!(
+        last["packets_received"].as_u64().is_some_and(|n| n >= 100),
+        "{last}"
+    );
+    assert_eq!(last["packets_dropped"], 0, "{last}");
+    assert_eq!(last["protection"], "srtp");
+    assert_eq!(a.count("unregistered"), 1);
+    // Bob's side.
+    let inc = b.event("incoming_call");
+    assert!(
+        inc["from"]
+            .as_str()
+            .is_some_and(|f| f.contains("sip:alice@example.test"))
+    );
+    let bsec = b.event("call_security");
+    assert_eq!(bsec["auth"], "registration-flow");
+    assert_eq!(bsec["media_protection"], "srtp-sdes");
+    let bend = b.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert_eq!(bend["reason"], "remote hangup");
+    let recorded = b.event("recorded");
+    assert!(
+        recorded["samples"].as_u64().is_some_and(|n| n >= 8000),
+        "{recorded}"
+    );
+    b.interrupt();
+    assert!(b.wait_exit().success(), "bob exits 0; saw {:#?}", b.seen);
+    // The audio: 1000 Hz dominates bob's recording, 440 Hz does not.
+    let samples = wav_samples(&rec);
+    let tone = ToneReport::analyze(&samples, 8000, 1000.0, 4000);
+    assert!(tone.dominant_windows >= 3, "{tone:?}");
+    assert!(tone.median_fraction > 0.5, "{tone:?}");
+    let other = ToneReport::analyze(&samples, 8000, 440.0, 4000);
+    assert!(other.median_fraction < 0.1, "{other:?}");
+    // And the other way: bob's 440 Hz WAV is in alice's recording.
+    let samples = wav_samples(&alice_rec);
+    let tone = ToneReport::analyze(&samples, 8000, 440.0, 4000);
+    assert!(
+        tone.dominant_windows >= 3 && tone.median_fraction > 0.5,
+        "{tone:?}"
+    );
+    let other = ToneReport::analyze(&samples, 8000, 1000.0, 4000);
+    assert!(other.median_fraction < 0.1, "{other:?}");
+}
+
+#[test]
+fn mandatory_encryption_fails_with_488_and_warning_on_both_sides() {
+    let s = Setup::new("policy", 60);
+    let alice = s.agent("alice", "sdes");
+    let bob = s.agent("bob", "none");
+    let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
+    b.event("registered");
+    let mut a = s.run_agent(
+        &alice,
+        &["call", "sip:bob@example.test", "--duration", "1s"],
+        "alice",
+    );
+    let st = a.wait_exit();
+    assert!(
+        !st.success(),
+        "a call that cannot be encrypted fails; saw {:#?}",
+        a.seen
+    );
+    let ended = a.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    let reason = ended["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("488"), "{reason}");
+    assert!(
+        reason.contains("Warning:") && reason.contains("disabled"),
+        "{reason}"
+    );
+    assert!(
+        !a.seen
+            .iter()
+            .any(|v| v["event"] == "call_state" && v["state"] == "connected")
+    );
+    // Bob refused it without ringing, saying why.
+    b.event("incoming_call");
+    let bend = b.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert!(
+        bend["reason"].as_str().is_some_and(|r| r.contains("488")),
+        "{bend}"
+    );
+    assert!(
+        !b.seen.iter().any(|v| v["state"] == "ringing"),
+        "{:#?}",
+        b.seen
+    );
+    b.interrupt();
+    assert!(b.wait_exit().success());
+}
+
+#[test]
+fn direct_requests_from_unknown_hosts_are_refused_without_ringing() {
+    let s = Setup::new("ghost", 60);
+    let bob = s.agent("bob", "sdes");
+    let port = free_udp_port();
+    edit(
+        &bob,
+        "listen_udp = []",
+        &format!("listen_udp = [\"127.0.0.1:{port}\"]"),
+    );
+    let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
+    b.event("registered");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let me = sock.local_addr().expect("addr");
+    for (method, body) in [
+        ("OPTIONS", ""),
+        (
+            "INVITE",
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+        ),
+    ] {
+        // What a scanner such as svmap sends: a request straight to the device.
+        let msg = format!(
+            "{method} sip:bob@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch=z9hG4bKghost{method}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:100@1.1.1.1>;tag=g1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+             Call-ID: ghost-{method}\r\nCSeq: 1 {method}\r\nContact: <sip:100@{me}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", port))
+            .expect("send");
+        let mut buf = [0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).expect("a response");
+        let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(resp.starts_with("SIP/2.0 403 "), "{resp}");
+        assert!(resp.contains("Warning: 399"), "{resp}");
+        let ev = b.wait_for("rejected", |v| {
+            v["event"] == "rejected" && v["method"] == method
+        });
+        assert_eq!(ev["status"], 403);
+        assert_eq!(ev["source"], me.to_string());
+    }
+    b.interrupt();
+    assert!(b.wait_exit().success());
+    assert_eq!(b.count("incoming_call"), 0, "{:#?}", b.seen);
+    assert!(
+        !b.seen.iter().any(|v| v["event"] == "call_state"),
+        "{:#?}",
+        b.seen
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_call_hangs_up_then_unregisters() {
+    let s = Setup::new("ctrlc", 60);
+    let alice = s.agent("alice", "sdes");
+    let bob = s.agent("bob", "sdes");
+    let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
+    b.event("registered");
+    let mut a = s.run_agent(&alice, &["call", "sip:bob@example.test"], "alice");
+    a.wait_for("connected", |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    b.wait_for("connected", |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    a.interrupt();
+    let st = a.wait_exit();
+    assert!(st.success(), "alice: {st:?}; saw {:#?}", a.seen);
+    let pos = |name: &str, state: Option<&str>| {
+        a.seen
+            .iter()
+            .position(|v| v["event"] == name && state.is_none_or(|s| v["state"] == s))
+            .unwrap_or_else(|| panic!("no {name} in {:#?}", a.seen))
+    };
+    let ended = pos("call_state", Some("ended"));
+    assert_eq!(a.seen[ended]["reason"], "local hangup");
+    assert!(
+        ended < pos("unregistered", None),
+        "hang up first, then unregister"
+    );
+    let bend = b.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert_eq!(bend["reason"], "remote hangup");
+    b.interrupt();
+    assert!(b.wait_exit().success());
+    assert_eq!(b.count("unregistered"), 1);
+}
+
+#[test]
+fn a_broken_flow_is_reopened_and_registered_again() {
+    let mut s = Setup::new("flow", 60);
+    let bob = s.agent("bob", "sdes");
+    edit(&bob, "keepalive_secs = 25", "keepalive_secs = 1");
+    let mut b = s.run_agent(&bob, &["register"], "bob");
+    let first = b.event("registered");
+    s.restart_server();
+    let re = b.event("reconnected");
+    b.wait_nth("registered", 2);
+    let second = b
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "registered")
+        .nth(1)
+        .cloned();
+    let second = second.expect("second registered");
+    assert_ne!(
+        first["contact"], second["contact"],
+        "new flow, new local port: {re}"
+    );
+    b.interrupt();
+    assert!(b.wait_exit().success(), "saw {:#?}", b.seen);
+    assert_eq!(b.count("unregistered"), 1);
+}
