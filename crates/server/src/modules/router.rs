@@ -12,6 +12,13 @@
 //! Destinations are IP literals (contacts, Record-Route and Path entries carry them); a
 //! contact that registered over TCP/TLS is reached over its registration connection
 //! (RFC 5626 flow reuse).
+//!
+//! Flow tokens (RFC 5626 §5.3, [`crate::proxy::flow`]): a Route value naming us may carry the
+//! flow token our Record-Route put there. Each is verified (a forged or altered one gives
+//! 403). The last of our values names the side the request goes to: if it carries a token
+//! (not naming the connection the request arrived on), the request goes over that flow,
+//! whatever its Request-URI (the Contact of a device behind NAT is unreachable); otherwise
+//! it is routed normally.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -25,6 +32,7 @@ use crate::config::RouterConfig;
 use crate::modules::registrar::aor_of;
 use crate::modules::sanity::is_for_server;
 use crate::pipeline::{Locality, Module, Reply, RequestContext, Target, Verdict};
+use crate::proxy::flow::{Flow, FlowTokens};
 
 /// Methods this server handles.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER";
@@ -34,6 +42,11 @@ pub struct Router {
     config: RouterConfig,
     locality: Arc<Locality>,
     bindings: Arc<dyn BindingStore>,
+    flows: Option<Arc<FlowTokens>>,
+    /// Requests sent over the flow a token named.
+    flow_routed: u64,
+    /// Requests refused for a token that did not verify.
+    flow_refused: u64,
 }
 
 impl std::fmt::Debug for Router {
@@ -117,11 +130,21 @@ impl Router {
             config,
             locality,
             bindings,
+            flows: None,
+            flow_routed: 0,
+            flow_refused: 0,
         }
     }
 
-    /// Removes the leading Route values that name us; returns how many.
-    fn pop_own_routes(&self, ctx: &mut RequestContext) -> Result<usize, ()> {
+    /// Follows the flow tokens of Route values naming us, verified with `tokens` (the
+    /// proxy's, which issued them in its Record-Route). Without it, tokens are ignored.
+    pub fn with_flow_tokens(mut self, tokens: Arc<FlowTokens>) -> Self {
+        self.flows = Some(tokens);
+        self
+    }
+
+    /// Removes the leading Route values that name us; returns their URIs, in order.
+    fn pop_own_routes(&self, ctx: &mut RequestContext) -> Result<Vec<Uri>, ()> {
         let routes = ctx.request.routes().map_err(|_| ())?;
         let ours = routes
             .iter()
@@ -134,7 +157,19 @@ impl Router {
                 h.push("Route", r.to_string());
             }
         }
-        Ok(ours)
+        Ok(routes.into_iter().take(ours).map(|r| r.uri).collect())
+    }
+
+    /// The flow the request goes over, from the tokens of our popped Route values (module
+    /// doc); `Err` for a token that does not verify.
+    fn flow_of(&self, ctx: &RequestContext, popped: &[Uri]) -> Result<Option<Flow>, ()> {
+        let Some(tokens) = &self.flows else {
+            return Ok(None);
+        };
+        let arrived = Flow::arrived_on(ctx.transport, ctx.connection, ctx.source);
+        tokens.select(popped, arrived).map_err(|e| {
+            tracing::info!(error = %e, source = %ctx.source, "flow token refused");
+        })
     }
 
     fn local_targets(&self, ctx: &RequestContext) -> Verdict {
@@ -181,6 +216,11 @@ impl Module for Router {
         "router"
     }
 
+    fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        out("flow_routed_total", self.flow_routed);
+        out("flow_token_refused_total", self.flow_refused);
+    }
+
     fn on_request(&mut self, ctx: &mut RequestContext, _now: Instant) -> Verdict {
         if !self.config.enabled {
             return Verdict::Continue;
@@ -188,8 +228,24 @@ impl Module for Router {
         let Ok(popped) = self.pop_own_routes(ctx) else {
             return Reply::new(StatusCode::BAD_REQUEST).verdict();
         };
+        let Ok(flow) = self.flow_of(ctx, &popped) else {
+            self.flow_refused += 1;
+            return Reply::new(StatusCode::FORBIDDEN)
+                .with("Warning", "399 sotto \"invalid flow token\"")
+                .verdict();
+        };
+        let popped = popped.len();
         let next_route = ctx.request.routes().ok().and_then(|r| r.into_iter().next());
-        let decided = if let Some(route) = next_route {
+        let decided = if let Some(flow) = flow {
+            // RFC 5626 §5.3: over the flow the token names, whatever the Request-URI.
+            self.flow_routed += 1;
+            Verdict::Forward(vec![Target {
+                uri: ctx.request.uri().clone(),
+                destination: flow.destination(),
+                route: Vec::new(),
+                registered_over: Some(flow.transport),
+            }])
+        } else if let Some(route) = next_route {
             match destination_for(&route.uri) {
                 Some(d) => Verdict::Forward(vec![Target {
                     uri: ctx.request.uri().clone(),

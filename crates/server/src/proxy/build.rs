@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use sotto_net::{Destination, TransportKind};
 use sotto_sip::message::{Method, Request, Response, Via};
 
+use super::flow::{Flow, FlowTokens};
 use crate::pipeline::{Locality, Target};
 
 /// `host:port` of a listener as written in Via and Record-Route.
@@ -16,15 +17,37 @@ pub(crate) fn advertised(locality: &Locality, addr: SocketAddr) -> String {
     addr.to_string()
 }
 
-/// The Record-Route value naming our listener for `transport`.
-pub(crate) fn record_route(locality: &Locality, transport: TransportKind) -> Option<String> {
+/// The Record-Route value naming our listener for `transport`, with a flow token (RFC 5626
+/// §5.3, see [`super::flow`]) as its user part when given.
+pub(crate) fn record_route(
+    locality: &Locality,
+    transport: TransportKind,
+    token: Option<&str>,
+) -> Option<String> {
     let addr = locality.listener(transport)?;
     let hp = advertised(locality, addr);
+    let (user, ob) = match token {
+        Some(t) => (format!("{t}@"), ";ob"),
+        None => (String::new(), ""),
+    };
     Some(match transport {
-        TransportKind::Tls => format!("<sips:{hp};lr>"),
-        TransportKind::Tcp => format!("<sip:{hp};transport=tcp;lr>"),
-        TransportKind::Udp => format!("<sip:{hp};lr>"),
+        TransportKind::Tls => format!("<sips:{user}{hp};lr{ob}>"),
+        TransportKind::Tcp => format!("<sip:{user}{hp};transport=tcp;lr{ob}>"),
+        TransportKind::Udp => format!("<sip:{user}{hp};lr{ob}>"),
     })
+}
+
+/// Where a request came from, as [`branch_request`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inbound<'a> {
+    /// The transport it came over.
+    pub(crate) transport: TransportKind,
+    /// The peer that sent it.
+    pub(crate) source: SocketAddr,
+    /// The connection it came on (TCP/TLS).
+    pub(crate) flow: Option<Flow>,
+    /// Issues the flow tokens of our Record-Route.
+    pub(crate) tokens: &'a FlowTokens,
 }
 
 fn is_dialog_creating(m: &Method) -> bool {
@@ -56,16 +79,21 @@ fn stamp_top_via(req: &mut Request, source: SocketAddr) {
 }
 
 /// The request of one branch: retargeted, Route for the target's Path, Max-Forwards
-/// decremented, Record-Route for dialog-creating requests (double when the transport changes),
-/// `received` stamped, and our Via on top with `branch`. The body is not touched.
+/// decremented, Record-Route for dialog-creating requests, `received` stamped, and our Via on
+/// top with `branch`. The body is not touched.
+///
+/// The Record-Route is doubled when the transport changes, and when either side is a flow
+/// (the request came on a connection, or the target is reached over one): the value of
+/// each side then carries that side's flow token, if any (RFC 5626 §5.3). The router tells
+/// the sides apart by position: the last Route value naming us is the destination's side.
 pub(crate) fn branch_request(
     locality: &Locality,
     original: &Request,
     target: &Target,
-    inbound: TransportKind,
-    source: SocketAddr,
+    inbound: Inbound<'_>,
     branch: &str,
 ) -> Option<Request> {
+    let source = inbound.source;
     let mut r = original.clone();
     if r.uri() != &target.uri {
         r.set_uri(target.uri.clone());
@@ -85,14 +113,14 @@ pub(crate) fn branch_request(
     }
     let in_dialog = original.to_tag().ok().flatten().is_some();
     if is_dialog_creating(original.method()) && !in_dialog {
-        let inbound_rr = record_route(locality, inbound);
-        let outbound_rr = record_route(locality, out);
-        if let Some(rr) = &inbound_rr {
-            h.insert_first("Record-Route", rr.clone());
+        let tokens = inbound.tokens;
+        let in_token = inbound.flow.map(|f| tokens.encode(&f));
+        let out_token = Flow::of_destination(&target.destination).map(|f| tokens.encode(&f));
+        let double = out != inbound.transport || in_token.is_some() || out_token.is_some();
+        if let Some(rr) = record_route(locality, inbound.transport, in_token.as_deref()) {
+            h.insert_first("Record-Route", rr);
         }
-        if out != inbound
-            && let Some(rr) = outbound_rr
-        {
+        if double && let Some(rr) = record_route(locality, out, out_token.as_deref()) {
             h.insert_first("Record-Route", rr);
         }
     }

@@ -6,7 +6,8 @@
 //! - A 6xx to an INVITE cancels the other branches.
 //! - Otherwise the best final response is sent once every branch has one: 6xx first, then
 //!   3xx, 4xx, 5xx (a 503 becomes 500, §16.7 step 6). A branch that times out counts as 408,
-//!   one whose transport failed as 503: so nobody answering gives 408.
+//!   one whose transport failed as 503: so nobody answering gives 408. An in-dialog request
+//!   sent over a flow (RFC 5626 §5.3) whose connection failed gets 430 Flow Failed.
 
 use std::time::Instant;
 
@@ -15,6 +16,9 @@ use sotto_sip::transaction::{ClientEvent, LayerEvent, ServerEvent, TransactionId
 
 use super::{Proxy, Transmit, build};
 use crate::modules::forward::DOWNGRADE_WARNING;
+
+/// 430 Flow Failed (RFC 5626 §11.5).
+const FLOW_FAILED: StatusCode = StatusCode(430);
 
 #[derive(Debug)]
 struct Branch {
@@ -73,6 +77,11 @@ impl Fork {
         self.done
     }
 
+    /// Whether the proxied request is inside a dialog (its To has a tag).
+    fn is_in_dialog(&self) -> bool {
+        self.original.to_tag().ok().flatten().is_some()
+    }
+
     fn pending(&self) -> impl Iterator<Item = &Branch> {
         self.branches.iter().filter(|b| b.final_status.is_none())
     }
@@ -122,12 +131,18 @@ impl Proxy {
             LayerEvent::Client(id, ClientEvent::Timeout | ClientEvent::TransportError)
                 if self.client.contains_key(&id) =>
             {
+                let Some((server, dest)) = self.client.get(&id) else {
+                    return;
+                };
+                let Some(fork) = self.forks.get(server) else {
+                    return;
+                };
                 let status = match ev {
                     LayerEvent::Client(_, ClientEvent::Timeout) => StatusCode::REQUEST_TIMEOUT,
+                    // An in-dialog request routed by a flow token whose connection is gone
+                    // (RFC 5626 §5.3).
+                    _ if dest.connection.is_some() && fork.is_in_dialog() => FLOW_FAILED,
                     _ => StatusCode::SERVICE_UNAVAILABLE,
-                };
-                let Some(fork) = self.client.get(&id).and_then(|(s, _)| self.forks.get(s)) else {
-                    return;
                 };
                 let resp = Response::from_request(&fork.original, status);
                 self.on_branch_response(id, resp, false, now);

@@ -3,15 +3,21 @@
 //!
 //! A new request runs through the pipeline; `Reply` is answered on a server transaction,
 //! `Forward` creates one client transaction per target (parallel forking) and a fork that
-//! aggregates their responses (§16.7, in [`fork`]). ACKs for 2xx go through the pipeline and
+//! aggregates their responses (§16.7, [`Fork`]). ACKs for 2xx go through the pipeline and
 //! are forwarded statelessly, end to end. A CANCEL is answered by the transaction layer and
 //! cancels the pending branches. Bodies are forwarded byte for byte: media is never touched.
+//!
+//! The Record-Route of a dialog-creating request carries a flow token ([`flow`], RFC 5626
+//! §5.3) for each side reached over a TCP/TLS connection (the caller's connection, the
+//! callee's registration flow), so that in-dialog requests in both directions go back over
+//! those connections instead of to Contacts a NAT makes unreachable.
 //!
 //! ## Driving contract
 //! After each `handle_*` call, drain [`Proxy::poll_transmit`] and [`Proxy::poll_event`], then
 //! wake up at [`Proxy::poll_timeout`] and call [`Proxy::handle_timeout`].
 
 mod build;
+pub mod flow;
 mod fork;
 
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +38,7 @@ use crate::modules::{AntiFlood, Authentication, Forward, Registrar, Router, Sani
 use crate::pipeline::{Locality, Pipeline, Reply, RequestContext, Verdict};
 use crate::{Error, branch};
 
+pub use flow::{Flow, FlowTokenError, FlowTokens};
 pub use fork::Fork;
 
 /// A received message and where it came from.
@@ -93,6 +100,8 @@ pub struct ProxyEvent {
 pub struct Proxy {
     locality: Arc<Locality>,
     provider: &'static CryptoProvider,
+    /// Issues the flow tokens of our Record-Route (the router verifies them).
+    flows: Arc<FlowTokens>,
     pipeline: Pipeline,
     layer: TransactionLayer,
     limits: Limits,
@@ -135,6 +144,7 @@ impl Proxy {
                 .collect(),
             listeners,
         });
+        let flows = Arc::new(FlowTokens::new(provider).map_err(|_| Error::Crypto)?);
         let mut pipeline = Pipeline::new();
         pipeline.push(Box::new(AntiFlood::new(config.anti_flood.clone())));
         pipeline.push(Box::new(Sanity::new(
@@ -159,11 +169,10 @@ impl Proxy {
             bindings.clone(),
             provider,
         )));
-        pipeline.push(Box::new(Router::new(
-            config.router.clone(),
-            locality.clone(),
-            bindings,
-        )));
+        pipeline.push(Box::new(
+            Router::new(config.router.clone(), locality.clone(), bindings)
+                .with_flow_tokens(flows.clone()),
+        ));
         pipeline.push(Box::new(Forward::new(config.forward.clone())));
         let layer = TransactionLayer::new(
             LayerConfig {
@@ -176,6 +185,7 @@ impl Proxy {
         Ok(Proxy {
             locality,
             provider,
+            flows,
             pipeline,
             layer,
             limits: Limits::default(),
@@ -333,8 +343,7 @@ impl Proxy {
                         &self.locality,
                         &ctx.request,
                         target,
-                        ctx.transport,
-                        ctx.source,
+                        inbound(&ctx, &self.flows),
                         &branch_id,
                     ) else {
                         continue;
@@ -402,8 +411,7 @@ impl Proxy {
             &self.locality,
             &ctx.request,
             target,
-            ctx.transport,
-            ctx.source,
+            inbound(&ctx, &self.flows),
             &b,
         ) {
             self.transmits.push_back(Transmit {
@@ -430,6 +438,15 @@ impl Proxy {
                 transaction: None,
             });
         }
+    }
+}
+
+fn inbound<'a>(ctx: &RequestContext, tokens: &'a FlowTokens) -> build::Inbound<'a> {
+    build::Inbound {
+        transport: ctx.transport,
+        source: ctx.source,
+        flow: Flow::arrived_on(ctx.transport, ctx.connection, ctx.source),
+        tokens,
     }
 }
 

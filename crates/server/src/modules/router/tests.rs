@@ -181,3 +181,50 @@ fn gruus_select_one_instance() {
         assert_eq!(ctx.targets[0].destination.remote.port(), 5093);
     }
 }
+
+#[test]
+fn flow_token_route_goes_over_its_flow_and_a_bad_one_is_refused() {
+    let tokens = Arc::new(FlowTokens::new(sotto_crypto_rust::provider()).unwrap());
+    let store = Arc::new(MemoryStore::new());
+    let mut m = Router::new(RouterConfig::default(), Arc::new(locality()), store.clone())
+        .with_flow_tokens(tokens.clone());
+    let flow = Flow {
+        transport: TransportKind::Tls,
+        connection: ConnectionId(5),
+        remote: "127.0.0.1:45000".parse().unwrap(),
+    };
+    let route = format!("<sips:{}@127.0.0.1:5061;lr;ob>", tokens.encode(&flow));
+    // From UDP (no flow): over the token's flow, Request-URI untouched.
+    let mut ctx = request("BYE sip:bob@10.0.0.9:5555", &format!("Route: {route}\r\n"));
+    assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
+    assert_eq!(ctx.targets.len(), 1);
+    assert_eq!(ctx.targets[0].destination, flow.destination());
+    assert_eq!(ctx.request.uri().as_str(), "sip:bob@10.0.0.9:5555");
+    assert!(!ctx.request.headers().contains("Route"));
+    // Arriving on that very flow: routed normally (to the Request-URI).
+    let mut ctx = request("BYE sip:bob@127.0.0.1:5090", &format!("Route: {route}\r\n"));
+    ctx.transport = TransportKind::Tls;
+    ctx.connection = Some(ConnectionId(5));
+    ctx.source = flow.remote;
+    assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
+    assert_eq!(ctx.targets[0].destination.remote.port(), 5090);
+    assert_eq!(ctx.targets[0].destination.connection, None);
+    // Altered: 403.
+    let bad = route.replacen("<sips:01", "<sips:00", 1);
+    let mut ctx = request("BYE sip:bob@10.0.0.9:5555", &format!("Route: {bad}\r\n"));
+    assert_eq!(status(&m.on_request(&mut ctx, Instant::now())), Some(403));
+    let mut figures = Vec::new();
+    m.counters(&mut |name, v| figures.push((name, v)));
+    assert_eq!(
+        figures,
+        vec![("flow_routed_total", 1), ("flow_token_refused_total", 1)]
+    );
+    // A router without the tokens ignores them (plain loose routing).
+    let (mut plain, _) = module();
+    let mut ctx = request("BYE sip:bob@127.0.0.1:5090", &format!("Route: {bad}\r\n"));
+    assert_eq!(
+        plain.on_request(&mut ctx, Instant::now()),
+        Verdict::Continue
+    );
+    assert_eq!(ctx.targets[0].destination.remote.port(), 5090);
+}
