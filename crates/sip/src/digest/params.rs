@@ -475,6 +475,20 @@ impl<'a> Cursor<'a> {
                         });
                     }
                 },
+                // qdtext excludes CR and LF except in a line fold (LWS = CRLF 1*WSP), which
+                // reads as one SP (RFC 3261 §7.3.1, §25.1); a bare CR or LF is malformed.
+                '\r' if rest
+                    .get(i + 1..)
+                    .is_some_and(|r| r.starts_with("\n ") || r.starts_with("\n\t")) =>
+                {
+                    chars.next(); // the LF
+                    v.push(' ');
+                }
+                '\r' | '\n' => {
+                    return Err(DigestError::Malformed {
+                        offset: self.pos + i,
+                    });
+                }
                 c => v.push(c),
             }
         }
