@@ -77,6 +77,8 @@ pub(crate) struct Call {
     pub(crate) route_set: Vec<String>,
     /// Where requests and responses of this call go (the first hop).
     pub(crate) dest: Destination,
+    /// A direct call (not through the outbound proxy).
+    pub(crate) direct: bool,
     pub(crate) invite_tx: Option<TransactionId>,
     /// The last INVITE sent (UAC): the base of CANCEL and of an authenticated retry.
     pub(crate) invite: Option<Request>,

@@ -23,6 +23,9 @@
 //! [security]
 //! trusted_hosts = []                    # IPs allowed to send requests directly
 //! listen_udp = []                       # extra direct listeners (none by default)
+//! # listen_tls = "127.0.0.1:5071"       # direct TLS listener (needs certificate and key)
+//! # certificate = "cert.pem"            # PEM chain of the direct TLS listener
+//! # key = "key.pem"                     # its PEM private key
 //!
 //! [data]
 //! dir = "data"                          # relative to this file
@@ -181,6 +184,16 @@ pub struct SecuritySection {
     /// over the registration connection).
     #[serde(default)]
     pub listen_udp: Vec<SocketAddr>,
+    /// A TLS address to listen on for direct calls (none by default). Requests there still
+    /// pass the ghost-call check: only `trusted_hosts` reach the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_tls: Option<SocketAddr>,
+    /// PEM certificate chain (end-entity first) of the direct TLS listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    /// PEM private key of the direct TLS listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 /// `[data]`.
@@ -281,6 +294,14 @@ impl AccountConfig {
             return Err(ConfigError::Invalid {
                 field: "proxy.keepalive_secs",
                 message: "must be above 0".into(),
+            });
+        }
+        if self.security.listen_tls.is_some()
+            && (self.security.certificate.is_none() || self.security.key.is_none())
+        {
+            return Err(ConfigError::Invalid {
+                field: "security.listen_tls",
+                message: "a TLS listener needs security.certificate and security.key".into(),
             });
         }
         if self.account.register_expires_secs == 0 {
@@ -437,6 +458,20 @@ mod tests {
                 ..
             })
         ));
+        let mut c = sample();
+        c.security.listen_tls = Some("127.0.0.1:5071".parse().unwrap());
+        assert!(matches!(
+            c.check(),
+            Err(ConfigError::Invalid {
+                field: "security.listen_tls",
+                ..
+            })
+        ));
+        c.security.certificate = Some(PathBuf::from("cert.pem"));
+        c.security.key = Some(PathBuf::from("key.pem"));
+        assert!(c.check().is_ok());
+        let back = AccountConfig::from_toml(&c.to_toml().unwrap(), Path::new("a.toml")).unwrap();
+        assert_eq!(back.security, c.security);
         let text = sample()
             .to_toml()
             .unwrap()

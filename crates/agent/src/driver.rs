@@ -1,7 +1,8 @@
 //! The async driver: the agent's only IO. It owns a `sotto-net` transport (one TLS
 //! connection to the outbound proxy, kept alive with CRLF pings per RFC 5626 §4.4.1, plus
-//! optional direct UDP listeners), the clock, one RTP socket and task per call, and the WAV
-//! files; it feeds the sans-IO [`UserAgent`] and reports [`Output`]s. No protocol decision
+//! optional direct UDP and TLS listeners), the clock, one RTP/RTCP socket pair (RTP port
+//! and RTP port + 1, RFC 3550 §11, for peers that do not accept rtcp-mux) and one task per
+//! call, and the WAV files; it feeds the sans-IO [`UserAgent`] and reports [`Output`]s. No protocol decision
 //! is taken here.
 
 // The edge: reading the clock is this file's job.
@@ -93,6 +94,9 @@ pub struct DriverConfig {
     pub tls_client: Arc<sotto_net::rustls::ClientConfig>,
     /// Direct UDP listeners (requests there pass the ghost-call check).
     pub listen_udp: Vec<SocketAddr>,
+    /// A direct TLS listener and its server config (requests there pass the ghost-call
+    /// check; its bound address becomes the Contact of direct dialogs).
+    pub listen_tls: Option<(SocketAddr, Arc<sotto_net::rustls::ServerConfig>)>,
     /// What to play.
     pub play: Source,
     /// Where to record received audio (a call id is inserted when there are several calls).
@@ -148,6 +152,13 @@ pub enum Output {
         stats: MediaStats,
         /// The last report of the call.
         last: bool,
+    },
+    /// A direct listener is open.
+    Listening {
+        /// `tls` or `udp`.
+        transport: &'static str,
+        /// The bound address.
+        local: SocketAddr,
     },
     /// The connection to the proxy broke and a new one was opened (registration follows).
     Reconnected {
@@ -222,7 +233,11 @@ impl Output {
                 "packets_dropped": stats.packets_dropped,
                 "jitter_ms": stats.jitter_ms,
                 "protection": stats.protection,
+                "rtcp_sent": stats.rtcp_sent,
+                "rtcp_received": stats.rtcp_received,
             }),
+            Output::Listening { transport, local } => json!({
+                "event": "listening", "transport": transport, "local": local.to_string()}),
             Output::Reconnected { local } => json!({
                 "event": "reconnected", "local": local.to_string()}),
             Output::Recorded {
@@ -268,7 +283,7 @@ struct MediaTask {
 
 /// Runs the agent until the mode's work is done or `shutdown` resolves.
 pub async fn run(
-    cfg: DriverConfig,
+    mut cfg: DriverConfig,
     mut emit: impl FnMut(&Output),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DriverError> {
@@ -280,10 +295,25 @@ pub async fn run(
     };
     let (transport, mut incoming) = Transport::new(tconf);
     for a in &cfg.listen_udp {
-        transport
+        let local = transport
             .bind_udp(*a)
             .await
             .map_err(|e| DriverError::Net(format!("binding UDP {a}: {e}")))?;
+        emit(&Output::Listening {
+            transport: "udp",
+            local,
+        });
+    }
+    if let Some((a, server)) = &cfg.listen_tls {
+        let local = transport
+            .listen_tls(*a, server.clone())
+            .await
+            .map_err(|e| DriverError::Net(format!("listening on TLS {a}: {e}")))?;
+        cfg.ua.tls_listen = Some(local);
+        emit(&Output::Listening {
+            transport: "tls",
+            local,
+        });
     }
     // Open the flow to the proxy with a CRLF keep-alive (RFC 5626 §4.4.1): its local address
     // goes into Via and Contact.
@@ -299,7 +329,7 @@ pub async fn run(
 
     let (media_tx, mut media_rx) = mpsc::channel::<MediaMsg>(64);
     let mut media: HashMap<CallId, MediaTask> = HashMap::new();
-    let mut sockets: HashMap<CallId, UdpSocket> = HashMap::new();
+    let mut sockets: HashMap<CallId, MediaSockets> = HashMap::new();
     let mut keepalive = tokio::time::interval(cfg.keepalive.max(Duration::from_secs(1)));
     keepalive.tick().await;
     tokio::pin!(shutdown);
@@ -318,8 +348,13 @@ pub async fn run(
         // Drain the agent until it has nothing left (handling an event may queue messages).
         loop {
             while let Some(out) = ua.poll_transmit() {
-                // A failed send surfaces as a transaction timeout in the agent.
-                let _ = transport.send(&out.destination, out.bytes).await;
+                // A failed send fails its transaction at once (an unreachable or unverified
+                // direct peer); the proxy flow is re-opened by the keep-alive.
+                if let Err(e) = transport.send(&out.destination, out.bytes.clone()).await
+                    && out.destination.remote != cfg.ua.proxy.remote
+                {
+                    ua.transport_failed(&out, &e.to_string(), Instant::now());
+                }
             }
             let Some(ev) = ua.poll_event() else { break };
             match &ev {
@@ -329,6 +364,7 @@ pub async fn run(
                     {
                         let sock = bind_media(media_ip).await?;
                         let local = sock
+                            .rtp
                             .local_addr()
                             .map_err(|e| DriverError::Net(e.to_string()))?;
                         match ua.call(target, local, Instant::now()) {
@@ -360,6 +396,7 @@ pub async fn run(
                 {
                     let sock = bind_media(media_ip).await?;
                     let local = sock
+                        .rtp
                         .local_addr()
                         .map_err(|e| DriverError::Net(e.to_string()))?;
                     sockets.insert(*call, sock);
@@ -559,15 +596,55 @@ fn emit_media(emit: &mut impl FnMut(&Output), m: MediaMsg) {
     }
 }
 
-async fn bind_media(ip: std::net::IpAddr) -> Result<UdpSocket, DriverError> {
-    UdpSocket::bind(SocketAddr::new(ip, 0))
-        .await
-        .map_err(|e| DriverError::Net(format!("binding an RTP socket: {e}")))
+/// A call's media sockets: RTP, and RTCP on the RTP port + 1 (the default RTCP port of an
+/// SDP without `a=rtcp`, RFC 3605/RFC 3550 §11): peers that refuse rtcp-mux send there.
+struct MediaSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl MediaSockets {
+    fn of(&self, channel: Channel) -> &UdpSocket {
+        match channel {
+            Channel::Rtp => &self.rtp,
+            Channel::Rtcp => &self.rtcp,
+        }
+    }
+}
+
+/// Attempts at finding a free RTP port whose next port is free too.
+const PORT_PAIR_TRIES: usize = 64;
+
+async fn bind_media(ip: std::net::IpAddr) -> Result<MediaSockets, DriverError> {
+    let mut last = String::from("no attempt");
+    for _ in 0..PORT_PAIR_TRIES {
+        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))
+            .await
+            .map_err(|e| DriverError::Net(format!("binding an RTP socket: {e}")))?;
+        let port = rtp
+            .local_addr()
+            .map_err(|e| DriverError::Net(e.to_string()))?
+            .port();
+        // RTP on an even port, RTCP on the odd one above it (RFC 3550 §11).
+        if port % 2 != 0 {
+            continue;
+        }
+        let Some(next) = port.checked_add(1) else {
+            continue;
+        };
+        match UdpSocket::bind(SocketAddr::new(ip, next)).await {
+            Ok(rtcp) => return Ok(MediaSockets { rtp, rtcp }),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(DriverError::Net(format!(
+        "no free RTP/RTCP port pair after {PORT_PAIR_TRIES} attempts: {last}"
+    )))
 }
 
 fn start_media(
     call: CallId,
-    sock: UdpSocket,
+    sock: MediaSockets,
     neg: &NegotiatedMedia,
     cfg: &DriverConfig,
     tx: mpsc::Sender<MediaMsg>,
@@ -621,7 +698,7 @@ type Recorder = Option<(PathBuf, WavWriter<std::fs::File>)>;
 #[allow(clippy::too_many_arguments)]
 async fn media_loop(
     call: CallId,
-    sock: UdpSocket,
+    sock: MediaSockets,
     mut session: RtpSession,
     play: Source,
     mut writer: Recorder,
@@ -646,6 +723,7 @@ async fn media_loop(
     let mut out = [0i16; FRAME_SAMPLES];
     let mut buf = [0u8; 1500];
     let mut rbuf = [0u8; 2048];
+    let mut cbuf = [0u8; 2048];
     let mut write_failed = false;
     loop {
         tokio::select! {
@@ -665,7 +743,7 @@ async fn media_loop(
                 match session.send_audio(now, &pcm, &mut buf) {
                     Ok(Some(t)) => {
                         if let Some(b) = buf.get(..t.len) {
-                            let _ = sock.send_to(b, t.dst).await;
+                            let _ = sock.of(t.channel).send_to(b, t.dst).await;
                         }
                     }
                     Ok(None) => {}
@@ -678,7 +756,7 @@ async fn media_loop(
                     match session.poll_transmit(now, &mut buf) {
                         Ok(Some(t)) => {
                             if let Some(b) = buf.get(..t.len) {
-                                let _ = sock.send_to(b, t.dst).await;
+                                let _ = sock.of(t.channel).send_to(b, t.dst).await;
                             }
                         }
                         _ => break,
@@ -696,11 +774,18 @@ async fn media_loop(
                     }
                 }
             }
-            r = sock.recv_from(&mut rbuf) => {
+            r = sock.rtp.recv_from(&mut rbuf) => {
                 if let Ok((n, src)) = r
                     && let Some(pkt) = rbuf.get_mut(..n)
                 {
                     let _ = session.handle_receive(Instant::now(), src, Channel::Rtp, pkt);
+                }
+            }
+            r = sock.rtcp.recv_from(&mut cbuf) => {
+                if let Ok((n, src)) = r
+                    && let Some(pkt) = cbuf.get_mut(..n)
+                {
+                    let _ = session.handle_receive(Instant::now(), src, Channel::Rtcp, pkt);
                 }
             }
             _ = stats_tick.tick() => {
@@ -711,7 +796,7 @@ async fn media_loop(
     if let Ok(Some(t)) = session.close(Instant::now(), "call ended", &mut buf)
         && let Some(b) = buf.get(..t.len)
     {
-        let _ = sock.send_to(b, t.dst).await;
+        let _ = sock.of(t.channel).send_to(b, t.dst).await;
     }
     let _ = tx
         .send(MediaMsg::Stats(call, Box::new(session.stats()), true))

@@ -2,6 +2,8 @@
 //!
 //! The Linphone role as a library: register over TLS to an outbound proxy, place and answer
 //! calls, negotiate SRTP keyed by SDES, and report exactly how every call is protected.
+//! Direct calls go over TLS straight to an IP address (`sips:bob@127.0.0.1:5072`), and an
+//! optional direct TLS listener takes calls from trusted hosts.
 //!
 //! - [`config`]: the account file (`agent.toml`) model; `Default`s are the secure choices.
 //! - [`UserAgent`] ([`ua`]): the sans-IO core. Registration (RFC 3261 §10, RFC 5626

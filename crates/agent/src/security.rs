@@ -10,6 +10,10 @@ use serde::Serialize;
 pub const SDES_NOTE: &str =
     "SDES: SRTP keys are carried in the SDP and visible to every proxy on the path";
 
+/// The note of an SDES-keyed direct call.
+pub const SDES_DIRECT_NOTE: &str = "SDES over a direct TLS connection: no proxy on the path; \
+     the SRTP keys are visible to the peer's SIP stack (not verified end to end)";
+
 /// How one call is protected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecurityReport {
@@ -29,6 +33,8 @@ pub struct SecurityReport {
     pub suite: Option<String>,
     /// Whether the media keys are known only to the two ends.
     pub end_to_end: bool,
+    /// Whether the call is direct (signalling straight to the peer, no proxy).
+    pub direct: bool,
     /// What the user should know (e.g. the SDES caveat).
     pub note: Option<String>,
 }
@@ -53,6 +59,7 @@ impl SecurityReport {
             },
             suite: sdes_suite.map(str::to_owned),
             end_to_end: false,
+            direct: false,
             note: Some(match sdes_suite {
                 Some(_) => SDES_NOTE.to_owned(),
                 None => "media is not encrypted".to_owned(),
@@ -62,6 +69,15 @@ impl SecurityReport {
 }
 
 impl SecurityReport {
+    /// Marks the report as a direct call's (no proxy on the path), with the matching note.
+    pub fn direct(mut self, direct: bool) -> Self {
+        self.direct = direct;
+        if direct && self.media_protection == "srtp-sdes" {
+            self.note = Some(SDES_DIRECT_NOTE.to_owned());
+        }
+        self
+    }
+
     /// A report for a call that ended before media was negotiated: no media protection,
     /// with the reason in the note.
     pub fn not_established(

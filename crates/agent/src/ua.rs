@@ -16,6 +16,15 @@
 //! A request is accepted only when it arrives over the registration connection (the outbound
 //! flow, RFC 5626) or from a configured trusted host. Any other request is answered 403
 //! (never ringing) and reported as [`UaEvent::Rejected`].
+//!
+//! ## Direct calls
+//!
+//! A target that asks for TLS and names an IP address (`sips:bob@127.0.0.1:5072` or
+//! `sip:bob@127.0.0.1:5072;transport=tls`) is called directly: the INVITE and the whole
+//! dialog go to that address over TLS (the driver verifies the peer's certificate against
+//! the account's CA), not through the outbound proxy. SDES is allowed because the only hop
+//! is TLS. Our Contact in a direct dialog is the direct TLS listener
+//! ([`UaConfig::tls_listen`]) when there is one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +79,8 @@ pub struct UaConfig {
     pub trusted_hosts: Vec<IpAddr>,
     /// `User-Agent` header value.
     pub user_agent: String,
+    /// Our direct TLS listener, if any: the Contact of direct dialogs.
+    pub tls_listen: Option<SocketAddr>,
 }
 
 impl UaConfig {
@@ -97,6 +108,7 @@ impl UaConfig {
             encryption: c.media.encryption,
             trusted_hosts: c.security.trusted_hosts.clone(),
             user_agent: format!("sotto-agent/{}", env!("CARGO_PKG_VERSION")),
+            tls_listen: c.security.listen_tls,
         })
     }
 }
@@ -112,6 +124,19 @@ pub fn transport_of(uri: &Uri) -> TransportKind {
     } else {
         TransportKind::Udp
     }
+}
+
+/// The destination of a direct call to `target`: TLS (`sips:` or `transport=tls`) to an IP
+/// address (port 5061 when absent). `None` for any other target (it goes through the proxy).
+pub fn direct_destination(target: &Uri) -> Option<Destination> {
+    if transport_of(target) != TransportKind::Tls {
+        return None;
+    }
+    let ip = host_ip(target.host())?;
+    Some(Destination::new(
+        TransportKind::Tls,
+        SocketAddr::new(ip, target.port().unwrap_or(5061)),
+    ))
 }
 
 /// How a message arrived.
@@ -147,6 +172,8 @@ pub struct Outgoing {
     pub destination: Destination,
     /// The wire bytes.
     pub bytes: Bytes,
+    /// The client transaction it belongs to (for [`UserAgent::transport_failed`]).
+    transaction: Option<TransactionId>,
 }
 
 /// What the agent reports.
@@ -262,6 +289,7 @@ pub struct UserAgent {
     events: VecDeque<UaEvent>,
     next_call: u64,
     limits: Limits,
+    transport_error: Option<String>,
 }
 
 /// Why a command could not be carried out.
@@ -317,6 +345,7 @@ impl UserAgent {
             events: VecDeque::new(),
             next_call: 0,
             limits: Limits::default(),
+            transport_error: None,
         })
     }
 
@@ -378,7 +407,11 @@ impl UserAgent {
         if self.calls.len() >= MAX_CALLS {
             return Err(UaError::TooManyCalls);
         }
-        let first_hop_tls = self.config.proxy.transport == TransportKind::Tls;
+        let (dest, direct) = match direct_destination(target) {
+            Some(d) if d.remote != self.config.proxy.remote => (d, true),
+            _ => (self.proxy_destination(), false),
+        };
+        let first_hop_tls = dest.transport == TransportKind::Tls;
         let mode = match (self.config.encryption, first_hop_tls) {
             (Encryption::Mandatory, true) => EncryptionMode::Mandatory,
             (Encryption::Mandatory, false) => {
@@ -412,7 +445,8 @@ impl UserAgent {
             local_cseq: 1,
             remote_target: None,
             route_set: Vec::new(),
-            dest: self.proxy_destination(),
+            dest,
+            direct,
             invite_tx: None,
             invite: None,
             offer: Some(offer),
@@ -425,11 +459,17 @@ impl UserAgent {
             cancel_pending: false,
             ring_deadline: None,
             ok_retransmit: None,
-            transport: self.config.proxy.transport.as_str(),
-            tls: self.proxy_tls.clone(),
+            transport: if direct {
+                TransportKind::Tls.as_str()
+            } else {
+                self.config.proxy.transport.as_str()
+            },
+            // A direct call learns its TLS parameters from the peer's first response.
+            tls: if direct { None } else { self.proxy_tls.clone() },
         };
         let req = self.build_invite(&call, local, None)?;
-        let tx = self.layer.send_request(req.clone(), self.reliable(), now)?;
+        let reliable = call.dest.transport.is_stream();
+        let tx = self.layer.send_request(req.clone(), reliable, now)?;
         call.invite = Some(req);
         call.invite_tx = Some(tx);
         self.owners.insert(tx, Owner::Invite(id));
@@ -443,7 +483,7 @@ impl UserAgent {
     pub fn answer(&mut self, id: CallId, media: SocketAddr, now: Instant) -> Result<(), UaError> {
         let caps = self.caps(media)?;
         let policy = self.answer_policy();
-        let local = self.local_contact_addr();
+        let contact = self.calls.get(&id).and_then(|c| self.contact_for(c.direct));
         let call = self.calls.get_mut(&id).ok_or(UaError::NoSuchCall)?;
         if call.role != Role::Uas || call.state != CallState::Ringing {
             return Err(UaError::NoSuchCall);
@@ -468,8 +508,8 @@ impl UserAgent {
         set_to(&mut resp, &call.local_party);
         copy_record_route(invite, &mut resp);
         let h = resp.headers_mut();
-        if let Some(addr) = local {
-            h.push("Contact", contact_value(&self.config, addr, false));
+        if let Some(c) = contact {
+            h.push("Contact", c);
         }
         h.push("Allow", ALLOW);
         h.push("Supported", "outbound");
@@ -488,7 +528,8 @@ impl UserAgent {
             call.tls.as_ref(),
             &call.auth,
             neg.srtp.as_ref().map(|k| k.suite.name()),
-        );
+        )
+        .direct(call.direct);
         self.layer.send_response(tx, resp, now)?;
         self.events.push_back(UaEvent::CallState {
             call: id,
@@ -545,6 +586,14 @@ impl UserAgent {
         if from_proxy && flow.tls.is_some() {
             self.proxy_tls = flow.tls.clone();
         }
+        if !from_proxy && flow.tls.is_some() {
+            // A direct call's TLS parameters: from the connection its responses come over.
+            for c in self.calls.values_mut() {
+                if c.direct && c.tls.is_none() && c.dest.remote == flow.remote {
+                    c.tls = flow.tls.clone();
+                }
+            }
+        }
         match msg {
             Message::Response(r) => {
                 if let Received::StrayResponse(r) = self.layer.handle_response(r, now) {
@@ -566,6 +615,18 @@ impl UserAgent {
             }
         }
         self.pump(now);
+    }
+
+    /// Tells the agent that `out` could not be sent (connection refused, TLS handshake or
+    /// certificate verification failed): its transaction fails at once, as a 503 would
+    /// (RFC 3261 §8.1.3.1), instead of waiting for the transaction timeout.
+    pub fn transport_failed(&mut self, out: &Outgoing, reason: &str, now: Instant) {
+        if let Some(tx) = out.transaction {
+            self.transport_error = Some(format!("transport error: {reason}"));
+            self.layer.handle_transport_error(tx, now);
+            self.pump(now);
+            self.transport_error = None;
+        }
     }
 
     /// Fires the timers due at `now`.
@@ -636,6 +697,15 @@ impl UserAgent {
         self.config.proxy.transport.is_stream()
     }
 
+    /// Our Contact in a dialog: through the proxy flow, or (direct) at the TLS listener.
+    fn contact_for(&self, direct: bool) -> Option<String> {
+        match (direct, self.config.tls_listen) {
+            (true, Some(l)) => Some(contact_at(&self.config, l, "tls")),
+            (true, None) => self.local.map(|l| contact_at(&self.config, l, "tls")),
+            (false, _) => self.local.map(|l| contact_value(&self.config, l, false)),
+        }
+    }
+
     fn proxy_destination(&self) -> Destination {
         let mut d = self.config.proxy.clone();
         d.connection = self.proxy_connection;
@@ -650,10 +720,6 @@ impl UserAgent {
                     && flow.remote == self.config.proxy.remote
             }
         }
-    }
-
-    fn local_contact_addr(&self) -> Option<SocketAddr> {
-        self.local
     }
 
     fn answer_policy(&self) -> EncryptionPolicy {
@@ -677,10 +743,16 @@ impl UserAgent {
     }
 
     /// Builds the common part of a request outside a dialog.
-    fn new_request(&self, method: Method, uri: Uri, local: SocketAddr, branch: &str) -> Request {
+    fn new_request(
+        &self,
+        method: Method,
+        uri: Uri,
+        (local, transport): (SocketAddr, TransportKind),
+        branch: &str,
+    ) -> Request {
         let mut req = Request::new(method, uri);
         let via = Via::new(
-            self.config.proxy.transport.via_token(),
+            transport.via_token(),
             &host_of(local),
             Some(local.port()),
             branch,
@@ -701,7 +773,12 @@ impl UserAgent {
         let registrar = registrar_uri(&self.config.identity);
         let branch = branch(self.provider)?;
         self.reg.cseq += 1;
-        let mut req = self.new_request(Method::Register, registrar, local, &branch);
+        let mut req = self.new_request(
+            Method::Register,
+            registrar,
+            (local, self.config.proxy.transport),
+            &branch,
+        );
         let aor = format!("<{}>", self.config.identity);
         let h = req.headers_mut();
         h.push("From", format!("{aor};tag={}", self.reg.from_tag));
@@ -730,13 +807,21 @@ impl UserAgent {
         auth: Option<(&'static str, String)>,
     ) -> Result<Request, UaError> {
         let branch = branch(self.provider)?;
-        let mut req = self.new_request(Method::Invite, call.target.clone(), local, &branch);
+        let mut req = self.new_request(
+            Method::Invite,
+            call.target.clone(),
+            (local, call.dest.transport),
+            &branch,
+        );
+        let contact = self
+            .contact_for(call.direct)
+            .unwrap_or_else(|| contact_value(&self.config, local, false));
         let h = req.headers_mut();
         h.push("From", call.local_party.clone());
         h.push("To", call.remote_party.clone());
         h.push("Call-ID", call.call_id.clone());
         h.push("CSeq", format!("{} INVITE", call.local_cseq));
-        h.push("Contact", contact_value(&self.config, local, false));
+        h.push("Contact", contact);
         h.push("Allow", ALLOW);
         h.push("Supported", "outbound");
         h.push("User-Agent", self.config.user_agent.clone());
@@ -758,7 +843,12 @@ impl UserAgent {
             .clone()
             .unwrap_or_else(|| call.target.clone());
         let branch = branch(self.provider)?;
-        let mut req = self.new_request(method.clone(), target, local, &branch);
+        let mut req = self.new_request(
+            method.clone(),
+            target,
+            (local, call.dest.transport),
+            &branch,
+        );
         let remote = match &call.remote_tag {
             Some(t) if !call.remote_party.contains(";tag=") => {
                 format!("{};tag={t}", call.remote_party)
@@ -823,12 +913,13 @@ impl UserAgent {
             c.state = CallState::Ended;
             if c.negotiated.is_none() {
                 // Every call gets its report, including one that never carried media.
-                let report = SecurityReport::not_established(
-                    c.transport,
-                    c.tls.as_ref().or(self.proxy_tls.as_ref()),
-                    &c.auth,
-                    &reason,
-                );
+                let tls = if c.direct {
+                    c.tls.as_ref()
+                } else {
+                    c.tls.as_ref().or(self.proxy_tls.as_ref())
+                };
+                let report = SecurityReport::not_established(c.transport, tls, &c.auth, &reason)
+                    .direct(c.direct);
                 self.events
                     .push_back(UaEvent::CallSecurity { call: id, report });
             }
@@ -851,6 +942,7 @@ impl UserAgent {
                     self.out.push_back(Outgoing {
                         destination: d.clone(),
                         bytes: t.bytes,
+                        transaction: Some(id),
                     });
                 }
             }
@@ -870,8 +962,13 @@ impl UserAgent {
                 let owner = self.owners.get(&id).copied().unwrap_or(Owner::Other);
                 match ev {
                     ClientEvent::Response(r) => self.client_response(owner, id, r, now),
-                    ClientEvent::Timeout | ClientEvent::TransportError => {
-                        self.client_failed(owner, id, now)
+                    ClientEvent::Timeout => self.client_failed(owner, id, "408 no response"),
+                    ClientEvent::TransportError => {
+                        let reason = self
+                            .transport_error
+                            .take()
+                            .unwrap_or_else(|| "transport error".into());
+                        self.client_failed(owner, id, &format!("503 {reason}"))
                     }
                     ClientEvent::Terminated => {
                         self.owners.remove(&id);
@@ -899,17 +996,17 @@ impl UserAgent {
         }
     }
 
-    fn client_failed(&mut self, owner: Owner, id: TransactionId, _now: Instant) {
+    fn client_failed(&mut self, owner: Owner, id: TransactionId, why: &str) {
         self.owners.remove(&id);
         match owner {
             Owner::Register => {
                 self.reg.state = RegState::Idle;
                 self.events.push_back(UaEvent::RegistrationFailed {
                     status: 408,
-                    reason: "no response from the registrar".into(),
+                    reason: format!("registrar: {why}"),
                 });
             }
-            Owner::Invite(c) => self.end_call(c, "408 no response".into()),
+            Owner::Invite(c) => self.end_call(c, why.to_owned()),
             Owner::Bye(c) => self.end_call(c, "local hangup (BYE unanswered)".into()),
             Owner::Cancel(_) | Owner::Other => {}
         }
@@ -1104,7 +1201,9 @@ impl UserAgent {
             call.auth = alg;
             call.local_cseq += 1;
             if let Ok(req) = self.build_invite(&call, local, Some((name, value)))
-                && let Ok(tx) = self.layer.send_request(req.clone(), self.reliable(), now)
+                && let Ok(tx) =
+                    self.layer
+                        .send_request(req.clone(), call.dest.transport.is_stream(), now)
             {
                 self.owners.insert(tx, Owner::Invite(id));
                 self.dests.insert(tx, call.dest.clone());
@@ -1126,6 +1225,7 @@ impl UserAgent {
                 self.out.push_back(Outgoing {
                     destination: call.dest.clone(),
                     bytes: ack.clone(),
+                    transaction: None,
                 });
             }
             self.calls.insert(id, call);
@@ -1149,6 +1249,7 @@ impl UserAgent {
             self.out.push_back(Outgoing {
                 destination: call.dest.clone(),
                 bytes: bytes.clone(),
+                transaction: None,
             });
             call.ack = Some(bytes);
         }
@@ -1160,12 +1261,18 @@ impl UserAgent {
         };
         match neg {
             Ok(neg) => {
+                let tls = if call.direct {
+                    call.tls.as_ref()
+                } else {
+                    call.tls.as_ref().or(self.proxy_tls.as_ref())
+                };
                 let report = SecurityReport::new(
                     call.transport,
-                    call.tls.as_ref().or(self.proxy_tls.as_ref()),
+                    tls,
                     &call.auth,
                     neg.srtp.as_ref().map(|k| k.suite.name()),
-                );
+                )
+                .direct(call.direct);
                 call.negotiated = Some(neg.clone());
                 self.calls.insert(id, call);
                 self.events.push_back(UaEvent::CallState {
@@ -1214,6 +1321,7 @@ impl UserAgent {
             self.out.push_back(Outgoing {
                 destination: c.dest.clone(),
                 bytes: ack.clone(),
+                transaction: None,
             });
         }
     }
@@ -1230,6 +1338,7 @@ impl UserAgent {
             self.out.push_back(Outgoing {
                 destination: flow.reply_destination(),
                 bytes: resp.to_bytes(),
+                transaction: None,
             });
         }
         self.events.push_back(UaEvent::Rejected {
@@ -1347,7 +1456,8 @@ impl UserAgent {
                 flow.tls.as_ref(),
                 how,
                 &reason,
-            );
+            )
+            .direct(how != "registration-flow");
             ua.events
                 .push_back(UaEvent::CallSecurity { call: id, report });
             ua.events.push_back(UaEvent::CallState {
@@ -1432,6 +1542,7 @@ impl UserAgent {
             remote_target: contact_target,
             route_set,
             dest,
+            direct: !from_proxy,
             invite_tx: Some(tx),
             invite: Some(req.clone()),
             offer: Some(offer),
@@ -1451,10 +1562,8 @@ impl UserAgent {
         let mut ringing = Response::from_request(&req, StatusCode::RINGING);
         set_to(&mut ringing, &local_party);
         copy_record_route(&req, &mut ringing);
-        if let Some(l) = self.local {
-            ringing
-                .headers_mut()
-                .push("Contact", contact_value(&self.config, l, false));
+        if let Some(c) = self.contact_for(!from_proxy) {
+            ringing.headers_mut().push("Contact", c);
         }
         let _ = self.layer.send_response(tx, ringing, now);
         self.events
@@ -1491,6 +1600,7 @@ impl UserAgent {
                 self.out.push_back(Outgoing {
                     destination: c.dest.clone(),
                     bytes: bytes.clone(),
+                    transaction: None,
                 });
                 *interval = (*interval * 2).min(t2);
                 *at = now + *interval;
@@ -1625,6 +1735,16 @@ fn contact_value(c: &UaConfig, local: SocketAddr, register: bool) -> String {
         v.push_str(&format!(";+sip.instance=\"<{}>\";reg-id=1", c.instance));
     }
     v
+}
+
+/// A dialog Contact at `addr` over `transport` (no `ob`: not the registration flow).
+fn contact_at(c: &UaConfig, addr: SocketAddr, transport: &str) -> String {
+    let user = c.identity.user().unwrap_or("anonymous");
+    format!(
+        "<sip:{user}@{}:{};transport={transport}>",
+        host_of(addr),
+        addr.port()
+    )
 }
 
 fn host_of(a: SocketAddr) -> String {

@@ -41,6 +41,7 @@ fn config(user: &str, encryption: Encryption) -> UaConfig {
         encryption,
         trusted_hosts: Vec::new(),
         user_agent: "test".into(),
+        tls_listen: None,
     }
 }
 
@@ -740,4 +741,205 @@ fn a_2xx_over_udp_is_retransmitted_until_the_ack() {
         Vec::<u16>::new(),
         "acknowledged: no more 200s"
     );
+}
+
+/// Parses every message the agent queued, with its destination; events are returned too.
+fn drain(ua: &mut UserAgent) -> (Vec<(Destination, Message)>, Vec<UaEvent>) {
+    let mut out = Vec::new();
+    while let Some(o) = ua.poll_transmit() {
+        out.push((
+            o.destination.clone(),
+            parse_message(o.bytes, &Limits::default()).unwrap(),
+        ));
+    }
+    let mut evs = Vec::new();
+    while let Some(e) = ua.poll_event() {
+        evs.push(e);
+    }
+    (out, evs)
+}
+
+fn wire(m: &Message) -> Bytes {
+    let mut buf = Vec::new();
+    m.write_to(&mut buf);
+    Bytes::from(buf)
+}
+
+#[test]
+fn direct_destination_needs_tls_and_an_ip_address() {
+    use sotto_agent::ua::direct_destination;
+    let d = direct_destination(&Uri::parse("sips:bob@127.0.0.1:5072").unwrap()).unwrap();
+    assert_eq!(d.transport, TransportKind::Tls);
+    assert_eq!(d.remote, "127.0.0.1:5072".parse::<SocketAddr>().unwrap());
+    let d = direct_destination(&Uri::parse("sip:bob@[::1];transport=tls").unwrap()).unwrap();
+    assert_eq!(d.remote, "[::1]:5061".parse::<SocketAddr>().unwrap());
+    assert!(direct_destination(&Uri::parse("sip:bob@127.0.0.1:5072").unwrap()).is_none());
+    assert!(direct_destination(&Uri::parse("sips:bob@example.test").unwrap()).is_none());
+}
+
+#[test]
+fn direct_tls_call_skips_the_proxy_end_to_end() {
+    let t0 = Instant::now();
+    let alice_local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut acfg = config("alice", Encryption::Mandatory);
+    acfg.tls_listen = Some("127.0.0.1:5071".parse().unwrap());
+    let mut alice = UserAgent::new(acfg, provider()).unwrap();
+    alice.set_flow(alice_local, Some(ConnectionId(1)));
+    let mut bcfg = config("bob", Encryption::Mandatory);
+    bcfg.tls_listen = Some("127.0.0.1:5072".parse().unwrap());
+    bcfg.trusted_hosts = vec!["127.0.0.1".parse().unwrap()];
+    let mut bob = UserAgent::new(bcfg, provider()).unwrap();
+    bob.set_flow("127.0.0.1:40001".parse().unwrap(), Some(ConnectionId(2)));
+
+    let target = Uri::parse("sips:bob@127.0.0.1:5072").unwrap();
+    let call = alice
+        .call(&target, "127.0.0.1:30000".parse().unwrap(), t0)
+        .unwrap();
+    let (out, _) = drain(&mut alice);
+    assert_eq!(out.len(), 1);
+    let (dest, invite) = &out[0];
+    assert_eq!(dest.transport, TransportKind::Tls);
+    assert_eq!(dest.remote, "127.0.0.1:5072".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        dest.connection, None,
+        "a new connection, not the proxy flow"
+    );
+    let req = request(invite);
+    assert!(
+        req.headers()
+            .get("Via")
+            .unwrap()
+            .starts_with("SIP/2.0/TLS ")
+    );
+    assert_eq!(
+        req.headers().get("Contact").unwrap(),
+        "<sip:alice@127.0.0.1:5071;transport=tls>"
+    );
+    assert!(
+        String::from_utf8_lossy(req.body()).contains("a=crypto:"),
+        "SDES is offered: the only hop is TLS"
+    );
+
+    // Bob receives it on his TLS listener (connection 9) from a trusted host.
+    let bob_flow = Flow {
+        transport: TransportKind::Tls,
+        remote: "127.0.0.1:45000".parse().unwrap(),
+        local: "127.0.0.1:5072".parse().unwrap(),
+        connection: Some(ConnectionId(9)),
+        tls: tls(),
+    };
+    bob.handle_incoming(wire(invite), &bob_flow, t0);
+    let (out, evs) = drain(&mut bob);
+    let incoming = evs
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::IncomingCall { call, .. } => Some(*call),
+            _ => None,
+        })
+        .expect("bob rings");
+    let ringing = &out
+        .iter()
+        .find(|(_, m)| response(m).status() == StatusCode::RINGING);
+    let (rdest, r180) = ringing.expect("180");
+    assert_eq!(
+        rdest.connection,
+        Some(ConnectionId(9)),
+        "replies on the same connection"
+    );
+    assert_eq!(
+        response(r180).headers().get("Contact").unwrap(),
+        "<sip:bob@127.0.0.1:5072;transport=tls>"
+    );
+    bob.answer(incoming, "127.0.0.1:30002".parse().unwrap(), t0)
+        .unwrap();
+    let (out, evs) = drain(&mut bob);
+    let report = evs
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            _ => None,
+        })
+        .expect("bob's report");
+    let v = serde_json::to_value(&report).unwrap();
+    assert_eq!(v["auth"], "trusted-host");
+    assert_eq!(v["media_protection"], "srtp-sdes");
+    assert_eq!(v["direct"], true);
+
+    // Alice gets 180 and 200 over her direct connection (10), with its TLS parameters.
+    let alice_flow = Flow {
+        transport: TransportKind::Tls,
+        remote: "127.0.0.1:5072".parse().unwrap(),
+        local: "127.0.0.1:45000".parse().unwrap(),
+        connection: Some(ConnectionId(10)),
+        tls: Some(TlsSummary {
+            version: "TLSv1.2".into(),
+            cipher_suite: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(),
+        }),
+    };
+    alice.handle_incoming(wire(r180), &alice_flow, t0);
+    for (_, m) in &out {
+        alice.handle_incoming(wire(m), &alice_flow, t0);
+    }
+    let (out, evs) = drain(&mut alice);
+    assert_eq!(alice.call_state(call), Some(CallState::Connected));
+    let report = evs
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            _ => None,
+        })
+        .expect("alice's report");
+    let v = serde_json::to_value(&report).unwrap();
+    assert_eq!(v["signalling_transport"], "tls");
+    assert_eq!(
+        v["tls_version"], "TLSv1.2",
+        "the direct connection's, not the proxy's"
+    );
+    assert_eq!(v["media_protection"], "srtp-sdes");
+    assert_eq!(v["direct"], true);
+    assert_eq!(v["end_to_end"], false);
+    assert_eq!(v["note"], sotto_agent::security::SDES_DIRECT_NOTE);
+    let (adest, ack) = out
+        .iter()
+        .find(|(_, m)| matches!(m, Message::Request(r) if r.method().as_str() == "ACK"))
+        .expect("ACK");
+    assert_eq!(
+        adest.remote,
+        "127.0.0.1:5072".parse::<SocketAddr>().unwrap()
+    );
+    assert!(
+        request(ack).uri().to_string().contains("127.0.0.1:5072"),
+        "ACK to bob's Contact"
+    );
+}
+
+#[test]
+fn a_direct_call_fails_at_once_when_the_peer_cannot_be_reached() {
+    let t0 = Instant::now();
+    let mut ua = UserAgent::new(config("alice", Encryption::Mandatory), provider()).unwrap();
+    ua.set_flow("127.0.0.1:40000".parse().unwrap(), Some(ConnectionId(1)));
+    let target = Uri::parse("sip:bob@127.0.0.1:5072;transport=tls").unwrap();
+    let call = ua
+        .call(&target, "127.0.0.1:30000".parse().unwrap(), t0)
+        .unwrap();
+    let out = ua.poll_transmit().expect("the INVITE");
+    assert_eq!(
+        out.destination.remote,
+        "127.0.0.1:5072".parse::<SocketAddr>().unwrap()
+    );
+    ua.transport_failed(&out, "connection refused", t0);
+    let (_, evs) = drain(&mut ua);
+    let ended = evs.iter().find_map(|e| match e {
+        UaEvent::CallState {
+            call: c,
+            state: CallState::Ended,
+            reason,
+        } if *c == call => reason.clone(),
+        _ => None,
+    });
+    assert_eq!(
+        ended.as_deref(),
+        Some("503 transport error: connection refused")
+    );
+    assert_eq!(ua.call_state(call), None);
 }

@@ -2,15 +2,21 @@
 //!
 //! - `sotto agent init --dir D --identity sip:alice@example.test --password P
 //!   --proxy sips:127.0.0.1:5061 --ca ca.pem [--media-encryption sdes|none]` writes
-//!   `D/agent.toml` (mode 0600: it holds the password) and creates `D/data`.
+//!   `D/agent.toml` (mode 0600: it holds the password) and creates `D/data`. With
+//!   `--tls-listen 127.0.0.1:5071 --cert cert.pem --key key.pem [--trusted-host 127.0.0.1]`
+//!   the agent also accepts direct calls over TLS (from trusted hosts only).
 //! - `sotto agent -c D/agent.toml register`: registers, refreshes, and on Ctrl-C/SIGTERM
 //!   unregisters and exits 0.
 //! - `sotto agent -c F call sip:bob@example.test [--play in.wav|--tone 440]
 //!   [--record out.wav] [--duration 10s]`
 //! - `sotto agent -c F listen [--auto-answer] [--play ...] [--record ...]`
+//! - A direct call: `sotto agent -c F call sips:bob@127.0.0.1:5072` (or
+//!   `sip:bob@127.0.0.1:5072;transport=tls`) goes straight to that address over TLS, the peer's
+//!   certificate verified against the account's CA; SDES is allowed (the only hop is TLS).
 //!
-//! With `--json` every event is one JSON object per line: `registered`, `incoming_call`,
-//! `call_state`, `call_security`, `media_stats`, `recorded`, `rejected`, `unregistered`.
+//! With `--json` every event is one JSON object per line: `listening` (a direct listener),
+//! `registered`, `incoming_call`, `call_state`, `call_security`, `media_stats` (with
+//! `rtcp_sent`/`rtcp_received`), `recorded`, `rejected`, `unregistered`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +75,18 @@ struct InitArgs {
     /// Media encryption: sdes (mandatory SRTP keyed by SDES, the default) or none.
     #[arg(long, value_name = "METHOD", default_value = "sdes")]
     media_encryption: String,
+    /// Listen for direct calls over TLS on this address (needs --cert and --key).
+    #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
+    tls_listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain of the direct TLS listener.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// PEM private key of the direct TLS listener.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// A host allowed to send requests directly (repeatable); others are refused with 403.
+    #[arg(long, value_name = "IP")]
+    trusted_host: Vec<std::net::IpAddr>,
     /// Overwrite an existing agent.toml.
     #[arg(long)]
     force: bool,
@@ -206,7 +224,13 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
             encryption,
             ..MediaSection::default()
         },
-        security: SecuritySection::default(),
+        security: SecuritySection {
+            trusted_hosts: a.trusted_host,
+            listen_tls: a.tls_listen,
+            certificate: a.cert.map(|p| std::path::absolute(&p).unwrap_or(p)),
+            key: a.key.map(|p| std::path::absolute(&p).unwrap_or(p)),
+            ..SecuritySection::default()
+        },
         data: DataSection::default(),
         base_dir: a.dir.clone(),
     };
@@ -277,10 +301,28 @@ fn drive(
         }
         None => (Source::Silence, None, Duration::from_secs(5)),
     };
+    let listen_tls = match (
+        account.security.listen_tls,
+        &account.security.certificate,
+        &account.security.key,
+    ) {
+        (Some(addr), Some(cert), Some(key)) => {
+            let (cert, key) = (account.resolve(cert), account.resolve(key));
+            let server = sotto_net::tls::server_config_from_files(
+                &cert,
+                &key,
+                sotto_net::tls::ClientAuth::None,
+            )
+            .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?;
+            Some((addr, server))
+        }
+        _ => None,
+    };
     let cfg = DriverConfig {
         ua,
         tls_client,
         listen_udp: account.security.listen_udp.clone(),
+        listen_tls,
         play,
         record,
         mode,

@@ -3,7 +3,11 @@
 //! on Ctrl-C, a call from alice to bob through the server with SRTP keyed by SDES (the
 //! 1000 Hz tone alice plays is found in bob's recording with a Goertzel filter), the
 //! mandatory-encryption policy (488 + Warning on both sides), and ghost-call protection (a
-//! direct INVITE or OPTIONS is answered 403 and never rings).
+//! direct INVITE or OPTIONS is answered 403 and never rings). Direct calls over TLS: alice
+//! calls `sips:bob@127.0.0.1:PORT` straight to bob's TLS listener (bob's certificate issued
+//! by a test CA in alice's CA bundle; 127.0.0.1 trusted by bob), SDES allowed, tones both
+//! ways, RTCP received, and the server sees no INVITE; a peer certificate from an unknown
+//! CA fails the call, and a direct TLS INVITE from a host bob does not trust is refused.
 //!
 //! Every child is killed on drop; every wait is bounded (never asserted on as a duration).
 
@@ -242,6 +246,11 @@ impl Setup {
 
     /// `sotto agent init` for `user`; returns the agent.toml path.
     fn agent(&self, user: &str, media: &str) -> PathBuf {
+        self.agent_with(user, media, &self.dir.join("srv/ca.pem"), &[])
+    }
+
+    /// `sotto agent init` for `user` with CA file `ca` and `extra` arguments.
+    fn agent_with(&self, user: &str, media: &str, ca: &Path, extra: &[String]) -> PathBuf {
         let dir = self.dir.join(user);
         let out = sotto()
             .args(["--json", "agent", "init", "--dir"])
@@ -250,8 +259,9 @@ impl Setup {
             .args(["--password", &format!("{user}pw")])
             .args(["--proxy", &format!("sips:127.0.0.1:{}", self.port)])
             .arg("--ca")
-            .arg(self.dir.join("srv/ca.pem"))
+            .arg(ca)
             .args(["--media-encryption", media])
+            .args(extra)
             .output()
             .expect("run sotto agent init");
         assert!(
@@ -422,6 +432,7 @@ fn call_through_server_with_srtp_sdes_carries_the_tone() {
     assert_eq!(sec["media_protection"], "srtp-sdes");
     assert_eq!(sec["suite"], "AES_CM_128_HMAC_SHA1_80");
     assert_eq!(sec["end_to_end"], false);
+    assert_eq!(sec["direct"], false);
     assert!(
         sec["note"]
             .as_str()
@@ -652,4 +663,272 @@ fn a_broken_flow_is_reopened_and_registered_again() {
     b.interrupt();
     assert!(b.wait_exit().success(), "saw {:#?}", b.seen);
     assert_eq!(b.count("unregistered"), 1);
+}
+
+/// A fresh test CA and a certificate for 127.0.0.1 (IP and DNS SANs) issued by it, written
+/// as `<dir>/<name>-ca.pem`, `<name>-cert.pem`, `<name>-key.pem`.
+fn direct_pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("mkdir pki");
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("sotto test CA {name}"));
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).expect("self-sign CA");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("leaf key");
+    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    leaf.distinguished_name = rcgen::DistinguishedName::new();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    leaf.subject_alt_names = vec![
+        rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])),
+        rcgen::SanType::DnsName(rcgen::string::Ia5String::try_from("127.0.0.1").expect("ia5")),
+    ];
+    leaf.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    leaf.use_authority_key_identifier_extension = true;
+    let cert = leaf.signed_by(&key, &issuer).expect("sign leaf");
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).expect("write CA");
+    std::fs::write(&paths.1, cert.pem()).expect("write cert");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write key");
+    paths
+}
+
+/// The server's CA followed by `extra`: an account CA file that verifies both.
+fn ca_bundle(s: &Setup, extra: &Path, name: &str) -> PathBuf {
+    let mut pem = std::fs::read_to_string(s.dir.join("srv/ca.pem")).expect("read ca.pem");
+    pem.push_str(&std::fs::read_to_string(extra).expect("read extra CA"));
+    let out = s.dir.join(name);
+    std::fs::write(&out, pem).expect("write bundle");
+    out
+}
+
+fn tls_listener_args(port: u16, cert: &Path, key: &Path, trusted: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "--tls-listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--cert".to_owned(),
+        cert.display().to_string(),
+        "--key".to_owned(),
+        key.display().to_string(),
+    ];
+    for t in trusted {
+        v.push("--trusted-host".to_owned());
+        v.push((*t).to_owned());
+    }
+    v
+}
+
+#[test]
+fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
+    let s = Setup::new("direct-tls", 60);
+    let (test_ca, cert, key) = direct_pki(&s.dir.join("pki"), "direct");
+    let port = free_tcp_port();
+    let bob = s.agent_with(
+        "bob",
+        "sdes",
+        &s.dir.join("srv/ca.pem"),
+        &tls_listener_args(port, &cert, &key, &["127.0.0.1"]),
+    );
+    let bundle = ca_bundle(&s, &test_ca, "alice-ca.pem");
+    let alice = s.agent_with(
+        "alice",
+        "sdes",
+        &bundle,
+        &tls_listener_args(free_tcp_port(), &cert, &key, &[]),
+    );
+    let rec_b = s.dir.join("bob.wav");
+    let rec_a = s.dir.join("alice.wav");
+    let rec_b_arg = rec_b.to_str().expect("utf-8 path").to_owned();
+    let rec_a_arg = rec_a.to_str().expect("utf-8 path").to_owned();
+    let mut b = s.run_agent(
+        &bob,
+        &[
+            "listen",
+            "--auto-answer",
+            "--tone",
+            "440",
+            "--record",
+            &rec_b_arg,
+        ],
+        "bob",
+    );
+    let l = b.wait_for("listening tls", |v| {
+        v["event"] == "listening" && v["transport"] == "tls"
+    });
+    assert_eq!(l["local"], format!("127.0.0.1:{port}"));
+    b.event("registered");
+    let target = format!("sips:bob@127.0.0.1:{port}");
+    let mut a = s.run_agent(
+        &alice,
+        &[
+            "call",
+            &target,
+            "--tone",
+            "1000",
+            "--duration",
+            "3s",
+            "--record",
+            &rec_a_arg,
+        ],
+        "alice",
+    );
+    let st = a.wait_exit();
+    assert!(st.success(), "alice: {st:?}; saw {:#?}", a.seen);
+    let states: Vec<&str> = a
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "call_state")
+        .filter_map(|v| v["state"].as_str())
+        .collect();
+    assert_eq!(states, ["ringing", "connected", "ended"], "{:#?}", a.seen);
+    let sec = a.event("call_security");
+    assert_eq!(sec["signalling_transport"], "tls", "{sec}");
+    assert_eq!(sec["tls_version"], "TLSv1.3", "{sec}");
+    assert_eq!(
+        sec["auth"], "none",
+        "no proxy challenged this INVITE: {sec}"
+    );
+    assert_eq!(sec["direct"], true, "{sec}");
+    assert!(
+        sec["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("direct TLS connection")),
+        "{sec}"
+    );
+    assert_eq!(sec["media_protection"], "srtp-sdes", "{sec}");
+    let last = a.wait_for("final media_stats", |v| {
+        v["event"] == "media_stats" && v["final"] == true
+    });
+    assert!(
+        last["packets_received"].as_u64().is_some_and(|n| n >= 100),
+        "{last}"
+    );
+    assert_eq!(last["protection"], "srtp", "{last}");
+    assert!(last["rtcp_sent"].as_u64().is_some_and(|n| n >= 1), "{last}");
+    // Bob: the call came over his TLS listener from a trusted host.
+    let inc = b.event("incoming_call");
+    assert!(
+        inc["from"]
+            .as_str()
+            .is_some_and(|f| f.contains("sip:alice@example.test")),
+        "{inc}"
+    );
+    let bsec = b.event("call_security");
+    assert_eq!(bsec["auth"], "trusted-host", "{bsec}");
+    assert_eq!(bsec["direct"], true, "{bsec}");
+    assert_eq!(bsec["signalling_transport"], "tls", "{bsec}");
+    assert_eq!(bsec["media_protection"], "srtp-sdes", "{bsec}");
+    let bend = b.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert_eq!(bend["reason"], "remote hangup", "{bend}");
+    let blast = b.wait_for("final media_stats", |v| {
+        v["event"] == "media_stats" && v["final"] == true
+    });
+    assert!(
+        blast["rtcp_received"].as_u64().is_some_and(|n| n >= 1),
+        "{blast}"
+    );
+    b.event("recorded");
+    b.interrupt();
+    assert!(b.wait_exit().success(), "bob exits 0; saw {:#?}", b.seen);
+    // The server never saw the call.
+    let mut server_seen = s.server.seen.clone();
+    while let Ok(v) = s.server.events.try_recv() {
+        server_seen.push(v);
+    }
+    assert!(
+        server_seen.iter().any(|v| v["method"] == "REGISTER"),
+        "the server logs requests: {server_seen:#?}"
+    );
+    assert!(
+        !server_seen.iter().any(|v| v["method"] == "INVITE"),
+        "the direct call went through the server: {server_seen:#?}"
+    );
+    for (rec, want, other) in [(&rec_b, 1000.0, 440.0), (&rec_a, 440.0, 1000.0)] {
+        let samples = wav_samples(rec);
+        let tone = ToneReport::analyze(&samples, 8000, want, 4000);
+        assert!(
+            tone.dominant_windows >= 3 && tone.median_fraction > 0.5,
+            "{}: {tone:?}",
+            rec.display()
+        );
+        let o = ToneReport::analyze(&samples, 8000, other, 4000);
+        assert!(o.median_fraction < 0.1, "{}: {o:?}", rec.display());
+    }
+}
+
+#[test]
+fn direct_tls_calls_fail_on_an_unknown_ca_and_from_untrusted_hosts() {
+    let s = Setup::new("direct-refused", 60);
+    let (test_ca, cert, key) = direct_pki(&s.dir.join("pki"), "direct");
+    let port = free_tcp_port();
+    // Bob listens on TLS but trusts no host.
+    let bob = s.agent_with(
+        "bob",
+        "sdes",
+        &s.dir.join("srv/ca.pem"),
+        &tls_listener_args(port, &cert, &key, &[]),
+    );
+    let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
+    b.event("registered");
+    let target = format!("sip:bob@127.0.0.1:{port};transport=tls");
+    // Alice does not know bob's CA: the TLS handshake fails, no call.
+    let alice = s.agent("alice", "sdes");
+    let mut a = s.run_agent(&alice, &["call", &target, "--duration", "1s"], "alice");
+    let st = a.wait_exit();
+    assert!(
+        !st.success(),
+        "the call to an unverified peer must fail: {:#?}",
+        a.seen
+    );
+    let ended = a.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert!(
+        ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("503 transport error")),
+        "{ended}"
+    );
+    assert!(
+        !a.seen
+            .iter()
+            .any(|v| v["event"] == "call_state" && v["state"] == "connected"),
+        "{:#?}",
+        a.seen
+    );
+    // Alice again, now knowing the CA, but bob does not trust 127.0.0.1: 403, never rings.
+    let bundle = ca_bundle(&s, &test_ca, "carol-ca.pem");
+    let carol = s.agent_with("alice", "sdes", &bundle, &["--force".to_owned()]);
+    let mut c = s.run_agent(&carol, &["call", &target, "--duration", "1s"], "carol");
+    let st = c.wait_exit();
+    assert!(!st.success(), "carol: {:#?}", c.seen);
+    let ended = c.wait_for("ended", |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert!(
+        ended["reason"].as_str().is_some_and(|r| r.contains("403")),
+        "{ended}"
+    );
+    let rej = b.wait_for("rejected", |v| v["event"] == "rejected");
+    assert_eq!(rej["method"], "INVITE", "{rej}");
+    assert_eq!(rej["status"], 403, "{rej}");
+    b.interrupt();
+    assert!(b.wait_exit().success());
+    assert_eq!(b.count("incoming_call"), 0, "{:#?}", b.seen);
 }

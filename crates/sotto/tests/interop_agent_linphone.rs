@@ -14,8 +14,18 @@
 //! - Direct: linphonec (UDP, SDES mandatory) calls the agent's direct UDP listener from a
 //!   trusted host: SDES keys over a non-TLS hop are refused (488 with a Warning on the wire,
 //!   `call_state ended` with the reason at the agent, the call fails at linphonec, no media).
-//!   The agent has no way to call linphonec directly (every request goes to its outbound
-//!   proxy) and no override to send SDES over UDP, so no direct audio test exists.
+//!   The agent has no override to send SDES over UDP.
+//! - Direct over TLS, linphonec → agent: linphonec (no account, TLS transport, the agent's
+//!   certificate verified against a test CA by name, `DNS:127.0.0.1`) calls
+//!   `sip:alice@127.0.0.1:PORT;transport=tls`, the agent's direct TLS listener; 127.0.0.1 is
+//!   a trusted host. SDES mandatory, tones both ways, the agent receives linphonec's SRTCP on
+//!   its RTP port + 1 (`rtcp_received` in `media_stats`), the server sees no INVITE, and the
+//!   capture shows TLS only on the agent's port and SRTP both ways.
+//! - Direct over TLS, agent → linphonec: impossible because of linphonec. belle-sip 5.1
+//!   (`libbellesip1` 5.1.64) binds its TLS listening point but closes every incoming
+//!   connection (`tls_listeningpoint.c`: "New connection arriving on TLS, not handled !"), so
+//!   no TLS client can reach it. The test proves it: the agent's direct call fails with
+//!   `503 transport error` and linphonec's log holds that line.
 //! - svmap (`-m OPTIONS` and `-m INVITE`) against a registered, auto-answering agent's direct
 //!   UDP port: it never rings (no `incoming_call`); every request is refused with 403 and
 //!   reported as a `rejected` event.
@@ -174,6 +184,11 @@ fn check_agent_media(agent: &mut AgentProc) {
             "{key} below 50 packets in {TALK_SECS} s: {stats}"
         );
     }
+    // linphonec refuses rtcp-mux and sends SRTCP to the agent's RTP port + 1.
+    assert!(
+        stats["rtcp_received"].as_u64().is_some_and(|n| n >= 1),
+        "no RTCP received from linphonec on the agent's RTCP port: {stats}"
+    );
     let rec = agent.wait_event("recorded", WAIT);
     assert!(
         rec["samples"].as_u64().is_some_and(|n| n >= 8000),
@@ -189,7 +204,13 @@ fn tag_len(suite: &str) -> usize {
 /// What the capture must show: TLS only on the server's port, no cleartext SIP or SDES key
 /// anywhere, SRTP both ways between the agent and linphonec's media ports, and no agent UDP
 /// socket outside the captured media.
-fn check_capture(capture: &Capture, srv: u16, rtp_phone: u16, agent_udp: &[u16], suite: &str) {
+fn check_capture(
+    capture: &Capture,
+    (srv, min_hellos): (u16, usize),
+    rtp_phone: u16,
+    agent_udp: &[u16],
+    suite: &str,
+) {
     // Cleartext anywhere in the captured frames (server port and linphonec's media ports):
     // the pcap file holds the frames' bytes as they were on the wire.
     let raw = std::fs::read(&capture.pcap).expect("read the pcap");
@@ -206,7 +227,8 @@ fn check_capture(capture: &Capture, srv: u16, rtp_phone: u16, agent_udp: &[u16],
     ];
     let tcp = capture.fields(
         &decode,
-        &format!("tcp.port=={srv} && tcp.len > 0"),
+        // Kernel retransmissions on lo (spurious, D-SACKed) are not dissected again.
+        &format!("tcp.port=={srv} && tcp.len > 0 && !tcp.analysis.retransmission"),
         &[
             "tls.handshake.type",
             "tls.record.content_type",
@@ -226,8 +248,8 @@ fn check_capture(capture: &Capture, srv: u16, rtp_phone: u16, agent_udp: &[u16],
         tcp.len()
     );
     assert!(
-        hellos >= 2,
-        "a TLS ClientHello from each peer expected, saw {hellos}"
+        hellos >= min_hellos,
+        "{min_hellos} TLS ClientHello expected (one per client), saw {hellos}"
     );
     assert!(app >= 6, "TLS application data frames: {app}");
     assert_eq!(
@@ -402,7 +424,7 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
 
     assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
     assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
-    check_capture(&capture, srv, rtp_b, &agent_udp, &suite);
+    check_capture(&capture, (srv, 2), rtp_b, &agent_udp, &suite);
     drop(bob);
     bench.server.stop();
 }
@@ -481,7 +503,7 @@ fn linphonec_calls_agent_through_sotto_server_with_sdes() {
 
     assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
     assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
-    check_capture(&capture, srv, rtp_b, &agent_udp, &suite);
+    check_capture(&capture, (srv, 2), rtp_b, &agent_udp, &suite);
     drop(bob);
     bench.server.stop();
 }
@@ -560,10 +582,17 @@ fn direct_sdes_offer_over_udp_is_refused_by_the_agent() {
             alice.seen
         );
     }
+    // Every call gets its report; a refused one says it never carried media, and why.
+    let reports = alice.events_named("call_security");
+    assert_eq!(reports.len(), 1, "{:?}", alice.seen);
+    let report = &reports[0];
+    assert_eq!(report["media_protection"], "none", "{report}");
+    assert_eq!(report["signalling_transport"], "udp", "{report}");
     assert!(
-        alice.events_named("call_security").is_empty(),
-        "a refused call has no security report: {:?}",
-        alice.seen
+        report["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("call not established") && n.contains("488")),
+        "{report}"
     );
     assert!(
         !bob.stdout().contains("connected"),
@@ -799,4 +828,224 @@ fn agent_refuses_to_offer_sdes_over_a_udp_first_hop() {
         );
     }
     server.stop();
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind a TCP probe")
+        .port()
+}
+
+#[test]
+fn linphonec_calls_agent_directly_over_tls_with_sdes() {
+    agent_peer::require(&LINPHONE_TOOLS);
+    let bench = Bench::start("l2a-direct");
+    let pki = agent_peer::direct_pki(&bench.base().join("pki"));
+    let direct = free_tcp_port();
+    let rtp_b = linphone::free_rtp_port();
+    let mut capture = Capture::start(
+        &bench.base().join("lo.pcap"),
+        &format!(
+            "tcp port {direct} or udp port {rtp_b} or udp port {}",
+            rtp_b + 1
+        ),
+    );
+    // The agent: registered at the server, plus a direct TLS listener with a certificate from
+    // the test CA; 127.0.0.1 is trusted.
+    let account = bench.agent_account();
+    account.edit(|t| {
+        set(
+            t,
+            "security",
+            "listen_tls",
+            toml::Value::String(format!("127.0.0.1:{direct}")),
+        );
+        set(
+            t,
+            "security",
+            "certificate",
+            toml::Value::String(pki.cert.display().to_string()),
+        );
+        set(
+            t,
+            "security",
+            "key",
+            toml::Value::String(pki.key.display().to_string()),
+        );
+        set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
+    });
+    let alice_heard = account.dir.join("heard.wav");
+    let tone = AGENT_TONE.to_string();
+    let mut alice = account.spawn(
+        "alice",
+        &[
+            "listen",
+            "--auto-answer",
+            "--tone",
+            &tone,
+            "--record",
+            alice_heard.to_str().expect("utf-8 path"),
+            "--stats-interval",
+            "1",
+        ],
+    );
+    let listening = alice.wait_for("listening tls", WAIT, |v| {
+        v["event"] == "listening" && v["transport"] == "tls"
+    });
+    assert_eq!(
+        listening["local"],
+        format!("127.0.0.1:{direct}"),
+        "{listening}"
+    );
+    alice.wait_event("registered", WAIT);
+
+    // linphonec: no account, a TLS transport on a random port, the test CA as root.
+    let mut bob = SdesPhone::start_direct_tls(bench.base(), "bob", rtp_b, -1, &pki.ca, false);
+    let bob_heard = bob.path("rec/heard.wav");
+    bob.cmd(&format!("play {}", bench.phone_tone.display()));
+    bob.cmd(&format!("record {}", bob_heard.display()));
+    bob.cmd(&format!("call sip:alice@127.0.0.1:{direct};transport=tls"));
+
+    let incoming = alice.wait_event("incoming_call", WAIT);
+    assert!(
+        incoming["from"]
+            .as_str()
+            .is_some_and(|f| f.contains("sip:bob@127.0.0.1")),
+        "{incoming}"
+    );
+    alice.wait_for("call_state connected", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    let security = alice.wait_event("call_security", WAIT);
+    eprintln!("agent call_security: {security}");
+    let suite = check_security(&security, "trusted-host");
+    assert_eq!(security["direct"], true, "{security}");
+    bob.wait_line(&["Call 1", "connected"], WAIT);
+    let agent_udp = linphone::udp_ports_of(alice.pid().expect("agent running"));
+
+    std::thread::sleep(Duration::from_secs(TALK_SECS));
+    bob.cmd("terminate");
+    let ended = alice.wait_for("call_state ended", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    assert_eq!(ended["reason"], "remote hangup", "{ended}");
+    bob.wait_line(&["Call 1", "ended"], WAIT);
+    check_agent_media(&mut alice);
+    let stats = alice.wait_for("final media_stats", WAIT, |v| {
+        v["event"] == "media_stats" && v["final"] == true
+    });
+    assert!(
+        stats["rtcp_sent"].as_u64().is_some_and(|n| n >= 1),
+        "{stats}"
+    );
+    alice.stop(WAIT);
+    let log = bob.log();
+    assert!(
+        log.contains("Negotiated media encryption is LinphoneMediaEncryptionSRTP"),
+        "linphonec did not negotiate SRTP (see {})",
+        bob.path("liblinphone.log").display()
+    );
+    capture.stop();
+    bob.stop();
+
+    assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
+    assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
+    // One TLS client (linphonec) on the agent's direct port.
+    check_capture(&capture, (direct, 1), rtp_b, &agent_udp, &suite);
+    drop(bob);
+    let mut server = bench.server;
+    server.drain();
+    assert_eq!(
+        server.count(|v| v["event"] == "request" && v["method"] == "INVITE"),
+        0,
+        "the direct call went through the server"
+    );
+    server.stop();
+}
+
+#[test]
+fn agent_cannot_call_linphonec_directly_because_linphonec_accepts_no_tls_connection() {
+    agent_peer::require(&LINPHONE_TOOLS);
+    let bench = Bench::start("a2l-direct");
+    let pki = agent_peer::direct_pki(&bench.base().join("pki"));
+    let phone_tls = free_tcp_port();
+    let rtp_b = linphone::free_rtp_port();
+    // linphonec with a TLS listening point on a known port, auto-answering.
+    let mut bob = SdesPhone::start_direct_tls(
+        bench.base(),
+        "bob",
+        rtp_b,
+        i32::from(phone_tls),
+        &pki.ca,
+        true,
+    );
+    // The agent trusts the server's CA and the test CA.
+    let bundle = agent_peer::pem_bundle(&bench.base().join("bundle.pem"), &[&bench.ca, &pki.ca]);
+    let account = bench.agent_account();
+    account.edit(|t| {
+        set(
+            t,
+            "proxy",
+            "ca",
+            toml::Value::String(bundle.display().to_string()),
+        );
+    });
+    let mut alice = account.spawn(
+        "alice",
+        &[
+            "call",
+            &format!("sips:bob@127.0.0.1:{phone_tls}"),
+            "--tone",
+            "1000",
+            "--duration",
+            "2s",
+        ],
+    );
+    alice.wait_event("registered", WAIT);
+    let ended = alice.wait_for("call_state ended", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    eprintln!("agent: {ended}");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("503 transport error")),
+        "the direct call must fail at the transport: {ended}"
+    );
+    match alice.wait_exit(WAIT) {
+        Some(s) => assert!(
+            !s.success(),
+            "a failed call exits non-zero: {:?}",
+            alice.seen
+        ),
+        None => panic!("agent did not exit: {:?}", alice.seen),
+    }
+    // The reason is in linphonec: belle-sip accepts the TCP connection and closes it.
+    let deadline = std::time::Instant::now() + WAIT;
+    let evidence = "New connection arriving on TLS, not handled !";
+    while !bob.log().contains(evidence) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "linphonec's log has no {evidence:?} (see {})",
+            bob.path("liblinphone.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let line = bob
+        .log()
+        .lines()
+        .find(|l| l.contains(evidence))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    eprintln!("linphonec: {line}");
+    assert!(
+        !bob.stdout().contains("Call 1"),
+        "linphonec saw a call: {}",
+        bob.stdout()
+    );
+    bob.stop();
+    drop(bob);
+    bench.server.stop();
 }

@@ -439,15 +439,142 @@ fn sdes_linphonerc(s: &SdesSetup<'_>) -> String {
     c
 }
 
+/// The linphonerc of a direct-TLS instance: no account, no UDP/TCP listener, a TLS SIP
+/// transport on `tls_port` (`-1`: a random port, enough to place calls), server certificates
+/// verified against `root_ca` (name included: linphonec matches the dNSName SANs only).
+fn direct_tls_linphonerc(user: &str, rtp_port: u16, tls_port: i32, root_ca: &Path) -> String {
+    let base = sdes_linphonerc(&SdesSetup {
+        user,
+        registrar: None,
+        udp_port: None,
+        rtp_port,
+        auto_answer: false,
+    });
+    base.replacen(
+        "sip_tls_port=0\n",
+        &format!(
+            "sip_tls_port={tls_port}\n\
+             root_ca={}\n\
+             verify_server_certs=1\n\
+             verify_server_cn=1\n",
+            root_ca.display()
+        ),
+        1,
+    )
+}
+
+/// A test CA and a certificate for 127.0.0.1 issued by it (SANs: IP 127.0.0.1 for rustls,
+/// DNS "127.0.0.1" for linphonec, which matches dNSName only), as world-readable PEM files.
+pub(crate) struct DirectPki {
+    /// The CA certificate.
+    pub(crate) ca: PathBuf,
+    /// The end-entity certificate (server and client auth).
+    pub(crate) cert: PathBuf,
+    /// Its private key.
+    pub(crate) key: PathBuf,
+}
+
+/// Writes a fresh [`DirectPki`] into `dir`.
+pub(crate) fn direct_pki(dir: &Path) -> DirectPki {
+    std::fs::create_dir_all(dir).expect("mkdir pki");
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "sotto direct-call test CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).expect("self-sign CA");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("leaf key");
+    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    leaf.distinguished_name = rcgen::DistinguishedName::new();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    leaf.subject_alt_names = vec![
+        rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])),
+        rcgen::SanType::DnsName(rcgen::string::Ia5String::try_from("127.0.0.1").expect("ia5")),
+    ];
+    leaf.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    leaf.use_authority_key_identifier_extension = true;
+    let cert = leaf.signed_by(&key, &issuer).expect("sign leaf");
+    let pki = DirectPki {
+        ca: dir.join("direct-ca.pem"),
+        cert: dir.join("direct-cert.pem"),
+        key: dir.join("direct-key.pem"),
+    };
+    std::fs::write(&pki.ca, ca_cert.pem()).expect("write CA");
+    std::fs::write(&pki.cert, cert.pem()).expect("write cert");
+    std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
+    linphone::open_up(dir);
+    for f in [&pki.ca, &pki.cert] {
+        linphone::open_up(f);
+    }
+    pki
+}
+
+/// Concatenates PEM files into `out` (a CA bundle).
+pub(crate) fn pem_bundle(out: &Path, parts: &[&Path]) -> PathBuf {
+    let mut pem = String::new();
+    for p in parts {
+        pem.push_str(&std::fs::read_to_string(p).expect("read PEM"));
+    }
+    std::fs::write(out, pem).expect("write PEM bundle");
+    out.to_path_buf()
+}
+
 impl SdesPhone {
     /// Writes the config under `base/<user>` and starts `linphonec --pipe` under its own uid,
     /// waits for its control socket and switches it to file audio.
     pub(crate) fn start(base: &Path, setup: &SdesSetup<'_>) -> SdesPhone {
+        Self::start_with(
+            base,
+            setup.user,
+            setup.rtp_port,
+            setup.auto_answer,
+            &sdes_linphonerc(setup),
+        )
+    }
+
+    /// A linphonec for direct calls over TLS (no account; see `direct_tls_linphonerc`),
+    /// with mandatory SRTP keyed by SDES.
+    pub(crate) fn start_direct_tls(
+        base: &Path,
+        user: &str,
+        rtp_port: u16,
+        tls_port: i32,
+        root_ca: &Path,
+        auto_answer: bool,
+    ) -> SdesPhone {
+        let rc = direct_tls_linphonerc(user, rtp_port, tls_port, root_ca);
+        Self::start_with(base, user, rtp_port, auto_answer, &rc)
+    }
+
+    fn start_with(
+        base: &Path,
+        user: &str,
+        rtp_port: u16,
+        auto_answer: bool,
+        linphonerc: &str,
+    ) -> SdesPhone {
+        let setup = SdesSetup {
+            user,
+            registrar: None,
+            udp_port: None,
+            rtp_port,
+            auto_answer,
+        };
         let claim = UidClaim::claim();
         let dir = base.join(setup.user);
         std::fs::create_dir_all(dir.join("home/.local/share/linphone")).expect("mkdir home");
         std::fs::create_dir_all(dir.join("rec")).expect("mkdir rec");
-        std::fs::write(dir.join("linphonerc"), sdes_linphonerc(setup)).expect("write linphonerc");
+        std::fs::write(dir.join("linphonerc"), linphonerc).expect("write linphonerc");
         chown_tree(&dir, claim.uid);
         linphone::open_up(&dir);
         let out = File::create(dir.join("stdout.log")).expect("create stdout.log");
