@@ -29,10 +29,13 @@
 //!
 //! [data]
 //! dir = "data"                          # relative to this file
+//!
+//! [danger]
+//! sdes_without_tls = false              # insecure overrides; see DangerSection
 //! ```
 //!
 //! `Default` values are the secure ones: mandatory media encryption, no direct listener, no
-//! trusted host.
+//! trusted host, no `[danger]` override.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -196,6 +199,29 @@ pub struct SecuritySection {
     pub key: Option<PathBuf>,
 }
 
+/// `[danger]`: insecure overrides, all off by default. Every one in use is announced on
+/// stderr at start and shows up in each affected call's security report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DangerSection {
+    /// Allow SDES (SRTP keys inside the SDP) on a DIRECT call whose only hop is not TLS
+    /// (e.g. `sip:bob@127.0.0.1:5072` over UDP): the keys then travel in clear text and
+    /// anyone on the path can decrypt the call. Calls through the proxy are not affected.
+    #[serde(default)]
+    pub sdes_without_tls: bool,
+}
+
+impl DangerSection {
+    /// The names of the overrides in use (`sdes_without_tls`...), empty when none.
+    pub fn in_use(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.sdes_without_tls {
+            v.push("sdes_without_tls");
+        }
+        v
+    }
+}
+
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +257,9 @@ pub struct AccountConfig {
     /// `[data]`.
     #[serde(default)]
     pub data: DataSection,
+    /// `[danger]`: insecure overrides (all off by default).
+    #[serde(default)]
+    pub danger: DangerSection,
     /// The directory of the file it was loaded from (for relative paths); not serialized.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -420,6 +449,7 @@ mod tests {
             media: MediaSection::default(),
             security: SecuritySection::default(),
             data: DataSection::default(),
+            danger: DangerSection::default(),
             base_dir: PathBuf::new(),
         }
     }
@@ -477,6 +507,27 @@ mod tests {
             .unwrap()
             .replace("format = 1", "format = 9");
         assert!(AccountConfig::from_toml(&text, Path::new("a.toml")).is_err());
+    }
+
+    #[test]
+    fn danger_is_off_by_default_and_round_trips() {
+        let c = sample();
+        assert!(!c.danger.sdes_without_tls);
+        assert!(c.danger.in_use().is_empty());
+        let text = c.to_toml().unwrap();
+        assert!(text.contains("sdes_without_tls = false"), "{text}");
+        // A file without [danger] (older files) reads as all off.
+        let old = text
+            .replace("[danger]", "")
+            .replace("sdes_without_tls = false", "");
+        let back = AccountConfig::from_toml(&old, Path::new("a.toml")).unwrap();
+        assert_eq!(back.danger, DangerSection::default());
+        let on = text.replace("sdes_without_tls = false", "sdes_without_tls = true");
+        let back = AccountConfig::from_toml(&on, Path::new("a.toml")).unwrap();
+        assert!(back.danger.sdes_without_tls);
+        assert_eq!(back.danger.in_use(), vec!["sdes_without_tls"]);
+        let bad = text.replace("sdes_without_tls = false", "sdes_anywhere = true");
+        assert!(AccountConfig::from_toml(&bad, Path::new("a.toml")).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The async driver: the agent's only IO. It owns a `sotto-net` transport (one TLS
 //! connection to the outbound proxy, kept alive with CRLF pings per RFC 5626 §4.4.1, plus
-//! optional direct UDP and TLS listeners), the clock, one RTP/RTCP socket pair (RTP port
+//! optional direct UDP and TLS listeners, and a UDP socket opened for a direct UDP call when
+//! no UDP listener is configured), the clock, one RTP/RTCP socket pair (RTP port
 //! and RTP port + 1, RFC 3550 §11, for peers that do not accept rtcp-mux) and one task per
 //! call, and the WAV files; it feeds the sans-IO [`UserAgent`] and reports [`Output`]s. No protocol decision
 //! is taken here.
@@ -294,11 +295,13 @@ pub async fn run(
         ..TransportConfig::default()
     };
     let (transport, mut incoming) = Transport::new(tconf);
+    let mut udp_bound = None;
     for a in &cfg.listen_udp {
         let local = transport
             .bind_udp(*a)
             .await
             .map_err(|e| DriverError::Net(format!("binding UDP {a}: {e}")))?;
+        udp_bound = udp_bound.or(Some(local));
         emit(&Output::Listening {
             transport: "udp",
             local,
@@ -322,6 +325,21 @@ pub async fn run(
         .send(&proxy, Bytes::from_static(b"\r\n\r\n"))
         .await
         .map_err(|e| DriverError::Net(format!("connecting to {}: {e}", proxy.remote)))?;
+    cfg.ua.udp_listen = udp_bound;
+    // A direct UDP call (`sip:bob@IP:PORT`) is sent from, and answered on, a UDP socket: open
+    // one on the flow's address when no UDP listener is configured. Requests arriving there
+    // still pass the ghost-call check.
+    if let Mode::Call { target, .. } = &cfg.mode
+        && cfg.ua.udp_listen.is_none()
+        && crate::ua::direct_udp_destination(target).is_some()
+    {
+        let a = SocketAddr::new(sent.local.ip(), 0);
+        let local = transport
+            .bind_udp(a)
+            .await
+            .map_err(|e| DriverError::Net(format!("binding UDP {a}: {e}")))?;
+        cfg.ua.udp_listen = Some(local);
+    }
     let mut ua = UserAgent::new(cfg.ua.clone(), provider)?;
     ua.set_flow(sent.local, sent.connection);
     let media_ip = sent.local.ip();

@@ -3,7 +3,9 @@
 //! The Linphone role as a library: register over TLS to an outbound proxy, place and answer
 //! calls, negotiate SRTP keyed by SDES, and report exactly how every call is protected.
 //! Direct calls go over TLS straight to an IP address (`sips:bob@127.0.0.1:5072`), and an
-//! optional direct TLS listener takes calls from trusted hosts.
+//! optional direct TLS listener takes calls from trusted hosts. Direct calls over UDP
+//! (`sip:bob@127.0.0.1:5072`) carry SDES only under the insecure, loudly reported override
+//! `[danger] sdes_without_tls` ([`config::DangerSection`]).
 //!
 //! - [`config`]: the account file (`agent.toml`) model; `Default`s are the secure choices.
 //! - [`UserAgent`] ([`ua`]): the sans-IO core. Registration (RFC 3261 §10, RFC 5626
@@ -28,6 +30,6 @@ pub mod security;
 pub mod ua;
 
 pub use call::{CallId, CallState, Role};
-pub use config::{AccountConfig, ConfigError, Encryption};
+pub use config::{AccountConfig, ConfigError, DangerSection, Encryption};
 pub use security::{SecurityReport, TlsSummary};
 pub use ua::{Flow, Outgoing, UaConfig, UaError, UaEvent, UserAgent};

@@ -14,6 +14,11 @@ pub const SDES_NOTE: &str =
 pub const SDES_DIRECT_NOTE: &str = "SDES over a direct TLS connection: no proxy on the path; \
      the SRTP keys are visible to the peer's SIP stack (not verified end to end)";
 
+/// The note of a call keyed by SDES over a non-TLS hop (the `danger.sdes_without_tls`
+/// override).
+pub const SDES_WITHOUT_TLS_NOTE: &str = "DANGER (danger.sdes_without_tls): SDES keys were sent \
+     in clear text over UDP: anyone on the path can decrypt this call";
+
 /// How one call is protected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecurityReport {
@@ -37,6 +42,9 @@ pub struct SecurityReport {
     pub direct: bool,
     /// What the user should know (e.g. the SDES caveat).
     pub note: Option<String>,
+    /// The insecure `[danger]` overrides this call relied on (`sdes_without_tls`); empty for
+    /// a call set up by the secure defaults.
+    pub danger: Vec<String>,
 }
 
 impl SecurityReport {
@@ -64,6 +72,7 @@ impl SecurityReport {
                 Some(_) => SDES_NOTE.to_owned(),
                 None => "media is not encrypted".to_owned(),
             }),
+            danger: Vec::new(),
         }
     }
 }
@@ -74,6 +83,18 @@ impl SecurityReport {
         self.direct = direct;
         if direct && self.media_protection == "srtp-sdes" {
             self.note = Some(SDES_DIRECT_NOTE.to_owned());
+        }
+        self
+    }
+
+    /// Marks an SDES-keyed call whose signalling hop is not TLS (allowed only by the
+    /// `danger.sdes_without_tls` override): the danger entry, the clear-text-keys note, never
+    /// end to end. A call without SDES or over TLS is left as it is.
+    pub fn sdes_without_tls(mut self) -> Self {
+        if self.media_protection == "srtp-sdes" && self.signalling_transport != "tls" {
+            self.danger.push("sdes_without_tls".to_owned());
+            self.note = Some(SDES_WITHOUT_TLS_NOTE.to_owned());
+            self.end_to_end = false;
         }
         self
     }
@@ -123,5 +144,23 @@ mod tests {
         let plain = SecurityReport::new("udp", None, "none", None);
         assert_eq!(plain.media_protection, "none");
         assert_eq!(plain.tls_version, None);
+        assert!(r.danger.is_empty() && plain.danger.is_empty());
+        // The override only marks what it changes: SDES over TLS stays as it was.
+        assert_eq!(r.clone().sdes_without_tls(), r);
+        assert_eq!(plain.clone().sdes_without_tls(), plain);
+    }
+
+    #[test]
+    fn sdes_over_udp_is_loud() {
+        let r = SecurityReport::new("udp", None, "none", Some("AES_CM_128_HMAC_SHA1_80"))
+            .direct(true)
+            .sdes_without_tls();
+        assert_eq!(r.danger, vec!["sdes_without_tls".to_owned()]);
+        assert!(!r.end_to_end);
+        let note = r.note.unwrap_or_default();
+        assert!(
+            note.contains("clear text") && note.contains("decrypt"),
+            "{note}"
+        );
     }
 }

@@ -25,6 +25,15 @@
 //! the account's CA), not through the outbound proxy. SDES is allowed because the only hop
 //! is TLS. Our Contact in a direct dialog is the direct TLS listener
 //! ([`UaConfig::tls_listen`]) when there is one.
+//!
+//! A `sip:` target naming an IP address and a port, without a TLS transport
+//! (`sip:bob@127.0.0.1:5072`), is a direct UDP call ([`direct_udp_destination`]), sent from
+//! the UDP socket [`UaConfig::udp_listen`]. SDES is never offered or accepted on such a
+//! call, unless the account sets the insecure override `[danger] sdes_without_tls = true`
+//! ([`UaConfig::sdes_without_tls`]): then the call goes ahead and its `call_security` report
+//! says so loudly (`danger: ["sdes_without_tls"]`, the clear-text-keys note, not end to end).
+//! Without the override, a direct UDP call with mandatory encryption is refused locally
+//! ([`UaError::Policy`]): nothing is sent.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -81,6 +90,11 @@ pub struct UaConfig {
     pub user_agent: String,
     /// Our direct TLS listener, if any: the Contact of direct dialogs.
     pub tls_listen: Option<SocketAddr>,
+    /// Our UDP socket for direct UDP calls (Via and Contact of their dialogs), if any.
+    pub udp_listen: Option<SocketAddr>,
+    /// The insecure override `danger.sdes_without_tls`: SDES allowed on a direct call whose
+    /// hop is not TLS (loudly reported). Off by default.
+    pub sdes_without_tls: bool,
 }
 
 impl UaConfig {
@@ -109,6 +123,8 @@ impl UaConfig {
             trusted_hosts: c.security.trusted_hosts.clone(),
             user_agent: format!("sotto-agent/{}", env!("CARGO_PKG_VERSION")),
             tls_listen: c.security.listen_tls,
+            udp_listen: c.security.listen_udp.first().copied(),
+            sdes_without_tls: c.danger.sdes_without_tls,
         })
     }
 }
@@ -136,6 +152,24 @@ pub fn direct_destination(target: &Uri) -> Option<Destination> {
     Some(Destination::new(
         TransportKind::Tls,
         SocketAddr::new(ip, target.port().unwrap_or(5061)),
+    ))
+}
+
+/// The destination of a direct UDP call to `target`: a `sip:` URI without a TLS or TCP
+/// transport whose host is an IP address and which names a port
+/// (`sip:bob@127.0.0.1:5072`). `None` for any other target (a target without a port, like
+/// `sip:bob@127.0.0.1`, goes through the proxy as before).
+pub fn direct_udp_destination(target: &Uri) -> Option<Destination> {
+    if !target.scheme_str().eq_ignore_ascii_case("sip")
+        || transport_of(target) != TransportKind::Udp
+    {
+        return None;
+    }
+    let ip = host_ip(target.host())?;
+    let port = target.port()?;
+    Some(Destination::new(
+        TransportKind::Udp,
+        SocketAddr::new(ip, port),
     ))
 }
 
@@ -407,13 +441,25 @@ impl UserAgent {
         if self.calls.len() >= MAX_CALLS {
             return Err(UaError::TooManyCalls);
         }
-        let (dest, direct) = match direct_destination(target) {
-            Some(d) if d.remote != self.config.proxy.remote => (d, true),
+        let (dest, direct) = match (direct_destination(target), direct_udp_destination(target)) {
+            (Some(d), _) if d.remote != self.config.proxy.remote => (d, true),
+            (None, Some(d)) if d.remote != self.config.proxy.remote => (d, true),
             _ => (self.proxy_destination(), false),
         };
         let first_hop_tls = dest.transport == TransportKind::Tls;
-        let mode = match (self.config.encryption, first_hop_tls) {
+        // The insecure override: SDES on a direct call without TLS (reported loudly).
+        let danger = direct && !first_hop_tls && self.config.sdes_without_tls;
+        let mode = match (self.config.encryption, first_hop_tls || danger) {
             (Encryption::Mandatory, true) => EncryptionMode::Mandatory,
+            (Encryption::Mandatory, false) if direct => {
+                return Err(UaError::Policy(format!(
+                    "media encryption is mandatory and SDES needs TLS: this direct call to {} \
+                     goes over {}, where the SDES keys would travel in clear text; refused \
+                     (the insecure override [danger] sdes_without_tls = true allows it)",
+                    dest.remote,
+                    dest.transport.as_str()
+                )));
+            }
             (Encryption::Mandatory, false) => {
                 return Err(UaError::Policy(
                     "media encryption is mandatory and SDES needs TLS on the first hop".into(),
@@ -421,6 +467,18 @@ impl UserAgent {
             }
             (Encryption::Optional, true) => EncryptionMode::Optional,
             (Encryption::Optional, false) | (Encryption::None, _) => EncryptionMode::None,
+        };
+        let local = if direct && dest.transport == TransportKind::Udp {
+            self.config.udp_listen.ok_or_else(|| {
+                UaError::Policy("a direct UDP call needs a UDP socket (udp_listen)".into())
+            })?
+        } else {
+            local
+        };
+        let transport = if direct {
+            dest.transport.as_str()
+        } else {
+            self.config.proxy.transport.as_str()
         };
         let caps = self.caps(media)?;
         let policy = EncryptionPolicy {
@@ -459,11 +517,7 @@ impl UserAgent {
             cancel_pending: false,
             ring_deadline: None,
             ok_retransmit: None,
-            transport: if direct {
-                TransportKind::Tls.as_str()
-            } else {
-                self.config.proxy.transport.as_str()
-            },
+            transport,
             // A direct call learns its TLS parameters from the peer's first response.
             tls: if direct { None } else { self.proxy_tls.clone() },
         };
@@ -483,7 +537,10 @@ impl UserAgent {
     pub fn answer(&mut self, id: CallId, media: SocketAddr, now: Instant) -> Result<(), UaError> {
         let caps = self.caps(media)?;
         let policy = self.answer_policy();
-        let contact = self.calls.get(&id).and_then(|c| self.contact_for(c.direct));
+        let contact = self
+            .calls
+            .get(&id)
+            .and_then(|c| self.contact_for(c.direct, c.dest.transport));
         let call = self.calls.get_mut(&id).ok_or(UaError::NoSuchCall)?;
         if call.role != Role::Uas || call.state != CallState::Ringing {
             return Err(UaError::NoSuchCall);
@@ -529,7 +586,8 @@ impl UserAgent {
             &call.auth,
             neg.srtp.as_ref().map(|k| k.suite.name()),
         )
-        .direct(call.direct);
+        .direct(call.direct)
+        .sdes_without_tls();
         self.layer.send_response(tx, resp, now)?;
         self.events.push_back(UaEvent::CallState {
             call: id,
@@ -602,13 +660,25 @@ impl UserAgent {
             }
             Message::Request(req) => {
                 let trusted = self.config.trusted_hosts.contains(&flow.remote.ip());
-                if !from_proxy && !trusted {
+                // A request inside one of our direct dialogs (BYE, re-INVITE) from that
+                // dialog's peer: its Call-ID is our random one and it comes from the host we
+                // called or that called us.
+                let own_direct_dialog = !from_proxy
+                    && req.to_tag().ok().flatten().is_some()
+                    && req.call_id().is_ok_and(|cid| {
+                        self.calls.values().any(|c| {
+                            c.direct && c.call_id == cid && c.dest.remote.ip() == flow.remote.ip()
+                        })
+                    });
+                if !from_proxy && !trusted && !own_direct_dialog {
                     self.reject_ghost(&req, flow);
                 } else {
                     let how = if from_proxy {
                         "registration-flow"
-                    } else {
+                    } else if trusted {
                         "trusted-host"
+                    } else {
+                        "direct-dialog"
                     };
                     self.handle_request(req, flow, how, now);
                 }
@@ -697,12 +767,29 @@ impl UserAgent {
         self.config.proxy.transport.is_stream()
     }
 
-    /// Our Contact in a dialog: through the proxy flow, or (direct) at the TLS listener.
-    fn contact_for(&self, direct: bool) -> Option<String> {
+    /// Our Contact in a dialog: through the proxy flow, or (direct) at the TLS listener, or
+    /// (direct over UDP) at our UDP socket.
+    fn contact_for(&self, direct: bool, transport: TransportKind) -> Option<String> {
+        if direct && transport == TransportKind::Udp {
+            return self
+                .config
+                .udp_listen
+                .map(|l| contact_at(&self.config, l, "udp"));
+        }
         match (direct, self.config.tls_listen) {
             (true, Some(l)) => Some(contact_at(&self.config, l, "tls")),
             (true, None) => self.local.map(|l| contact_at(&self.config, l, "tls")),
             (false, _) => self.local.map(|l| contact_value(&self.config, l, false)),
+        }
+    }
+
+    /// Our address in the Via of a request of `call`: the UDP socket of a direct UDP call,
+    /// otherwise the proxy flow's.
+    fn local_for(&self, call: &Call) -> Option<SocketAddr> {
+        if call.direct && call.dest.transport == TransportKind::Udp {
+            self.config.udp_listen
+        } else {
+            self.local
         }
     }
 
@@ -814,7 +901,7 @@ impl UserAgent {
             &branch,
         );
         let contact = self
-            .contact_for(call.direct)
+            .contact_for(call.direct, call.dest.transport)
             .unwrap_or_else(|| contact_value(&self.config, local, false));
         let h = req.headers_mut();
         h.push("From", call.local_party.clone());
@@ -837,7 +924,7 @@ impl UserAgent {
 
     /// An in-dialog request (BYE, ACK) on `call` (RFC 3261 §12.2.1.1).
     fn dialog_request(&self, call: &Call, method: Method, cseq: u32) -> Result<Request, UaError> {
-        let local = self.local.ok_or(UaError::NoFlow)?;
+        let local = self.local_for(call).ok_or(UaError::NoFlow)?;
         let target = call
             .remote_target
             .clone()
@@ -1188,10 +1275,11 @@ impl UserAgent {
 
     /// Sends the INVITE again with credentials answering `r`'s challenge; false if it cannot.
     fn retry_invite(&mut self, id: CallId, r: &Response, now: Instant) -> bool {
-        let Some(local) = self.local else {
+        let Some(mut call) = self.calls.remove(&id) else {
             return false;
         };
-        let Some(mut call) = self.calls.remove(&id) else {
+        let Some(local) = self.local_for(&call) else {
+            self.calls.insert(id, call);
             return false;
         };
         call.auth_tries += 1;
@@ -1272,7 +1360,8 @@ impl UserAgent {
                     &call.auth,
                     neg.srtp.as_ref().map(|k| k.suite.name()),
                 )
-                .direct(call.direct);
+                .direct(call.direct)
+                .sdes_without_tls();
                 call.negotiated = Some(neg.clone());
                 self.calls.insert(id, call);
                 self.events.push_back(UaEvent::CallState {
@@ -1480,7 +1569,9 @@ impl UserAgent {
             );
             return;
         }
-        if sotto_sdp::sdes_present(&body) && flow.transport != TransportKind::Tls {
+        // SDES over a non-TLS hop: only on a direct call, and only with the insecure override.
+        let danger_ok = self.config.sdes_without_tls && how != "registration-flow";
+        if sotto_sdp::sdes_present(&body) && flow.transport != TransportKind::Tls && !danger_ok {
             report_refusal(
                 self,
                 488,
@@ -1562,7 +1653,7 @@ impl UserAgent {
         let mut ringing = Response::from_request(&req, StatusCode::RINGING);
         set_to(&mut ringing, &local_party);
         copy_record_route(&req, &mut ringing);
-        if let Some(c) = self.contact_for(!from_proxy) {
+        if let Some(c) = self.contact_for(!from_proxy, flow.transport) {
             ringing.headers_mut().push("Contact", c);
         }
         let _ = self.layer.send_response(tx, ringing, now);

@@ -13,6 +13,11 @@
 //! - A direct call: `sotto agent -c F call sips:bob@127.0.0.1:5072` (or
 //!   `sip:bob@127.0.0.1:5072;transport=tls`) goes straight to that address over TLS, the peer's
 //!   certificate verified against the account's CA; SDES is allowed (the only hop is TLS).
+//!   `call sip:bob@127.0.0.1:5072` (an IP and a port, no TLS) is a direct call over UDP: with
+//!   mandatory encryption it is refused, unless `agent.toml` has the insecure override
+//!   `[danger] sdes_without_tls = true` (never written by `init`); then a warning goes to
+//!   stderr at start and for every such call, and `call_security` carries
+//!   `"danger": ["sdes_without_tls"]` with a note that the keys went in clear text.
 //!
 //! With `--json` every event is one JSON object per line: `listening` (a direct listener),
 //! `registered`, `incoming_call`, `call_state`, `call_security`, `media_stats` (with
@@ -23,8 +28,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use sotto_agent::config::{
-    AccountConfig, AccountSection, DataSection, Encryption, FORMAT_VERSION, MediaSection,
-    ProxySection, SecuritySection, new_instance_urn,
+    AccountConfig, AccountSection, DangerSection, DataSection, Encryption, FORMAT_VERSION,
+    MediaSection, ProxySection, SecuritySection, new_instance_urn,
 };
 use sotto_agent::driver::{self, DriverConfig, Mode, Source};
 use sotto_agent::{UaConfig, UaEvent};
@@ -232,6 +237,8 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
             ..SecuritySection::default()
         },
         data: DataSection::default(),
+        // Insecure overrides are never set by init: the user edits the file on purpose.
+        danger: DangerSection::default(),
         base_dir: a.dir.clone(),
     };
     config.check()?;
@@ -329,6 +336,12 @@ fn drive(
         keepalive: Duration::from_secs(u64::from(account.proxy.keepalive_secs)),
         stats_interval,
     };
+    for name in account.danger.in_use() {
+        eprintln!(
+            "sotto agent: WARNING: insecure override [danger] {name} = true is on: {}",
+            danger_text(name)
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -345,10 +358,31 @@ fn drive(
                 // Also on stderr: a refused request is worth a look in any output mode.
                 eprintln!("sotto agent: {}", out.to_text());
             }
+            if let driver::Output::Ua(UaEvent::CallSecurity { call, report }) = out {
+                // A call that relies on an insecure override is announced in any output mode.
+                for name in &report.danger {
+                    eprintln!(
+                        "sotto agent: WARNING: call {call} uses the insecure override [danger] \
+                         {name}: {}",
+                        report.note.as_deref().unwrap_or_else(|| danger_text(name))
+                    );
+                }
+            }
         },
         shutdown_signal(),
     ));
     result.map_err(anyhow::Error::from)
+}
+
+/// What an insecure `[danger]` override means, for the warnings on stderr.
+fn danger_text(name: &str) -> &'static str {
+    match name {
+        "sdes_without_tls" => {
+            "direct calls over UDP may carry SDES keys in clear text: anyone on the path can \
+             decrypt them"
+        }
+        _ => "an insecure override",
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -14,7 +14,14 @@
 //! - Direct: linphonec (UDP, SDES mandatory) calls the agent's direct UDP listener from a
 //!   trusted host: SDES keys over a non-TLS hop are refused (488 with a Warning on the wire,
 //!   `call_state ended` with the reason at the agent, the call fails at linphonec, no media).
-//!   The agent has no override to send SDES over UDP.
+//! - Direct over UDP, agent → linphonec (linphonec on a UDP port, no account, SDES
+//!   mandatory, auto-answering), `call sip:bob@127.0.0.1:PORT`: with the default account the
+//!   agent refuses the call locally (error naming SDES, UDP, clear text and the switch; a
+//!   capture of linphonec's SIP port stays empty). With the insecure override
+//!   `[danger] sdes_without_tls = true` the call goes ahead: SRTP both ways, tones both ways,
+//!   `call_security` with `danger: ["sdes_without_tls"]`, the clear-text note and
+//!   `end_to_end: false`, warnings on stderr at start and for the call; the capture shows
+//!   what the switch costs (the `a=crypto` keys in clear text); the server sees no INVITE.
 //! - Direct over TLS, linphonec → agent: linphonec (no account, TLS transport, the agent's
 //!   certificate verified against a test CA by name, `DNS:127.0.0.1`) calls
 //!   `sip:alice@127.0.0.1:PORT;transport=tls`, the agent's direct TLS listener; 127.0.0.1 is
@@ -1048,4 +1055,196 @@ fn agent_cannot_call_linphonec_directly_because_linphonec_accepts_no_tls_connect
     bob.stop();
     drop(bob);
     bench.server.stop();
+}
+
+#[test]
+fn agent_calls_linphonec_directly_over_udp_with_sdes_only_under_the_danger_switch() {
+    agent_peer::require(&LINPHONE_TOOLS);
+    let bench = Bench::start("a2l-udp");
+    let (phone_sip, rtp_b) = (free_udp_port(), linphone::free_rtp_port());
+    // linphonec: no account, SIP over UDP on a known port, SDES mandatory, auto-answering.
+    let mut bob = SdesPhone::start(
+        bench.base(),
+        &SdesSetup {
+            user: "bob",
+            registrar: None,
+            udp_port: Some(phone_sip),
+            rtp_port: rtp_b,
+            auto_answer: true,
+        },
+    );
+    let bob_heard = bob.path("rec/heard.wav");
+    bob.cmd(&format!("play {}", bench.phone_tone.display()));
+    bob.cmd(&format!("record {}", bob_heard.display()));
+    let target = format!("sip:bob@127.0.0.1:{phone_sip}");
+    let tone = AGENT_TONE.to_string();
+    let account = bench.agent_account();
+
+    // 1. Without the switch (the default written by `init`): refused locally, with the
+    //    reason; nothing reaches linphonec's SIP port.
+    let text = std::fs::read_to_string(&account.config).expect("read agent.toml");
+    assert!(
+        text.contains("[danger]") && text.contains("sdes_without_tls = false"),
+        "init writes the switch off: {text}"
+    );
+    let mut refused_capture = Capture::start(
+        &bench.base().join("refused.pcap"),
+        &format!("udp port {phone_sip}"),
+    );
+    let mut refused = account.spawn(
+        "alice-refused",
+        &["call", &target, "--tone", &tone, "--duration", "2s"],
+    );
+    refused.wait_event("registered", WAIT);
+    let status = refused
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("the agent did not give up the call: {:?}", refused.seen));
+    assert!(!status.success(), "the call must fail: {:?}", refused.seen);
+    let error = refused
+        .seen
+        .iter()
+        .find(|v| v.get("error").is_some())
+        .cloned()
+        .unwrap_or_else(|| panic!("no error object: {:?}", refused.seen));
+    eprintln!("agent without the switch: {error}");
+    let reason = error["error"].as_str().unwrap_or_default();
+    for needle in ["SDES", "udp", "clear text", "sdes_without_tls"] {
+        assert!(
+            reason.contains(needle),
+            "{needle:?} not in the refusal: {error}"
+        );
+    }
+    assert!(
+        refused.events_named("call_state").is_empty()
+            && refused.events_named("call_security").is_empty(),
+        "no call was set up: {:?}",
+        refused.seen
+    );
+    assert!(
+        !refused.stderr().contains("WARNING"),
+        "no danger warning without the switch: {}",
+        refused.stderr()
+    );
+    refused_capture.stop();
+    let raw = std::fs::read(&refused_capture.pcap).expect("read the pcap");
+    for needle in ["INVITE ", "a=crypto", "SIP/2.0"] {
+        assert_eq!(
+            agent_peer::occurrences(&raw, needle.as_bytes()),
+            0,
+            "{needle:?} reached linphonec's SIP port without the switch"
+        );
+    }
+    assert!(
+        !bob.stdout().contains("Call 1"),
+        "linphonec saw a call: {}",
+        bob.stdout()
+    );
+
+    // 2. With `[danger] sdes_without_tls = true`: the call goes ahead, SRTP both ways, and
+    //    it is loud (stderr at start and for the call, the danger entry in call_security).
+    account.edit(|t| {
+        set(t, "danger", "sdes_without_tls", toml::Value::Boolean(true));
+    });
+    let mut capture = Capture::start(
+        &bench.base().join("danger.pcap"),
+        &format!(
+            "udp port {phone_sip} or udp port {rtp_b} or udp port {}",
+            rtp_b + 1
+        ),
+    );
+    let alice_heard = account.dir.join("heard.wav");
+    let duration = format!("{TALK_SECS}s");
+    let mut alice = account.spawn(
+        "alice",
+        &[
+            "call",
+            &target,
+            "--tone",
+            &tone,
+            "--record",
+            alice_heard.to_str().expect("utf-8 path"),
+            "--duration",
+            &duration,
+            "--stats-interval",
+            "1",
+        ],
+    );
+    alice.wait_event("registered", WAIT);
+    alice.wait_for("call_state connected", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    let security = alice.wait_event("call_security", WAIT);
+    eprintln!("agent call_security: {security}");
+    assert_eq!(security["signalling_transport"], "udp", "{security}");
+    assert_eq!(security["tls_version"], Value::Null, "{security}");
+    assert_eq!(security["media_protection"], "srtp-sdes", "{security}");
+    assert_eq!(security["direct"], true, "{security}");
+    assert_eq!(security["end_to_end"], false, "{security}");
+    assert_eq!(
+        security["danger"],
+        serde_json::json!(["sdes_without_tls"]),
+        "{security}"
+    );
+    assert!(
+        security["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("clear text") && n.contains("decrypt")),
+        "{security}"
+    );
+    assert!(
+        security["suite"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("AES_")),
+        "{security}"
+    );
+    bob.wait_any_line(&[&["Call 1", "connected"]], WAIT);
+    alice.wait_for("call_state ended", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    check_agent_media(&mut alice);
+    match alice.wait_exit(WAIT) {
+        Some(s) => assert!(s.success(), "agent exit status {s}: {:?}", alice.seen),
+        None => panic!("agent did not exit after its call: {:?}", alice.seen),
+    }
+    let stderr = alice.stderr();
+    eprintln!("agent stderr:\n{stderr}");
+    assert!(
+        stderr.contains("WARNING: insecure override [danger] sdes_without_tls = true is on"),
+        "no warning at start: {stderr}"
+    );
+    assert!(
+        stderr.contains("WARNING: call 1 uses the insecure override [danger] sdes_without_tls")
+            && stderr.contains("clear text"),
+        "no warning for the call: {stderr}"
+    );
+    bob.wait_any_line(&[&["Call 1", "ended"]], WAIT);
+    assert!(
+        bob.log()
+            .contains("Negotiated media encryption is LinphoneMediaEncryptionSRTP"),
+        "linphonec did not negotiate SRTP (see {})",
+        bob.path("liblinphone.log").display()
+    );
+    capture.stop();
+    bob.stop();
+    assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
+    assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
+    // What the switch costs, on the wire: the INVITE and its SDES keys in clear text.
+    let raw = std::fs::read(&capture.pcap).expect("read the pcap");
+    assert!(
+        agent_peer::occurrences(&raw, format!("INVITE {target}").as_bytes()) >= 1,
+        "no direct INVITE captured"
+    );
+    assert!(
+        agent_peer::occurrences(&raw, b"a=crypto") >= 2,
+        "the SDES keys (offer and answer) are in the clear UDP capture"
+    );
+    drop(bob);
+    let mut server = bench.server;
+    server.drain();
+    assert_eq!(
+        server.count(|v| v["event"] == "request" && v["method"] == "INVITE"),
+        0,
+        "the direct call went through the server"
+    );
+    server.stop();
 }
