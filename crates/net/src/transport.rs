@@ -80,6 +80,12 @@ impl IncomingReceiver {
     pub async fn recv(&mut self) -> Option<Incoming> {
         self.rx.recv().await
     }
+
+    /// Whether no received message is waiting (the next [`IncomingReceiver::recv`] would
+    /// wait): a consumer can defer bookkeeping while a burst is queued.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
 }
 
 /// A handle on the transport layer: bind sockets, send messages. Clones share one layer; when
@@ -646,8 +652,33 @@ where
                         connection: Some(meta.id),
                         tls: meta.tls.clone(),
                     };
-                    if shared.incoming.send(incoming).await.is_err() {
-                        return Closed::ReceiverGone;
+                    // Wait for room in the incoming queue while writing what is queued for
+                    // this connection: the consumer may itself be waiting for room in this
+                    // connection's queue, and neither would ever move again (under load,
+                    // the whole server then hung).
+                    let mut incoming = Some(incoming);
+                    while let Some(message) = incoming.take() {
+                        tokio::select! {
+                            permit = shared.incoming.reserve() => match permit {
+                                Ok(p) => p.send(message),
+                                Err(_) => return Closed::ReceiverGone,
+                            },
+                            m = out.recv() => {
+                                incoming = Some(message);
+                                match m {
+                                    Some(data) => {
+                                        if let Err(closed) =
+                                            write(stream, &data, config.write_timeout).await
+                                        {
+                                            return closed;
+                                        }
+                                        deadline = Instant::now() + config.idle_timeout;
+                                    }
+                                    None => return Closed::Stopped,
+                                }
+                            },
+                            _ = stop.changed() => return Closed::Stopped,
+                        }
                     }
                 }
                 Err(e) => return Closed::Framing(e),

@@ -23,6 +23,11 @@ use crate::proxy::{Packet, Proxy, ProxyEvent};
 
 /// How long, by default, a stopping server lets forwarded requests finish.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+/// Least time between two samples of the proxy for [`Metrics::observe`] while received
+/// messages are queued (a sample walks the proxy's tables, so it is not taken per message
+/// under load). Otherwise the proxy is sampled after every step, before what it queued is
+/// sent, so a peer that got an answer scrapes figures that include its request.
+pub const OBSERVE_INTERVAL: Duration = Duration::from_millis(100);
 /// After the last flush of a graceful stop: time the transport's connection tasks get to
 /// write what was queued on them (a stream send only queues).
 pub const LINGER: Duration = Duration::from_millis(100);
@@ -75,7 +80,8 @@ pub fn belongs_to_ongoing_work(data: &bytes::Bytes) -> bool {
     }
 }
 
-/// Sends everything the proxy queued; failures go back to their transaction.
+/// Sends everything the proxy queued; failures go back to their transaction. Counts events
+/// in `metrics`; sampling the proxy is left to the caller ([`Sampler`]).
 async fn flush(
     proxy: &mut Proxy,
     transport: &Transport,
@@ -99,8 +105,51 @@ async fn flush(
             }
         }
     }
-    if let Some(m) = metrics {
-        m.observe(proxy);
+}
+
+/// Rate-limits [`Metrics::observe`] to one sample per [`OBSERVE_INTERVAL`] while messages are
+/// queued, and remembers that a sample is owed so that the gauges catch up after a burst.
+struct Sampler<'a> {
+    metrics: Option<&'a Metrics>,
+    last: Option<tokio::time::Instant>,
+    owed: bool,
+}
+
+impl<'a> Sampler<'a> {
+    fn new(metrics: Option<&'a Metrics>) -> Self {
+        Sampler {
+            metrics,
+            last: None,
+            owed: false,
+        }
+    }
+
+    /// After the proxy changed: samples now if nothing else is queued (`idle`) or the last
+    /// sample is old enough, else owes one.
+    fn changed(&mut self, proxy: &Proxy, now: tokio::time::Instant, idle: bool) {
+        if self.metrics.is_none() {
+            return;
+        }
+        match self.last {
+            Some(last) if !idle && now < last + OBSERVE_INTERVAL => self.owed = true,
+            _ => self.sample(proxy, now),
+        }
+    }
+
+    /// When the owed sample is due, if one is owed.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        match (self.owed, self.last) {
+            (true, Some(last)) => Some(last + OBSERVE_INTERVAL),
+            _ => None,
+        }
+    }
+
+    fn sample(&mut self, proxy: &Proxy, now: tokio::time::Instant) {
+        if let Some(m) = self.metrics {
+            m.observe(proxy);
+        }
+        self.last = Some(now);
+        self.owed = false;
     }
 }
 
@@ -135,6 +184,7 @@ pub async fn run_with(
     mut on_event: impl FnMut(&ProxyEvent),
 ) {
     let metrics = options.metrics;
+    let mut sampler = Sampler::new(metrics);
     tokio::pin!(shutdown);
     let mut stopping: Option<tokio::time::Instant> = None;
     loop {
@@ -147,6 +197,13 @@ pub async fn run_with(
         let timer = async move {
             match wake {
                 Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let sample_at = sampler.due();
+        let sample_due = async move {
+            match sample_at {
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending::<()>().await,
             }
         };
@@ -175,10 +232,16 @@ pub async fn run_with(
             }
             () = timer => proxy.handle_timeout(Instant::now()),
             () = grace_over => {}
+            () = sample_due => {
+                sampler.sample(proxy, tokio::time::Instant::now());
+                continue;
+            }
         }
+        sampler.changed(proxy, tokio::time::Instant::now(), incoming.is_empty());
         flush(proxy, transport, metrics, &mut on_event).await;
     }
     flush(proxy, transport, metrics, &mut on_event).await;
+    sampler.sample(proxy, tokio::time::Instant::now());
     if stopping.is_some() {
         tokio::time::sleep(LINGER).await;
     }

@@ -162,8 +162,13 @@ impl Proxy {
     }
 
     fn forget_fork_if_over(&mut self, server: TransactionId) {
+        // The fork's own branches, not every client transaction: O(branches), not O(n).
         let live = self.server_dest.contains_key(&server)
-            || self.client.values().any(|(s, _)| *s == server);
+            || self.forks.get(&server).is_some_and(|f| {
+                f.branches
+                    .iter()
+                    .any(|b| self.client.contains_key(&b.client))
+            });
         if !live {
             self.forks.remove(&server);
         }

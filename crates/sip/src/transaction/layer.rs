@@ -7,7 +7,7 @@ use super::{
 };
 use crate::message::{Message, Method, Request, Response, StatusCode};
 use sotto_crypto::CryptoProvider;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 /// Identifies a transaction inside one [`TransactionLayer`] (never reused).
@@ -121,13 +121,27 @@ impl Tx {
 /// From tag, Call-ID, CSeq number and method: what §8.2.2.2 compares.
 type MergeKey = (String, String, u32, Method);
 
+/// A live transaction and the deadline it is filed under in [`TransactionLayer::timers`].
+#[derive(Debug)]
+struct Slot {
+    tx: Tx,
+    deadline: Option<Instant>,
+}
+
 /// The transaction table of one endpoint (sans-IO; see the module doc for the drain contract).
+///
+/// Every operation costs O(log n) in the number of live transactions: the transactions'
+/// next deadlines are kept ordered (`timers`), refiled whenever a transaction changes, so
+/// neither [`TransactionLayer::poll_timeout`] nor [`TransactionLayer::handle_timeout`] scans
+/// the table.
 #[derive(Debug)]
 pub struct TransactionLayer {
     provider: &'static CryptoProvider,
     config: LayerConfig,
     next_id: u64,
-    txs: BTreeMap<TransactionId, Tx>,
+    txs: HashMap<TransactionId, Slot>,
+    /// `(deadline, id)` of every live transaction that has a timer armed.
+    timers: BTreeSet<(Instant, TransactionId)>,
     clients: HashMap<ClientKey, TransactionId>,
     servers: HashMap<ServerKey, TransactionId>,
     merge: HashMap<MergeKey, TransactionId>,
@@ -143,7 +157,8 @@ impl TransactionLayer {
             provider,
             config,
             next_id: 0,
-            txs: BTreeMap::new(),
+            txs: HashMap::new(),
+            timers: BTreeSet::new(),
             clients: HashMap::new(),
             servers: HashMap::new(),
             merge: HashMap::new(),
@@ -164,7 +179,7 @@ impl TransactionLayer {
 
     /// A client transaction, if alive.
     pub fn client(&self, id: TransactionId) -> Option<&ClientTransaction> {
-        match self.txs.get(&id) {
+        match self.txs.get(&id).map(|s| &s.tx) {
             Some(Tx::Client(t)) => Some(t),
             _ => None,
         }
@@ -172,7 +187,7 @@ impl TransactionLayer {
 
     /// A server transaction, if alive.
     pub fn server(&self, id: TransactionId) -> Option<&ServerTransaction> {
-        match self.txs.get(&id) {
+        match self.txs.get(&id).map(|s| &s.tx) {
             Some(Tx::Server(t)) => Some(t),
             _ => None,
         }
@@ -192,7 +207,7 @@ impl TransactionLayer {
         }
         let id = self.alloc_id();
         self.clients.insert(tx.key().clone(), id);
-        self.txs.insert(id, Tx::Client(tx));
+        self.insert(id, Tx::Client(tx));
         self.drain(id);
         Ok(id)
     }
@@ -214,7 +229,7 @@ impl TransactionLayer {
         let Some(&id) = self.clients.get(&key) else {
             return Received::StrayResponse(response);
         };
-        if let Some(Tx::Client(tx)) = self.txs.get_mut(&id)
+        if let Some(Tx::Client(tx)) = self.txs.get_mut(&id).map(|s| &mut s.tx)
             && let Err(e) = tx.handle_response(response, now)
         {
             return Received::Invalid(e);
@@ -230,7 +245,7 @@ impl TransactionLayer {
             Err(e) => return Received::Invalid(e),
         };
         if let Some(&id) = self.servers.get(&key) {
-            if let Some(Tx::Server(tx)) = self.txs.get_mut(&id)
+            if let Some(Tx::Server(tx)) = self.txs.get_mut(&id).map(|s| &mut s.tx)
                 && let Err(e) = tx.handle_request(request, now)
             {
                 return Received::Invalid(e);
@@ -279,7 +294,7 @@ impl TransactionLayer {
         if let Some(mk) = mk {
             self.merge.entry(mk).or_insert(id);
         }
-        self.txs.insert(id, Tx::Server(tx));
+        self.insert(id, Tx::Server(tx));
         self.drain(id);
         Ok(id)
     }
@@ -291,7 +306,7 @@ impl TransactionLayer {
         response: Response,
         now: Instant,
     ) -> Result<(), TransactionError> {
-        match self.txs.get_mut(&id) {
+        match self.txs.get_mut(&id).map(|s| &mut s.tx) {
             Some(Tx::Server(tx)) => tx.send_response(response, now)?,
             _ => return Err(TransactionError::UnknownTransaction),
         }
@@ -301,7 +316,7 @@ impl TransactionLayer {
 
     /// Reports that sending for transaction `id` failed.
     pub fn handle_transport_error(&mut self, id: TransactionId, now: Instant) {
-        match self.txs.get_mut(&id) {
+        match self.txs.get_mut(&id).map(|s| &mut s.tx) {
             Some(Tx::Client(tx)) => tx.handle_transport_error(now),
             Some(Tx::Server(tx)) => tx.handle_transport_error(now),
             None => return,
@@ -311,14 +326,20 @@ impl TransactionLayer {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<TransactionId> = self
-            .txs
-            .iter()
-            .filter(|(_, t)| t.poll_timeout().is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        // Each transaction due at `now` fires once; what it arms again (even if already due)
+        // waits for the next call.
+        let mut due = Vec::new();
+        while let Some(&(at, id)) = self.timers.first()
+            && at <= now
+        {
+            self.timers.pop_first();
+            if let Some(slot) = self.txs.get_mut(&id) {
+                slot.deadline = None;
+            }
+            due.push(id);
+        }
         for id in due {
-            match self.txs.get_mut(&id) {
+            match self.txs.get_mut(&id).map(|s| &mut s.tx) {
                 Some(Tx::Client(tx)) => tx.handle_timeout(now),
                 Some(Tx::Server(tx)) => tx.handle_timeout(now),
                 None => continue,
@@ -340,7 +361,29 @@ impl TransactionLayer {
 
     /// The earliest timer of any transaction.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.txs.values().filter_map(Tx::poll_timeout).min()
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    fn insert(&mut self, id: TransactionId, tx: Tx) {
+        self.txs.insert(id, Slot { tx, deadline: None });
+    }
+
+    /// Files transaction `id` under its current next deadline.
+    fn refile(&mut self, id: TransactionId) {
+        let Some(slot) = self.txs.get_mut(&id) else {
+            return;
+        };
+        let next = slot.tx.poll_timeout();
+        if next == slot.deadline {
+            return;
+        }
+        if let Some(old) = slot.deadline {
+            self.timers.remove(&(old, id));
+        }
+        if let Some(at) = next {
+            self.timers.insert((at, id));
+        }
+        slot.deadline = next;
     }
 
     fn alloc_id(&mut self) -> TransactionId {
@@ -358,7 +401,7 @@ impl TransactionLayer {
 
     /// Moves a transaction's output to the layer queues; forgets it once terminated.
     fn drain(&mut self, id: TransactionId) {
-        let terminated = match self.txs.get_mut(&id) {
+        let terminated = match self.txs.get_mut(&id).map(|s| &mut s.tx) {
             Some(Tx::Client(tx)) => {
                 while let Some(t) = tx.poll_transmit() {
                     self.transmits.push_back((id, t));
@@ -379,21 +422,27 @@ impl TransactionLayer {
             }
             None => false,
         };
-        if terminated {
-            match self.txs.remove(&id) {
-                Some(Tx::Client(tx)) => {
-                    self.clients.remove(tx.key());
-                }
-                Some(Tx::Server(tx)) => {
-                    self.servers.remove(tx.key());
-                    if let Some(mk) = merge_key(tx.request())
-                        && self.merge.get(&mk) == Some(&id)
-                    {
-                        self.merge.remove(&mk);
-                    }
-                }
-                None => {}
+        if !terminated {
+            self.refile(id);
+            return;
+        }
+        let slot = self.txs.remove(&id);
+        if let Some(at) = slot.as_ref().and_then(|s| s.deadline) {
+            self.timers.remove(&(at, id));
+        }
+        match slot.map(|s| s.tx) {
+            Some(Tx::Client(tx)) => {
+                self.clients.remove(tx.key());
             }
+            Some(Tx::Server(tx)) => {
+                self.servers.remove(tx.key());
+                if let Some(mk) = merge_key(tx.request())
+                    && self.merge.get(&mk) == Some(&id)
+                {
+                    self.merge.remove(&mk);
+                }
+            }
+            None => {}
         }
     }
 
@@ -452,7 +501,7 @@ impl TransactionLayer {
         tx.send_response(response, now)?;
         let id = self.alloc_id();
         self.servers.insert(tx.key().clone(), id);
-        self.txs.insert(id, Tx::Server(tx));
+        self.insert(id, Tx::Server(tx));
         self.drain(id);
         Ok(id)
     }
