@@ -8,6 +8,8 @@
 //! identity = "sip:alice@example.test"   # address of record
 //! username = "alice"                    # digest user name (default: the identity's user)
 //! password = "..."                      # the file is written with mode 0600
+//! # client_certificate = "client.pem"   # TLS client certificate (instead of or with a password)
+//! # client_key = "client.key"           # its PEM private key
 //! instance = "urn:uuid:..."             # RFC 5626 +sip.instance, stable across runs
 //! register_expires_secs = 600
 //!
@@ -117,8 +119,16 @@ pub struct AccountSection {
     /// Digest user name; the identity's user part when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// Digest password.
+    /// Digest password; empty when the account logs in with a TLS client certificate only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+    /// PEM certificate chain presented to the proxy in the TLS handshake (client-certificate
+    /// login); relative to the account file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<PathBuf>,
+    /// PEM private key of `client_certificate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
     /// RFC 5626 instance id (`urn:uuid:...`).
     pub instance: String,
     /// Registration lifetime asked for, in seconds.
@@ -313,6 +323,23 @@ impl AccountConfig {
             });
         }
         self.proxy_uri()?;
+        match (&self.account.client_certificate, &self.account.client_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    field: "account.client_certificate",
+                    message: "account.client_certificate and account.client_key go together".into(),
+                });
+            }
+            (None, None) if self.account.password.is_empty() => {
+                return Err(ConfigError::Invalid {
+                    field: "account.password",
+                    message: "needs a password or account.client_certificate and \
+                              account.client_key"
+                        .into(),
+                });
+            }
+            _ => {}
+        }
         if !self.account.instance.starts_with("urn:") {
             return Err(ConfigError::Invalid {
                 field: "account.instance",
@@ -388,6 +415,14 @@ impl AccountConfig {
         }
     }
 
+    /// The TLS client certificate chain and key files (resolved), when the account has them.
+    pub fn client_cert_files(&self) -> Option<(PathBuf, PathBuf)> {
+        match (&self.account.client_certificate, &self.account.client_key) {
+            (Some(c), Some(k)) => Some((self.resolve(c), self.resolve(k))),
+            _ => None,
+        }
+    }
+
     /// A path from the file, resolved against the file's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
@@ -437,6 +472,8 @@ mod tests {
                 identity: "sip:alice@example.test".into(),
                 username: None,
                 password: "pw".into(),
+                client_certificate: None,
+                client_key: None,
                 instance: "urn:uuid:00000000-0000-4000-8000-000000000000".into(),
                 register_expires_secs: 600,
             },
@@ -507,6 +544,44 @@ mod tests {
             .unwrap()
             .replace("format = 1", "format = 9");
         assert!(AccountConfig::from_toml(&text, Path::new("a.toml")).is_err());
+    }
+
+    #[test]
+    fn password_or_client_certificate() {
+        let mut c = sample();
+        c.account.password.clear();
+        assert!(matches!(
+            c.check(),
+            Err(ConfigError::Invalid {
+                field: "account.password",
+                ..
+            })
+        ));
+        c.account.client_certificate = Some(PathBuf::from("client.pem"));
+        assert!(matches!(
+            c.check(),
+            Err(ConfigError::Invalid {
+                field: "account.client_certificate",
+                ..
+            })
+        ));
+        c.account.client_key = Some(PathBuf::from("client.key"));
+        assert!(c.check().is_ok());
+        let text = c.to_toml().unwrap();
+        assert!(!text.contains("password"), "{text}");
+        let back = AccountConfig::from_toml(&text, Path::new("/x/agent.toml")).unwrap();
+        assert_eq!(back.account, c.account);
+        assert_eq!(
+            back.client_cert_files(),
+            Some((
+                PathBuf::from("/x/client.pem"),
+                PathBuf::from("/x/client.key")
+            ))
+        );
+        let mut c = sample();
+        c.account.client_key = Some(PathBuf::from("client.key"));
+        assert!(c.check().is_err());
+        assert_eq!(sample().client_cert_files(), None);
     }
 
     #[test]

@@ -95,7 +95,13 @@ pub struct UaConfig {
     /// The insecure override `danger.sdes_without_tls`: SDES allowed on a direct call whose
     /// hop is not TLS (loudly reported). Off by default.
     pub sdes_without_tls: bool,
+    /// The TLS connection to the proxy presents a client certificate: an unchallenged
+    /// registration (and call through the proxy) reports `tls-client-certificate` as its auth.
+    pub client_certificate: bool,
 }
+
+/// The auth label of requests the proxy accepted on our TLS client certificate.
+const TLS_CLIENT_CERT_AUTH: &str = "tls-client-certificate";
 
 impl UaConfig {
     /// From a checked account file.
@@ -125,6 +131,7 @@ impl UaConfig {
             tls_listen: c.security.listen_tls,
             udp_listen: c.security.listen_udp.first().copied(),
             sdes_without_tls: c.danger.sdes_without_tls,
+            client_certificate: c.client_cert_files().is_some(),
         })
     }
 }
@@ -355,6 +362,7 @@ impl UserAgent {
     pub fn new(config: UaConfig, provider: &'static CryptoProvider) -> Result<Self, UaError> {
         let call_id = random_token(provider, 16)?;
         let from_tag = random_token(provider, 8)?;
+        let reg_auth = unchallenged_auth(&config, false).to_owned();
         Ok(UserAgent {
             provider,
             config,
@@ -370,7 +378,7 @@ impl UserAgent {
                 cseq: 0,
                 tries: 0,
                 refresh_at: None,
-                auth: "none".into(),
+                auth: reg_auth,
             },
             calls: BTreeMap::new(),
             owners: HashMap::new(),
@@ -511,7 +519,7 @@ impl UserAgent {
             local_sdp: Some(Bytes::from(body)),
             negotiated: None,
             ack: None,
-            auth: "none".into(),
+            auth: unchallenged_auth(&self.config, direct).into(),
             auth_tries: 0,
             got_provisional: false,
             cancel_pending: false,
@@ -1135,6 +1143,9 @@ impl UserAgent {
             }
         }
         let ch = select_challenge(&challenges)?;
+        if self.config.password.is_empty() {
+            return None;
+        }
         let creds = self
             .digest
             .respond(
@@ -1196,9 +1207,21 @@ impl UserAgent {
             return;
         }
         self.reg.state = RegState::Idle;
+        let mut reason = with_warning(&r);
+        if (status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED)
+            && self.config.password.is_empty()
+        {
+            reason.push_str(if self.config.client_certificate {
+                " (the server did not accept the TLS client certificate for this identity and \
+                 the account has no password)"
+            } else {
+                " (the account has no password)"
+            });
+        }
         self.events.push_back(UaEvent::RegistrationFailed {
             status: status.as_u16(),
-            reason: with_warning(&r),
+            reason,
         });
     }
 
@@ -1788,6 +1811,16 @@ fn copy_record_route(req: &Request, resp: &mut Response) {
 /// Replaces the To header of a response with our party (with our tag).
 fn set_to(resp: &mut Response, local_party: &str) {
     resp.headers_mut().set_first("To", local_party.to_owned());
+}
+
+/// The auth of a request the proxy accepts without a challenge: our TLS client certificate when
+/// we present one to the proxy (not on a direct call), else `none`.
+fn unchallenged_auth(config: &UaConfig, direct: bool) -> &'static str {
+    if config.client_certificate && !direct {
+        TLS_CLIENT_CERT_AUTH
+    } else {
+        "none"
+    }
 }
 
 /// `status reason` plus the Warning text, if any.

@@ -44,6 +44,7 @@ fn config(user: &str, encryption: Encryption) -> UaConfig {
         tls_listen: None,
         udp_listen: None,
         sdes_without_tls: false,
+        client_certificate: false,
     }
 }
 

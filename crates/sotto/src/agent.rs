@@ -5,6 +5,9 @@
 //!   `D/agent.toml` (mode 0600: it holds the password) and creates `D/data`. With
 //!   `--tls-listen 127.0.0.1:5071 --cert cert.pem --key key.pem [--trusted-host 127.0.0.1]`
 //!   the agent also accepts direct calls over TLS (from trusted hosts only).
+//!   `--client-cert client.pem --client-key client.key` logs in with a TLS client certificate
+//!   (presented to the proxy; `--password` is then optional): a registration the server accepts
+//!   without a digest challenge reports `"auth": "tls-client-certificate"`.
 //! - `sotto agent -c D/agent.toml register`: registers, refreshes, and on Ctrl-C/SIGTERM
 //!   unregisters and exits 0.
 //! - `sotto agent -c F call sip:bob@example.test [--play in.wav|--tone 440]
@@ -48,7 +51,7 @@ pub(crate) struct AgentArgs {
 #[derive(Debug, clap::Subcommand)]
 enum AgentCommand {
     /// Write an account file and data directory.
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Register and stay registered until Ctrl-C (then unregister).
     Register,
     /// Call someone.
@@ -65,9 +68,15 @@ struct InitArgs {
     /// Address of record, e.g. sip:alice@example.test.
     #[arg(long)]
     identity: String,
-    /// Digest password.
-    #[arg(long)]
-    password: String,
+    /// Digest password (optional with --client-cert).
+    #[arg(long, required_unless_present = "client_cert")]
+    password: Option<String>,
+    /// PEM certificate chain presented to the proxy (TLS client-certificate login).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Digest user name (default: the identity's user part).
     #[arg(long)]
     username: Option<String>,
@@ -157,7 +166,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs `sotto agent`.
 pub(crate) fn run(args: AgentArgs, json: bool) -> anyhow::Result<()> {
     match args.command {
-        AgentCommand::Init(a) => init(a, json),
+        AgentCommand::Init(a) => init(*a, json),
         cmd => {
             let path = args.config.context(
                 "give the account file with -c FILE (write one with `sotto agent init`)",
@@ -215,7 +224,9 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
         account: AccountSection {
             identity: a.identity,
             username: a.username,
-            password: a.password,
+            password: a.password.unwrap_or_default(),
+            client_certificate: a.client_cert.map(|p| std::path::absolute(&p).unwrap_or(p)),
+            client_key: a.client_key.map(|p| std::path::absolute(&p).unwrap_or(p)),
             instance,
             register_expires_secs: 600,
         },
@@ -289,8 +300,20 @@ fn drive(
 ) -> anyhow::Result<()> {
     let ua = UaConfig::from_account(account)?;
     let ca = account.resolve(&account.proxy.ca);
-    let tls_client = sotto_net::tls::client_config_from_ca_file(&ca)
-        .with_context(|| format!("loading CA {}", ca.display()))?;
+    let roots =
+        sotto_net::tls::read_certs(&ca).with_context(|| format!("loading CA {}", ca.display()))?;
+    let client_cert = match account.client_cert_files() {
+        Some((cert, key)) => {
+            let chain = sotto_net::tls::read_certs(&cert)
+                .with_context(|| format!("loading client certificate {}", cert.display()))?;
+            let key = sotto_net::tls::read_private_key(&key)
+                .with_context(|| format!("loading client key {}", key.display()))?;
+            Some((chain, key))
+        }
+        None => None,
+    };
+    let tls_client = sotto_net::tls::client_config(roots, client_cert)
+        .with_context(|| format!("TLS client configuration (CA {})", ca.display()))?;
     let (play, record, stats_interval) = match media {
         Some(m) => {
             let play = match (&m.play, m.tone) {

@@ -932,3 +932,121 @@ fn direct_tls_calls_fail_on_an_unknown_ca_and_from_untrusted_hosts() {
     assert!(b.wait_exit().success());
     assert_eq!(b.count("incoming_call"), 0, "{:#?}", b.seen);
 }
+
+/// A client certificate for `uri` issued by the server's `sotto init` CA (its DN rebuilt as
+/// init writes it, its key read from `srv/ca.key`), written as `<name>-cert.pem` and
+/// `<name>-key.pem` under the test directory.
+fn init_ca_client_cert(s: &Setup, uri: &str, name: &str) -> (PathBuf, PathBuf) {
+    let ca_key_pem = std::fs::read_to_string(s.dir.join("srv/ca.key")).expect("read ca.key");
+    let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).expect("CA key");
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "sotto local CA for example.test");
+    ca.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "sotto");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("client key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name}'s phone"));
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        rcgen::string::Ia5String::try_from(uri).expect("URI"),
+    )];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer).expect("sign client cert");
+    let paths = (
+        s.dir.join(format!("{name}-cert.pem")),
+        s.dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, cert.pem()).expect("write client cert");
+    std::fs::write(&paths.1, key.serialize_pem()).expect("write client key");
+    paths
+}
+
+/// `sotto agent init` for identity `sip:alice@example.test` in `<dir>/<name>` with a client
+/// certificate and no password; returns the agent.toml path.
+fn cert_agent(s: &Setup, name: &str, cert: &Path, key: &Path) -> PathBuf {
+    let dir = s.dir.join(name);
+    let out = sotto()
+        .args(["--json", "agent", "init", "--dir"])
+        .arg(&dir)
+        .args(["--identity", "sip:alice@example.test"])
+        .args(["--proxy", &format!("sips:127.0.0.1:{}", s.port)])
+        .arg("--ca")
+        .arg(s.dir.join("srv/ca.pem"))
+        .arg("--client-cert")
+        .arg(cert)
+        .arg("--client-key")
+        .arg(key)
+        .output()
+        .expect("run sotto agent init");
+    assert!(
+        out.status.success(),
+        "agent init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.join("agent.toml");
+    let text = std::fs::read_to_string(&file).expect("read agent.toml");
+    assert!(!text.contains("password"), "{text}");
+    assert!(text.contains("client_certificate = "), "{text}");
+    file
+}
+
+#[test]
+fn client_certificate_login_without_password() {
+    let mut s = Setup::new("client-cert", 60);
+    edit(
+        &s.config,
+        "client_auth = \"none\"",
+        "client_auth = \"optional\"",
+    );
+    s.restart_server();
+    // init needs a password or a client certificate (with its key).
+    let (alice_cert, alice_key) = init_ca_client_cert(&s, "sip:alice@example.test", "alice");
+    for extra in [
+        &[][..],
+        &["--client-cert".into(), alice_cert.display().to_string()][..],
+    ] {
+        let st = sotto()
+            .args(["agent", "init", "--dir"])
+            .arg(s.dir.join("nothing"))
+            .args(["--identity", "sip:alice@example.test"])
+            .args(["--proxy", &format!("sips:127.0.0.1:{}", s.port), "--ca"])
+            .arg(s.dir.join("srv/ca.pem"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run init");
+        assert!(!st.success(), "init with {extra:?} must fail");
+    }
+    // alice's certificate (SAN URI sip:alice@example.test), no password: registered on it.
+    let alice = cert_agent(&s, "alice", &alice_cert, &alice_key);
+    let mut a = s.run_agent(&alice, &["register"], "alice");
+    let reg = a.event("registered");
+    assert_eq!(reg["auth"], "tls-client-certificate", "{reg}");
+    a.interrupt();
+    let st = a.wait_exit();
+    assert!(st.success(), "alice exits 0: {st:?} {:#?}", a.seen);
+    assert_eq!(a.count("unregistered"), 1, "{:#?}", a.seen);
+    // bob's certificate for identity alice, no password: challenged, cannot answer, fails.
+    let (bob_cert, bob_key) = init_ca_client_cert(&s, "sip:bob@example.test", "bob");
+    let mallory = cert_agent(&s, "mallory", &bob_cert, &bob_key);
+    let mut m = s.run_agent(&mallory, &["register"], "mallory");
+    let st = m.wait_exit();
+    assert!(!st.success(), "mallory must not register: {:#?}", m.seen);
+    let failed = m.event("registration_failed");
+    assert_eq!(failed["status"], 401, "{failed}");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no password")),
+        "{failed}"
+    );
+    assert_eq!(m.count("registered"), 0, "{:#?}", m.seen);
+}
