@@ -1,6 +1,7 @@
 //! Zero heap allocation per packet in steady state: after a stream exists, protect and
 //! unprotect (RTP and RTCP, every suite) allocate nothing. Counted with a counting global
 //! allocator, so this file holds a single test (tests in one binary share the allocator).
+//! The allocator is process-wide: see the windows below.
 
 use sotto_media::srtp::{SrtpPolicy, SrtpSession, SrtpSuite};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -42,12 +43,27 @@ fn steady_state_allocates_nothing() {
             warm.change().allocations > 0,
             "{suite}: counter not counting"
         );
-        let region = Region::new(GLOBAL);
-        for seq in 2..2002u16 {
-            one(seq, &mut tx, &mut rx, &mut buf);
+        // The counter is process-wide, so a one-off allocation by another thread (the test
+        // harness) or a lazy one-time initialisation can land in a window. A per-packet
+        // allocation would show up in every window (2000 packets each); so measure three
+        // windows and require at least one to be clean.
+        let mut windows = Vec::new();
+        for w in 0..3u16 {
+            let region = Region::new(GLOBAL);
+            for seq in (2 + w * 2000)..(2002 + w * 2000) {
+                one(seq, &mut tx, &mut rx, &mut buf);
+            }
+            windows.push(region.change());
         }
-        let stats = region.change();
-        assert_eq!(stats.allocations, 0, "{suite}: {stats:?}");
-        assert_eq!(stats.reallocations, 0, "{suite}: {stats:?}");
+        assert!(
+            windows
+                .iter()
+                .any(|s| s.allocations == 0 && s.reallocations == 0),
+            "{suite}: every 2000-packet window allocated: {windows:?}"
+        );
+        assert!(
+            windows.iter().all(|s| s.allocations < 100),
+            "{suite}: allocations grow with packets: {windows:?}"
+        );
     }
 }
