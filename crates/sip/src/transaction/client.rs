@@ -37,24 +37,36 @@ pub enum ClientEvent {
 }
 
 /// A client transaction (one request sent, its responses received).
+///
+/// After the final response it keeps only its key, one deadline and (INVITE) the ACK's bytes:
+/// the request, its serialized form, the timer configuration and the retransmission timers
+/// live in a box dropped then, and the output queues are freed once drained.
 #[derive(Debug)]
 pub struct ClientTransaction {
     key: ClientKey,
-    request: Request,
-    request_bytes: Bytes,
     invite: bool,
     reliable: bool,
-    timers: TimerConfig,
     state: ClientState,
+    /// Timer D, K or M.
+    linger: Option<Instant>,
+    ack: Option<Bytes>,
+    /// What sending needs, until a final response arrives.
+    active: Option<Box<Active>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ClientEvent>,
+}
+
+/// The part of a client transaction that only matters until its final response.
+#[derive(Debug)]
+struct Active {
+    request: Request,
+    /// The request's bytes, for Timer A/E retransmissions.
+    request_bytes: Bytes,
+    timers: TimerConfig,
     /// Timer A (INVITE) or E (non-INVITE): deadline and current interval.
     retransmit: Option<(Instant, Duration)>,
     /// Timer B (INVITE) or F (non-INVITE).
     timeout: Option<Instant>,
-    /// Timer D, K or M.
-    linger: Option<Instant>,
-    ack: Option<Bytes>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<ClientEvent>,
 }
 
 impl ClientTransaction {
@@ -75,26 +87,25 @@ impl ClientTransaction {
         let request_bytes = request.to_bytes();
         let mut tx = ClientTransaction {
             key,
-            request,
-            request_bytes: request_bytes.clone(),
             invite,
             reliable,
-            timers: *timers,
             state: if invite {
                 ClientState::Calling
             } else {
                 ClientState::Trying
             },
-            retransmit: None,
-            timeout: Some(now + timers.t1_x64()),
             linger: None,
             ack: None,
+            active: Some(Box::new(Active {
+                request,
+                request_bytes: request_bytes.clone(),
+                timers: *timers,
+                retransmit: (!reliable).then(|| (now + timers.t1, timers.t1)),
+                timeout: Some(now + timers.t1_x64()),
+            })),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        if !reliable {
-            tx.retransmit = Some((now + timers.t1, timers.t1));
-        }
         tx.transmits.push_back(Transmit {
             bytes: request_bytes,
             retransmission: false,
@@ -107,9 +118,18 @@ impl ClientTransaction {
         &self.key
     }
 
-    /// The request this transaction sends.
-    pub fn request(&self) -> &Request {
-        &self.request
+    /// The request this transaction sends, until a final response arrived (the transaction
+    /// then drops it: `None`).
+    pub fn request(&self) -> Option<&Request> {
+        self.active.as_ref().map(|a| &a.request)
+    }
+
+    /// Whether the transaction only absorbs retransmitted final responses now: Completed
+    /// (Timer D or K), or an INVITE in Accepted (Timer M, RFC 6026; a later 2xx then arrives
+    /// as a stray response, which a proxy forwards statelessly). Dropping such a transaction
+    /// early loses only the handling of late retransmissions.
+    pub fn is_absorbing(&self) -> bool {
+        matches!(self.state, ClientState::Completed | ClientState::Accepted)
     }
 
     /// The current state.
@@ -132,26 +152,28 @@ impl ClientTransaction {
             return Err(TransactionError::NotMatching);
         }
         let status = response.status();
+        // Only read in the states that still have their `active` part.
+        let timers = self.active.as_ref().map(|a| a.timers).unwrap_or_default();
         match (self.invite, self.state) {
             (_, ClientState::Terminated) => {}
             // INVITE, §17.1.1.2 and RFC 6026 §7.2.
             (true, ClientState::Calling | ClientState::Proceeding) => {
                 if status.is_provisional() {
                     self.state = ClientState::Proceeding;
-                    self.retransmit = None;
-                    self.timeout = None;
+                    if let Some(a) = &mut self.active {
+                        a.retransmit = None;
+                        a.timeout = None;
+                    }
                     self.events.push_back(ClientEvent::Response(response));
                 } else if status.is_success() {
                     self.state = ClientState::Accepted;
-                    self.retransmit = None;
-                    self.timeout = None;
-                    self.linger = Some(now + self.timers.t1_x64()); // Timer M
+                    self.forget_request();
+                    self.linger = Some(now + timers.t1_x64()); // Timer M
                     self.events.push_back(ClientEvent::Response(response));
                 } else {
                     let ack = self.build_ack(&response)?;
                     self.state = ClientState::Completed;
-                    self.retransmit = None;
-                    self.timeout = None;
+                    self.forget_request();
                     self.transmits.push_back(Transmit {
                         bytes: ack.clone(),
                         retransmission: false,
@@ -161,7 +183,7 @@ impl ClientTransaction {
                     let d = if self.reliable {
                         Duration::ZERO
                     } else {
-                        self.timers.timer_d
+                        timers.timer_d
                     };
                     self.linger_or_terminate(now, d);
                 }
@@ -190,13 +212,12 @@ impl ClientTransaction {
                     self.events.push_back(ClientEvent::Response(response));
                 } else {
                     self.state = ClientState::Completed;
-                    self.retransmit = None;
-                    self.timeout = None;
+                    self.forget_request();
                     self.events.push_back(ClientEvent::Response(response));
                     let k = if self.reliable {
                         Duration::ZERO
                     } else {
-                        self.timers.t4
+                        timers.t4
                     };
                     self.linger_or_terminate(now, k);
                 }
@@ -219,7 +240,12 @@ impl ClientTransaction {
         if self.state == ClientState::Terminated {
             return;
         }
-        if self.timeout.is_some_and(|t| t <= now) {
+        if self
+            .active
+            .as_ref()
+            .and_then(|a| a.timeout)
+            .is_some_and(|t| t <= now)
+        {
             // Timer B or F.
             self.events.push_back(ClientEvent::Timeout);
             self.terminate();
@@ -230,7 +256,10 @@ impl ClientTransaction {
             self.terminate();
             return;
         }
-        if let Some((at, interval)) = self.retransmit
+        let Some(a) = &mut self.active else {
+            return;
+        };
+        if let Some((at, interval)) = a.retransmit
             && at <= now
         {
             // Timer A doubles without bound (B stops it); Timer E doubles up to T2, and
@@ -238,13 +267,13 @@ impl ClientTransaction {
             let next = if self.invite {
                 interval.saturating_mul(2)
             } else if self.state == ClientState::Proceeding {
-                self.timers.t2
+                a.timers.t2
             } else {
-                interval.saturating_mul(2).min(self.timers.t2)
+                interval.saturating_mul(2).min(a.timers.t2)
             };
-            self.retransmit = Some((now + next, next));
+            a.retransmit = Some((now + next, next));
             self.transmits.push_back(Transmit {
-                bytes: self.request_bytes.clone(),
+                bytes: a.request_bytes.clone(),
                 retransmission: true,
             });
         }
@@ -252,12 +281,21 @@ impl ClientTransaction {
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        if t.is_none() && self.transmits.capacity() > 0 && self.active.is_none() {
+            // Drained after the final response: free the buffer.
+            self.transmits = VecDeque::new();
+        }
+        t
     }
 
     /// The next event for the TU.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 0 && self.active.is_none() {
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     /// When [`ClientTransaction::handle_timeout`] must next be called.
@@ -265,10 +303,15 @@ impl ClientTransaction {
         if self.state == ClientState::Terminated {
             return None;
         }
-        [self.retransmit.map(|(t, _)| t), self.timeout, self.linger]
-            .into_iter()
-            .flatten()
-            .min()
+        let a = self.active.as_deref();
+        [
+            a.and_then(|a| a.retransmit.map(|(t, _)| t)),
+            a.and_then(|a| a.timeout),
+            self.linger,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn linger_or_terminate(&mut self, now: Instant, d: Duration) {
@@ -279,10 +322,14 @@ impl ClientTransaction {
         }
     }
 
+    /// Drops what only the sending phase needs (after a final response).
+    fn forget_request(&mut self) {
+        self.active = None;
+    }
+
     fn terminate(&mut self) {
         self.state = ClientState::Terminated;
-        self.retransmit = None;
-        self.timeout = None;
+        self.forget_request();
         self.linger = None;
         self.events.push_back(ClientEvent::Terminated);
     }
@@ -291,7 +338,11 @@ impl ClientTransaction {
     /// CSeq number and top Via (so the same branch) as the INVITE, the response's To, and the
     /// INVITE's Route headers.
     fn build_ack(&self, response: &Response) -> Result<Bytes, TransactionError> {
-        let req = &self.request;
+        let req = self
+            .active
+            .as_ref()
+            .map(|a| &a.request)
+            .ok_or(TransactionError::InvalidState)?;
         let h = req.headers();
         let via = req.via_top().map_err(|_| TransactionError::InvalidVia)?;
         let cseq = req

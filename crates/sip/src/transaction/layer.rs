@@ -1,6 +1,7 @@
 //! The transaction table: routes messages to transactions (RFC 3261 §17.1.3, §17.2.3),
 //! reports new requests, answers merged requests (§8.2.2.2) and CANCELs (§9.2).
 
+use super::index::{IdMap, KeyIndex, shrink};
 use super::{
     ClientEvent, ClientKey, ClientTransaction, ServerEvent, ServerKey, ServerTransaction,
     TimerConfig, TransactionError, Transmit,
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 /// Identifies a transaction inside one [`TransactionLayer`] (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TransactionId(u64);
+pub struct TransactionId(pub(super) u64);
 
 /// Layer policy. `Default` is the secure choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +22,12 @@ pub struct LayerConfig {
     pub timers: TimerConfig,
     /// Answer merged requests with 482 (a UAS does this; a proxy turns it off, §16).
     pub detect_merged: bool,
-    /// The most transactions kept at once; beyond, new ones are refused
-    /// ([`TransactionError::TooManyTransactions`]) so the TU can answer 503 statelessly.
+    /// The most transactions kept at once. When full, the oldest transaction that only
+    /// absorbs retransmissions (see [`ServerTransaction::is_absorbing`] and
+    /// [`ClientTransaction::is_absorbing`]) is evicted to make
+    /// room ([`TransactionLayer::evicted`] counts them); when every transaction is live, new
+    /// ones are refused ([`TransactionError::TooManyTransactions`]) so the TU can answer 503
+    /// statelessly.
     pub max_transactions: usize,
 }
 
@@ -103,10 +108,11 @@ pub enum LayerEvent {
     Server(TransactionId, ServerEvent),
 }
 
+/// Boxed, so that the table's entries stay small whatever the transaction's size.
 #[derive(Debug)]
 enum Tx {
-    Client(ClientTransaction),
-    Server(ServerTransaction),
+    Client(Box<ClientTransaction>),
+    Server(Box<ServerTransaction>),
 }
 
 impl Tx {
@@ -114,6 +120,13 @@ impl Tx {
         match self {
             Tx::Client(t) => t.poll_timeout(),
             Tx::Server(t) => t.poll_timeout(),
+        }
+    }
+
+    fn is_absorbing(&self) -> bool {
+        match self {
+            Tx::Client(t) => t.is_absorbing(),
+            Tx::Server(t) => t.is_absorbing(),
         }
     }
 }
@@ -126,6 +139,10 @@ type MergeKey = (String, String, u32, Method);
 struct Slot {
     tx: Tx,
     deadline: Option<Instant>,
+    /// Its entry in [`TransactionLayer::merge`] (server transactions, merge detection on).
+    merge: Option<Box<MergeKey>>,
+    /// Filed in [`TransactionLayer::absorbing`] already.
+    absorbing: bool,
 }
 
 /// The transaction table of one endpoint (sans-IO; see the module doc for the drain contract).
@@ -139,12 +156,18 @@ pub struct TransactionLayer {
     provider: &'static CryptoProvider,
     config: LayerConfig,
     next_id: u64,
-    txs: HashMap<TransactionId, Slot>,
+    txs: IdMap<TransactionId, Slot>,
     /// `(deadline, id)` of every live transaction that has a timer armed.
     timers: BTreeSet<(Instant, TransactionId)>,
-    clients: HashMap<ClientKey, TransactionId>,
-    servers: HashMap<ServerKey, TransactionId>,
+    clients: KeyIndex<ClientKey>,
+    servers: KeyIndex<ServerKey>,
     merge: HashMap<MergeKey, TransactionId>,
+    /// Transactions in the order they started to only absorb retransmissions: the eviction
+    /// order when the table is full. May hold ids that ended since (skipped, and dropped from
+    /// the front as they come).
+    absorbing: VecDeque<TransactionId>,
+    /// Transactions evicted to make room.
+    evicted: u64,
     transmits: VecDeque<(TransactionId, Transmit)>,
     events: VecDeque<LayerEvent>,
 }
@@ -157,11 +180,13 @@ impl TransactionLayer {
             provider,
             config,
             next_id: 0,
-            txs: HashMap::new(),
+            txs: IdMap::default(),
             timers: BTreeSet::new(),
-            clients: HashMap::new(),
-            servers: HashMap::new(),
+            clients: KeyIndex::new(),
+            servers: KeyIndex::new(),
             merge: HashMap::new(),
+            absorbing: VecDeque::new(),
+            evicted: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -177,10 +202,16 @@ impl TransactionLayer {
         self.txs.is_empty()
     }
 
+    /// How many transactions were evicted (ended before their timer) to make room for new
+    /// ones while the table was full; only retransmission-absorbing ones are.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
     /// A client transaction, if alive.
     pub fn client(&self, id: TransactionId) -> Option<&ClientTransaction> {
         match self.txs.get(&id).map(|s| &s.tx) {
-            Some(Tx::Client(t)) => Some(t),
+            Some(Tx::Client(t)) => Some(&**t),
             _ => None,
         }
     }
@@ -188,7 +219,7 @@ impl TransactionLayer {
     /// A server transaction, if alive.
     pub fn server(&self, id: TransactionId) -> Option<&ServerTransaction> {
         match self.txs.get(&id).map(|s| &s.tx) {
-            Some(Tx::Server(t)) => Some(t),
+            Some(Tx::Server(t)) => Some(&**t),
             _ => None,
         }
     }
@@ -200,14 +231,15 @@ impl TransactionLayer {
         reliable: bool,
         now: Instant,
     ) -> Result<TransactionId, TransactionError> {
-        self.check_room()?;
         let tx = ClientTransaction::new(request, reliable, &self.config.timers, now)?;
-        if self.clients.contains_key(tx.key()) {
+        if self.client_id(tx.key()).is_some() {
             return Err(TransactionError::InvalidState);
         }
+        self.make_room()?;
         let id = self.alloc_id();
-        self.clients.insert(tx.key().clone(), id);
-        self.insert(id, Tx::Client(tx));
+        let txs = &self.txs;
+        self.clients.insert(tx.key(), id, |i| client_key(txs, i));
+        self.insert(id, Tx::Client(Box::new(tx)), None);
         self.drain(id);
         Ok(id)
     }
@@ -226,7 +258,7 @@ impl TransactionLayer {
             Ok(k) => k,
             Err(e) => return Received::Invalid(e),
         };
-        let Some(&id) = self.clients.get(&key) else {
+        let Some(id) = self.client_id(&key) else {
             return Received::StrayResponse(response);
         };
         if let Some(Tx::Client(tx)) = self.txs.get_mut(&id).map(|s| &mut s.tx)
@@ -244,7 +276,7 @@ impl TransactionLayer {
             Ok(k) => k,
             Err(e) => return Received::Invalid(e),
         };
-        if let Some(&id) = self.servers.get(&key) {
+        if let Some(id) = self.server_id(&key) {
             if let Some(Tx::Server(tx)) = self.txs.get_mut(&id).map(|s| &mut s.tx)
                 && let Err(e) = tx.handle_request(request, now)
             {
@@ -278,23 +310,33 @@ impl TransactionLayer {
         incoming: Incoming,
         now: Instant,
     ) -> Result<TransactionId, TransactionError> {
-        if self.servers.contains_key(&incoming.key) {
+        if self.server_id(&incoming.key).is_some() {
             return Err(TransactionError::InvalidState);
         }
-        self.check_room()?;
-        let mk = merge_key(&incoming.request);
+        let mk = if self.config.detect_merged {
+            merge_key(&incoming.request)
+        } else {
+            None
+        };
         let tx = ServerTransaction::new(
             incoming.request,
             incoming.reliable,
             &self.config.timers,
             now,
         )?;
+        self.make_room()?;
         let id = self.alloc_id();
-        self.servers.insert(incoming.key, id);
-        if let Some(mk) = mk {
-            self.merge.entry(mk).or_insert(id);
+        let txs = &self.txs;
+        self.servers
+            .insert(&incoming.key, id, |i| server_key(txs, i));
+        let mut filed = None;
+        if let Some(mk) = mk
+            && !self.merge.contains_key(&mk)
+        {
+            self.merge.insert(mk.clone(), id);
+            filed = Some(Box::new(mk));
         }
-        self.insert(id, Tx::Server(tx));
+        self.insert(id, Tx::Server(Box::new(tx)), filed);
         self.drain(id);
         Ok(id)
     }
@@ -364,15 +406,28 @@ impl TransactionLayer {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    fn insert(&mut self, id: TransactionId, tx: Tx) {
-        self.txs.insert(id, Slot { tx, deadline: None });
+    fn insert(&mut self, id: TransactionId, tx: Tx, merge: Option<Box<MergeKey>>) {
+        self.txs.insert(
+            id,
+            Slot {
+                tx,
+                deadline: None,
+                merge,
+                absorbing: false,
+            },
+        );
     }
 
-    /// Files transaction `id` under its current next deadline.
+    /// Files transaction `id` under its current next deadline (and in the eviction order once
+    /// it only absorbs retransmissions).
     fn refile(&mut self, id: TransactionId) {
         let Some(slot) = self.txs.get_mut(&id) else {
             return;
         };
+        if !slot.absorbing && slot.tx.is_absorbing() {
+            slot.absorbing = true;
+            self.absorbing.push_back(id);
+        }
         let next = slot.tx.poll_timeout();
         if next == slot.deadline {
             return;
@@ -386,17 +441,75 @@ impl TransactionLayer {
         slot.deadline = next;
     }
 
+    fn server_id(&self, key: &ServerKey) -> Option<TransactionId> {
+        self.servers.get(key, |i| server_key(&self.txs, i))
+    }
+
+    fn client_id(&self, key: &ClientKey) -> Option<TransactionId> {
+        self.clients.get(key, |i| client_key(&self.txs, i))
+    }
+
     fn alloc_id(&mut self) -> TransactionId {
         self.next_id += 1;
         TransactionId(self.next_id)
     }
 
-    fn check_room(&self) -> Result<(), TransactionError> {
-        if self.txs.len() >= self.config.max_transactions {
-            Err(TransactionError::TooManyTransactions)
-        } else {
-            Ok(())
+    /// Ensures the table has room for one more transaction, evicting the oldest
+    /// retransmission-absorbing one if it is full (it ends as if its timer fired: its
+    /// `Terminated` event is queued). Fails when every transaction is live.
+    fn make_room(&mut self) -> Result<(), TransactionError> {
+        if self.txs.len() < self.config.max_transactions {
+            return Ok(());
         }
+        while let Some(id) = self.absorbing.pop_front() {
+            if self.txs.get(&id).is_some_and(|s| s.tx.is_absorbing()) {
+                let event = match self.remove(id) {
+                    Some(Tx::Client(_)) => LayerEvent::Client(id, ClientEvent::Terminated),
+                    Some(Tx::Server(_)) => LayerEvent::Server(id, ServerEvent::Terminated),
+                    None => continue,
+                };
+                self.events.push_back(event);
+                self.evicted += 1;
+                if self.txs.len() < self.config.max_transactions {
+                    return Ok(());
+                }
+            }
+        }
+        Err(TransactionError::TooManyTransactions)
+    }
+
+    /// Forgets transaction `id`: its table entry, timer, key and merge entries.
+    fn remove(&mut self, id: TransactionId) -> Option<Tx> {
+        let slot = self.txs.remove(&id)?;
+        if let Some(at) = slot.deadline {
+            self.timers.remove(&(at, id));
+        }
+        match &slot.tx {
+            Tx::Client(tx) => self.clients.remove(tx.key(), id),
+            Tx::Server(tx) => self.servers.remove(tx.key(), id),
+        }
+        // After a load peak, give the memory of the emptied tables back.
+        shrink(&mut self.txs);
+        shrink(&mut self.merge);
+        self.clients.shrink();
+        self.servers.shrink();
+        let cap = self.absorbing.capacity();
+        if cap > 1024 && self.absorbing.len() <= cap / 8 {
+            self.absorbing.shrink_to(cap / 2);
+        }
+        if let Some(mk) = slot.merge
+            && self.merge.get(&*mk) == Some(&id)
+        {
+            self.merge.remove(&*mk);
+        }
+        // Drop ended transactions from the front of the eviction order, so that it stays
+        // about as long as the number of absorbing transactions.
+        while let Some(front) = self.absorbing.front()
+            && !self.txs.contains_key(front)
+        {
+            self.absorbing.pop_front();
+        }
+        Some(slot.tx)
     }
 
     /// Moves a transaction's output to the layer queues; forgets it once terminated.
@@ -426,24 +539,7 @@ impl TransactionLayer {
             self.refile(id);
             return;
         }
-        let slot = self.txs.remove(&id);
-        if let Some(at) = slot.as_ref().and_then(|s| s.deadline) {
-            self.timers.remove(&(at, id));
-        }
-        match slot.map(|s| s.tx) {
-            Some(Tx::Client(tx)) => {
-                self.clients.remove(tx.key());
-            }
-            Some(Tx::Server(tx)) => {
-                self.servers.remove(tx.key());
-                if let Some(mk) = merge_key(tx.request())
-                    && self.merge.get(&mk) == Some(&id)
-                {
-                    self.merge.remove(&mk);
-                }
-            }
-            None => {}
-        }
+        self.remove(id);
     }
 
     /// A response the layer sends itself, with a random To tag.
@@ -460,7 +556,7 @@ impl TransactionLayer {
     fn handle_cancel(&mut self, request: Request, reliable: bool, now: Instant) -> Received {
         let invite = ServerKey::invite_for_cancel(&request)
             .ok()
-            .and_then(|k| self.servers.get(&k).copied());
+            .and_then(|k| self.server_id(&k));
         let status = if invite.is_some() {
             StatusCode::OK
         } else {
@@ -481,7 +577,7 @@ impl TransactionLayer {
         now: Instant,
     ) -> Received {
         let response = self.own_response(&request, StatusCode::LOOP_DETECTED);
-        debug_assert!(!self.servers.contains_key(&key));
+        debug_assert!(self.server_id(&key).is_none());
         match self.start_answered(request, reliable, response, now) {
             Ok(id) => Received::Merged(id),
             Err(e) => Received::Invalid(e),
@@ -496,14 +592,29 @@ impl TransactionLayer {
         response: Response,
         now: Instant,
     ) -> Result<TransactionId, TransactionError> {
-        self.check_room()?;
         let mut tx = ServerTransaction::new(request, reliable, &self.config.timers, now)?;
         tx.send_response(response, now)?;
+        self.make_room()?;
         let id = self.alloc_id();
-        self.servers.insert(tx.key().clone(), id);
-        self.insert(id, Tx::Server(tx));
+        let txs = &self.txs;
+        self.servers.insert(tx.key(), id, |i| server_key(txs, i));
+        self.insert(id, Tx::Server(Box::new(tx)), None);
         self.drain(id);
         Ok(id)
+    }
+}
+
+fn server_key(txs: &IdMap<TransactionId, Slot>, id: TransactionId) -> Option<&ServerKey> {
+    match txs.get(&id).map(|s| &s.tx) {
+        Some(Tx::Server(t)) => Some(t.key()),
+        _ => None,
+    }
+}
+
+fn client_key(txs: &IdMap<TransactionId, Slot>, id: TransactionId) -> Option<&ClientKey> {
+    match txs.get(&id).map(|s| &s.tx) {
+        Some(Tx::Client(t)) => Some(t.key()),
+        _ => None,
     }
 }
 

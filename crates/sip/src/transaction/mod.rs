@@ -14,6 +14,14 @@
 //!
 //! Reliable transports skip the retransmission timers (A, E, G) and use zero D, I, J, K.
 //!
+//! ## Under load
+//!
+//! Most of a busy table is transactions that only absorb retransmissions (a non-INVITE server
+//! transaction waits out Timer J, 32 s over UDP). Those keep only their key, deadline and final
+//! response bytes (the request and the timer state are dropped), and when the table is full
+//! the oldest of them are evicted first ([`TransactionLayer::evicted`]); new transactions are
+//! refused only when live ones fill it.
+//!
 //! ## Driving contract
 //!
 //! After every `handle_*` call (a message, a TU response, a timeout), drain `poll_transmit()`
@@ -21,6 +29,7 @@
 //! reads a clock: `now` is always passed in, so tests run on a virtual clock.
 
 mod client;
+mod index;
 mod key;
 mod layer;
 mod server;
@@ -108,3 +117,6 @@ pub enum TransactionError {
     #[error("too many transactions")]
     TooManyTransactions,
 }
+
+#[cfg(test)]
+mod tests;

@@ -37,25 +37,39 @@ pub enum ServerEvent {
 }
 
 /// A server transaction (one request received, the TU's responses sent).
+///
+/// Once it only absorbs retransmissions (non-INVITE Completed, INVITE Confirmed or Accepted),
+/// it keeps its key, the final response's bytes and one deadline: the request, the timer
+/// configuration and the retransmission timers live in a box that is dropped then, and the
+/// output queues are freed once drained. At thousands of requests per second most of a
+/// server's table is such transactions (Timer J lasts 32 s over UDP).
 #[derive(Debug)]
 pub struct ServerTransaction {
     key: ServerKey,
-    request: Request,
+    state: ServerState,
     invite: bool,
     reliable: bool,
-    timers: TimerConfig,
-    state: ServerState,
     last_response: Option<Bytes>,
+    /// Timer I, J or L.
+    linger: Option<Instant>,
+    /// What a transaction still sending needs (`None` once it only absorbs).
+    active: Option<Box<Active>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ServerEvent>,
+}
+
+/// The part of a server transaction that only matters until it stops sending on its own.
+#[derive(Debug)]
+struct Active {
+    /// The request, until a final response is sent.
+    request: Option<Request>,
+    timers: TimerConfig,
     /// 100 Trying deadline (INVITE, TU silent).
     trying: Option<Instant>,
     /// Timer G: deadline and interval.
     retransmit: Option<(Instant, Duration)>,
     /// Timer H.
     timeout: Option<Instant>,
-    /// Timer I, J or L.
-    linger: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<ServerEvent>,
 }
 
 impl ServerTransaction {
@@ -73,20 +87,22 @@ impl ServerTransaction {
         let invite = *request.method() == Method::Invite;
         Ok(ServerTransaction {
             key,
-            request,
-            invite,
-            reliable,
-            timers: *timers,
             state: if invite {
                 ServerState::Proceeding
             } else {
                 ServerState::Trying
             },
+            invite,
+            reliable,
             last_response: None,
-            trying: invite.then(|| now + timers.trying_delay),
-            retransmit: None,
-            timeout: None,
             linger: None,
+            active: Some(Box::new(Active {
+                request: Some(request),
+                timers: *timers,
+                trying: invite.then(|| now + timers.trying_delay),
+                retransmit: None,
+                timeout: None,
+            })),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -97,9 +113,23 @@ impl ServerTransaction {
         &self.key
     }
 
-    /// The request that created the transaction.
-    pub fn request(&self) -> &Request {
-        &self.request
+    /// The request that created the transaction, until a final response was sent (the
+    /// transaction then drops it: `None`).
+    pub fn request(&self) -> Option<&Request> {
+        self.active.as_ref().and_then(|a| a.request.as_ref())
+    }
+
+    /// Whether the transaction only absorbs retransmissions now: a non-INVITE in Completed
+    /// (Timer J), an INVITE in Confirmed (Timer I) or Accepted (Timer L, RFC 6026: it absorbs
+    /// INVITE retransmissions; the TU's 2xx retransmissions and the 2xx's ACK need no
+    /// transaction). When such a transaction is dropped early, only the absorption of late
+    /// retransmissions is lost.
+    pub fn is_absorbing(&self) -> bool {
+        match self.state {
+            ServerState::Completed => !self.invite,
+            ServerState::Confirmed | ServerState::Accepted => true,
+            _ => false,
+        }
     }
 
     /// The current state.
@@ -132,13 +162,8 @@ impl ServerTransaction {
             (true, ServerState::Completed) => {
                 // §17.2.1: ACK for the non-2xx; Timer I absorbs further ACKs.
                 self.state = ServerState::Confirmed;
-                self.retransmit = None;
-                self.timeout = None;
-                let i = if self.reliable {
-                    Duration::ZERO
-                } else {
-                    self.timers.t4
-                };
+                let t4 = self.active.take().map_or(Duration::ZERO, |a| a.timers.t4);
+                let i = if self.reliable { Duration::ZERO } else { t4 };
                 if i.is_zero() {
                     self.terminate();
                 } else {
@@ -186,8 +211,15 @@ impl ServerTransaction {
         if !allowed {
             return Err(TransactionError::InvalidState);
         }
-        let bytes = response.to_bytes();
-        self.trying = None;
+        let mut bytes = response.to_bytes();
+        if status.is_final() && !self.reliable {
+            // Kept for Timer J/G and retransmitted requests: an exact-size copy, not the
+            // serializer's spare capacity (about half of it again).
+            bytes = Bytes::copy_from_slice(&bytes);
+        }
+        if let Some(a) = &mut self.active {
+            a.trying = None;
+        }
         self.transmits.push_back(Transmit {
             bytes: bytes.clone(),
             retransmission: false,
@@ -197,25 +229,35 @@ impl ServerTransaction {
             self.state = ServerState::Proceeding;
             return Ok(());
         }
-        if self.invite {
-            if status.is_success() {
-                if self.state != ServerState::Accepted {
-                    self.state = ServerState::Accepted;
-                    self.linger = Some(now + self.timers.t1_x64()); // Timer L
-                }
-            } else {
-                self.state = ServerState::Completed;
-                if !self.reliable {
-                    self.retransmit = Some((now + self.timers.t1, self.timers.t1)); // Timer G
-                }
-                self.timeout = Some(now + self.timers.t1_x64()); // Timer H
+        if self.state == ServerState::Accepted {
+            self.last_response = None;
+            return Ok(()); // The TU's 2xx retransmission.
+        }
+        // A final response: what only sending needs goes (the request: no 100 Trying to
+        // build), except the timers of an INVITE's non-2xx (G, H, then I).
+        let Some(mut active) = self.active.take() else {
+            return Err(TransactionError::InvalidState);
+        };
+        let timers = active.timers;
+        if self.invite && !status.is_success() {
+            self.state = ServerState::Completed;
+            active.request = None;
+            if !self.reliable {
+                active.retransmit = Some((now + timers.t1, timers.t1)); // Timer G
             }
+            active.timeout = Some(now + timers.t1_x64()); // Timer H
+            self.active = Some(active);
+        } else if self.invite {
+            self.state = ServerState::Accepted;
+            // Accepted resends nothing itself (the TU retransmits its 2xx): keep no copy.
+            self.last_response = None;
+            self.linger = Some(now + timers.t1_x64()); // Timer L
         } else {
             self.state = ServerState::Completed;
             if self.reliable {
                 self.terminate();
             } else {
-                self.linger = Some(now + self.timers.t1_x64()); // Timer J
+                self.linger = Some(now + timers.t1_x64()); // Timer J
             }
         }
         Ok(())
@@ -234,7 +276,12 @@ impl ServerTransaction {
         if self.state == ServerState::Terminated {
             return;
         }
-        if self.timeout.is_some_and(|t| t <= now) {
+        if self
+            .active
+            .as_ref()
+            .and_then(|a| a.timeout)
+            .is_some_and(|t| t <= now)
+        {
             // Timer H: the ACK never came.
             self.events.push_back(ServerEvent::Timeout);
             self.terminate();
@@ -245,22 +292,27 @@ impl ServerTransaction {
             self.terminate();
             return;
         }
-        if self.trying.is_some_and(|t| t <= now) {
-            self.trying = None;
+        let Some(a) = &mut self.active else {
+            return;
+        };
+        if a.trying.is_some_and(|t| t <= now) {
+            a.trying = None;
             // §8.2.6.1: 100 Trying carries no To tag; from_request adds none.
-            let bytes = Response::from_request(&self.request, StatusCode::TRYING).to_bytes();
-            self.transmits.push_back(Transmit {
-                bytes: bytes.clone(),
-                retransmission: false,
-            });
-            self.last_response = Some(bytes);
+            if let Some(request) = &a.request {
+                let bytes = Response::from_request(request, StatusCode::TRYING).to_bytes();
+                self.transmits.push_back(Transmit {
+                    bytes: bytes.clone(),
+                    retransmission: false,
+                });
+                self.last_response = Some(bytes);
+            }
         }
-        if let Some((at, interval)) = self.retransmit
+        if let Some((at, interval)) = a.retransmit
             && at <= now
         {
             // Timer G doubles up to T2.
-            let next = interval.saturating_mul(2).min(self.timers.t2);
-            self.retransmit = Some((now + next, next));
+            let next = interval.saturating_mul(2).min(a.timers.t2);
+            a.retransmit = Some((now + next, next));
             if let Some(bytes) = &self.last_response {
                 self.transmits.push_back(Transmit {
                     bytes: bytes.clone(),
@@ -272,12 +324,21 @@ impl ServerTransaction {
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        if t.is_none() && self.transmits.capacity() > 0 && self.has_final_response() {
+            // Drained after the final response: few (if any) transmits follow; free the buffer.
+            self.transmits = VecDeque::new();
+        }
+        t
     }
 
     /// The next event for the TU.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 0 && self.has_final_response() {
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     /// When [`ServerTransaction::handle_timeout`] must next be called.
@@ -285,10 +346,11 @@ impl ServerTransaction {
         if self.state == ServerState::Terminated {
             return None;
         }
+        let a = self.active.as_deref();
         [
-            self.trying,
-            self.retransmit.map(|(t, _)| t),
-            self.timeout,
+            a.and_then(|a| a.trying),
+            a.and_then(|a| a.retransmit.map(|(t, _)| t)),
+            a.and_then(|a| a.timeout),
             self.linger,
         ]
         .into_iter()
@@ -298,9 +360,7 @@ impl ServerTransaction {
 
     fn terminate(&mut self) {
         self.state = ServerState::Terminated;
-        self.trying = None;
-        self.retransmit = None;
-        self.timeout = None;
+        self.active = None;
         self.linger = None;
         self.events.push_back(ServerEvent::Terminated);
     }
