@@ -7,7 +7,7 @@ use crate::{ConnectionId, TransportKind};
 /// Errors of the transport layer. Whose fault it is shows in the variant: local setup
 /// (`Io`, `Pem`, `Tls`, `Verifier`, `NoTlsClientConfig`, `NoUdpSocket`), the caller
 /// (`TooLarge`, `InvalidServerName`), or the network and peer (`Connect`, `Handshake`,
-/// `ConnectionClosed`).
+/// `ConnectionClosed`, `NoConnection`, `QueueFull`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -63,6 +63,27 @@ pub enum Error {
     /// The connection closed before the message could be queued, and no other was usable.
     #[error("connection {0:?} is closed")]
     ConnectionClosed(ConnectionId),
+    /// [`crate::Transport::send_on`]: the named connection is gone (or names another peer,
+    /// or none was named), and that send does not use another or open a new one. A proxy
+    /// answers 430 Flow Failed (RFC 5626 §5.3) or tries its next branch.
+    #[error("no open {transport:?} connection {connection:?} to {remote} (not reconnecting)")]
+    NoConnection {
+        /// The transport of the destination.
+        transport: TransportKind,
+        /// The peer.
+        remote: SocketAddr,
+        /// The connection that was named.
+        connection: Option<ConnectionId>,
+    },
+    /// The connection's queue of messages to write holds more than
+    /// [`crate::TransportConfig::max_queued_bytes`]: its peer does not keep up.
+    #[error("the queue of connection {connection:?} is full ({queued_bytes} bytes)")]
+    QueueFull {
+        /// The connection.
+        connection: ConnectionId,
+        /// Bytes waiting in its queue.
+        queued_bytes: usize,
+    },
     /// The connection table is full.
     #[error("too many connections (limit {0})")]
     TooManyConnections(usize),

@@ -17,7 +17,14 @@
 //!   after logging it. A CRLFCRLF ping is answered with a CRLF pong (RFC 5626 §3.5.1); idle
 //!   connections are closed after [`TransportConfig::idle_timeout`].
 //! - **Reuse:** a send goes over the connection named in the [`Destination`], else over any
-//!   open connection to the same peer and transport, and only then opens a new one.
+//!   open connection to the same peer and transport, and only then opens a new one
+//!   ([`Transport::send`] waits for it, [`Transport::send_nowait`] opens it in the background
+//!   and queues the message on it). [`Transport::send_on`] uses the named connection only and
+//!   fails at once if it is gone (flows: a client behind NAT cannot be reached by connecting).
+//! - **Writes:** a stream send only queues (it never waits: a queue over
+//!   [`TransportConfig::max_queued_bytes`] refuses the message), and a connection's task
+//!   writes whatever is queued on it with one write and one flush (one run of TLS records,
+//!   usually one syscall), up to 64 KiB at a time.
 //! - **TLS:** see [`tls`]: TLS 1.2 and 1.3, server certificate verified against a configured
 //!   CA, optional or required client certificates, and [`TlsInfo`] exposed on every message.
 //!
@@ -40,7 +47,7 @@ pub use error::Error;
 /// The rustls version this crate is built on (for building custom configs).
 pub use rustls;
 pub use tls::{ClientAuth, TlsInfo};
-pub use transport::{IncomingReceiver, Sent, Transport, TransportConfig};
+pub use transport::{Connecting, IncomingReceiver, Queued, Sent, Transport, TransportConfig};
 
 /// The transport protocol a message travels over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,7 +134,8 @@ pub struct Destination {
     pub transport: TransportKind,
     /// The peer's address.
     pub remote: SocketAddr,
-    /// A connection to use if it is still open (TCP and TLS only).
+    /// A connection to use if it is still open (TCP and TLS only); [`Transport::send_on`]
+    /// uses this one or none.
     pub connection: Option<ConnectionId>,
     /// For a new TLS connection: the name to verify the server certificate against (DNS name
     /// or IP address). Defaults to the IP address of `remote`.

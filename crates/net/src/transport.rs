@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use rustls_pki_types::ServerName;
 use sotto_sip::parse::Limits;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -38,6 +38,10 @@ pub struct TransportConfig {
     pub max_connections: usize,
     /// Capacity of the queue of received messages (back-pressure on the sockets when full).
     pub incoming_queue: usize,
+    /// Most bytes waiting to be written to one TCP/TLS connection. A send never waits for
+    /// room: beyond this, it fails with [`Error::QueueFull`] (a peer that stops reading cannot
+    /// stall the sender, and is disconnected after [`TransportConfig::write_timeout`]).
+    pub max_queued_bytes: usize,
     /// Client config for outbound TLS connections (see [`crate::tls::client_config`]);
     /// without it, sending to a TLS destination with no open connection fails.
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
@@ -53,6 +57,7 @@ impl Default for TransportConfig {
             write_timeout: Duration::from_secs(10),
             max_connections: 1024,
             incoming_queue: 1024,
+            max_queued_bytes: 1 << 20,
             tls_client: None,
         }
     }
@@ -63,10 +68,49 @@ impl Default for TransportConfig {
 pub struct Sent {
     /// The connection the message was queued on (TCP and TLS).
     pub connection: Option<ConnectionId>,
-    /// The local address it leaves from.
+    /// The local address it leaves from (`0.0.0.0:0` if it was queued on a connection that
+    /// [`Transport::send_nowait`] is still opening).
     pub local: SocketAddr,
     /// Whether an already open connection was reused (false for UDP and new connections).
     pub reused: bool,
+}
+
+/// What [`Transport::send_nowait`] did.
+#[derive(Debug)]
+pub enum Queued {
+    /// Sent over UDP, or queued on a connection that is open or already being opened (as by
+    /// [`Transport::send`]).
+    Sent(Sent),
+    /// A new connection is being opened in the background and the message waits on it; the
+    /// [`Connecting`] says whether that worked.
+    Connecting(Connecting),
+}
+
+/// A connection being opened in the background by [`Transport::send_nowait`].
+#[derive(Debug)]
+pub struct Connecting {
+    /// The new connection's id (later sends to the same peer queue on it).
+    pub connection: ConnectionId,
+    result: oneshot::Receiver<Result<SocketAddr, Error>>,
+}
+
+impl Connecting {
+    /// Waits until the connection is open (the queued message is then written) or failed
+    /// (connect or handshake error or timeout, bounded by
+    /// [`TransportConfig::handshake_timeout`]); what was queued on a failed connection is
+    /// dropped.
+    pub async fn outcome(self) -> Result<Sent, Error> {
+        let connection = self.connection;
+        let local = self
+            .result
+            .await
+            .map_err(|_| Error::ConnectionClosed(connection))??;
+        Ok(Sent {
+            connection: Some(connection),
+            local,
+            reused: false,
+        })
+    }
 }
 
 /// The receiving end of a [`Transport`]: every message from every socket and connection.
@@ -85,6 +129,12 @@ impl IncomingReceiver {
     /// wait): a consumer can defer bookkeeping while a burst is queued.
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
+    }
+
+    /// The next received message if one is already waiting (never waits): lets a consumer
+    /// handle a queued burst in one step.
+    pub fn try_recv(&mut self) -> Option<Incoming> {
+        self.rx.try_recv().ok()
     }
 }
 
@@ -117,7 +167,74 @@ struct Conn {
     kind: TransportKind,
     remote: SocketAddr,
     local: SocketAddr,
-    tx: mpsc::Sender<Bytes>,
+    tx: Outbox,
+}
+
+/// The sending end of a connection's queue of messages to write; it counts the bytes queued.
+#[derive(Debug, Clone)]
+struct Outbox {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Why [`Outbox::push`] did not queue a message (which comes back).
+enum PushError {
+    Full(Bytes),
+    Closed(Bytes),
+}
+
+impl Outbox {
+    /// Queues `data` unless that would put more than `max` bytes in the queue (a message
+    /// larger than `max` still goes into an empty queue). Never waits.
+    fn push(&self, data: Bytes, max: usize) -> Result<(), PushError> {
+        let len = data.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before.saturating_add(len) > max {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(PushError::Full(data));
+        }
+        self.tx.send(data).map_err(|mpsc::error::SendError(back)| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            PushError::Closed(back)
+        })
+    }
+}
+
+/// The receiving end of a connection's queue, read by its task.
+#[derive(Debug)]
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    fn outbox_pair() -> (Outbox, Inbox) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Outbox {
+                tx,
+                queued: queued.clone(),
+            },
+            Inbox { rx, queued },
+        )
+    }
+
+    fn taken(&self, m: &Bytes) {
+        self.queued.fetch_sub(m.len(), Ordering::Relaxed);
+    }
+
+    async fn recv(&mut self) -> Option<Bytes> {
+        let m = self.rx.recv().await?;
+        self.taken(&m);
+        Some(m)
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        let m = self.rx.try_recv().ok()?;
+        self.taken(&m);
+        Some(m)
+    }
 }
 
 /// Identity of one connection, given to its task.
@@ -130,8 +247,12 @@ struct ConnMeta {
     tls: Option<Arc<TlsInfo>>,
 }
 
-/// Queue depth of messages waiting to be written to one connection.
-const OUTBOUND_QUEUE: usize = 64;
+/// Most bytes gathered from a connection's queue into one write (one TLS write and flush,
+/// usually one syscall, instead of one per message).
+const COALESCE_BYTES: usize = 64 * 1024;
+/// The local address of a connection still being opened.
+const UNSPECIFIED: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 /// Read granularity of stream connections.
 const READ_CHUNK_BYTES: usize = 8192;
 
@@ -196,15 +317,68 @@ impl Transport {
 
     /// Sends one message. Over TCP/TLS it reuses, in order: the connection named in `dest`,
     /// any open connection to the same peer over the same transport, and only then opens a
-    /// new one. Over UDP it uses the bound socket of the destination's address family.
+    /// new one (and waits for it: see [`Transport::send_nowait`] for a send that does not).
+    /// Over UDP it uses the bound socket of the destination's address family.
     ///
     /// For streams, success means the message is queued on the connection; a later write
-    /// failure closes the connection (and is logged).
+    /// failure closes the connection (and is logged). A connection whose queue holds more
+    /// than [`TransportConfig::max_queued_bytes`] refuses it ([`Error::QueueFull`]).
     pub async fn send(&self, dest: &Destination, data: Bytes) -> Result<Sent, Error> {
+        match self.send_nowait(dest, data).await? {
+            Queued::Sent(sent) => Ok(sent),
+            Queued::Connecting(c) => c.outcome().await,
+        }
+    }
+
+    /// Like [`Transport::send`], but never waits for a connect or TLS handshake: when a new
+    /// connection is needed, it is entered in the connection table at once (so later sends to
+    /// the same peer queue behind this one, in order), the message is queued on it, and the
+    /// connect and handshake run in a task of their own. The caller learns whether that
+    /// worked from [`Queued::Connecting`], when it wants to. Over streams it never waits
+    /// (a full queue is [`Error::QueueFull`]); over UDP it waits for the socket.
+    pub async fn send_nowait(&self, dest: &Destination, data: Bytes) -> Result<Queued, Error> {
         match dest.transport {
-            TransportKind::Udp => self.send_udp(dest.remote, None, data).await,
+            TransportKind::Udp => Ok(Queued::Sent(self.send_udp(dest.remote, None, data).await?)),
             TransportKind::Tcp | TransportKind::Tls => self.send_stream(dest, data).await,
         }
+    }
+
+    /// Sends over the connection named in `dest` only (RFC 5626 flows, a registration's
+    /// connection, a response on the connection its request came over): never over another
+    /// connection and never over a new one, since a client behind NAT cannot be reached by
+    /// connecting to its address. Fails at once with [`Error::NoConnection`] when that
+    /// connection is gone, is not a `dest.transport` connection to `dest.remote`, or when
+    /// `dest` names none. Over UDP it is [`Transport::send`].
+    pub async fn send_on(&self, dest: &Destination, data: Bytes) -> Result<Sent, Error> {
+        if dest.transport == TransportKind::Udp {
+            return self.send_udp(dest.remote, None, data).await;
+        }
+        self.check_stream_size(&data)?;
+        let no_connection = || Error::NoConnection {
+            transport: dest.transport,
+            remote: dest.remote,
+            connection: dest.connection,
+        };
+        let id = dest.connection.ok_or_else(no_connection)?;
+        let found = {
+            let table = lock(&self.shared.table);
+            table
+                .conns
+                .get(&id)
+                .filter(|c| c.kind == dest.transport && c.remote == dest.remote)
+                .map(|c| (c.local, c.tx.clone()))
+        };
+        let (local, tx) = found.ok_or_else(no_connection)?;
+        match tx.push(data, self.shared.config.max_queued_bytes) {
+            Ok(()) => {}
+            Err(PushError::Closed(_)) => return Err(no_connection()),
+            Err(PushError::Full(_)) => return Err(self.queue_full(id, &tx)),
+        }
+        Ok(Sent {
+            connection: Some(id),
+            local,
+            reused: true,
+        })
     }
 
     /// Sends a response back the way `incoming` came (RFC 3261 §18.2.2): on its connection,
@@ -216,12 +390,13 @@ impl Transport {
                     .await
             }
             TransportKind::Tcp | TransportKind::Tls => {
-                self.send_stream(&incoming.reply_destination(), data).await
+                self.send(&incoming.reply_destination(), data).await
             }
         }
     }
 
-    /// The open connections: id, transport, remote address; sorted by id.
+    /// The open connections (and those being opened): id, transport, remote address; sorted
+    /// by id.
     pub fn connections(&self) -> Vec<(ConnectionId, TransportKind, SocketAddr)> {
         let table = lock(&self.shared.table);
         let mut out: Vec<_> = table
@@ -267,7 +442,16 @@ impl Transport {
         })
     }
 
-    async fn send_stream(&self, dest: &Destination, data: Bytes) -> Result<Sent, Error> {
+    fn queue_full(&self, id: ConnectionId, tx: &Outbox) -> Error {
+        let queued_bytes = tx.queued.load(Ordering::Relaxed);
+        tracing::debug!(connection = id.0, queued_bytes, "outbound queue full");
+        Error::QueueFull {
+            connection: id,
+            queued_bytes,
+        }
+    }
+
+    fn check_stream_size(&self, data: &Bytes) -> Result<(), Error> {
         let max = self.shared.config.limits.max_message_bytes;
         if data.len() > max {
             return Err(Error::TooLarge {
@@ -275,7 +459,14 @@ impl Transport {
                 max_bytes: max,
             });
         }
-        let candidates = {
+        Ok(())
+    }
+
+    async fn send_stream(&self, dest: &Destination, data: Bytes) -> Result<Queued, Error> {
+        self.check_stream_size(&data)?;
+        // At most two candidates (the named connection, the peer's preferred one), without
+        // allocating: this runs for every message sent on a stream.
+        let (first, second) = {
             let table = lock(&self.shared.table);
             let by_id = dest
                 .connection
@@ -286,45 +477,42 @@ impl Transport {
             let by_peer = table
                 .by_peer
                 .get(&(dest.transport, dest.remote))
+                .filter(|id| by_id.is_none_or(|(named, _)| named != **id))
                 .and_then(|id| table.conns.get(id).map(|c| (*id, c)));
-            let mut v: Vec<(ConnectionId, SocketAddr, mpsc::Sender<Bytes>)> = Vec::with_capacity(2);
-            for (id, c) in by_id.into_iter().chain(by_peer) {
-                if !v.iter().any(|(i, _, _)| *i == id) {
-                    v.push((id, c.local, c.tx.clone()));
+            let entry = |(id, c): (ConnectionId, &Conn)| (id, c.local, c.tx.clone());
+            (by_id.map(entry), by_peer.map(entry))
+        };
+        let mut data = data;
+        let mut full = None;
+        for (id, local, tx) in first.into_iter().chain(second) {
+            match tx.push(data, self.shared.config.max_queued_bytes) {
+                Ok(()) => {
+                    return Ok(Queued::Sent(Sent {
+                        connection: Some(id),
+                        local,
+                        reused: true,
+                    }));
+                }
+                // The connection closed meanwhile, or its peer does not keep up: the message
+                // comes back for the next one.
+                Err(PushError::Closed(back)) => data = back,
+                Err(PushError::Full(back)) => {
+                    full = Some(self.queue_full(id, &tx));
+                    data = back;
                 }
             }
-            v
-        };
-        for (id, local, tx) in candidates {
-            if tx.send(data.clone()).await.is_ok() {
-                return Ok(Sent {
-                    connection: Some(id),
-                    local,
-                    reused: true,
-                });
-            }
         }
-        let (id, local, tx) = self.connect(dest).await?;
-        tx.send(data)
-            .await
-            .map_err(|_| Error::ConnectionClosed(id))?;
-        Ok(Sent {
-            connection: Some(id),
-            local,
-            reused: false,
-        })
+        // A connection that is open but stuck is not replaced by a new one.
+        if let Some(e) = full {
+            return Err(e);
+        }
+        self.connect(dest, data).map(Queued::Connecting)
     }
 
-    /// Opens a TCP or TLS connection to `dest` and starts its task.
-    async fn connect(
-        &self,
-        dest: &Destination,
-    ) -> Result<(ConnectionId, SocketAddr, mpsc::Sender<Bytes>), Error> {
+    /// Enters a new TCP or TLS connection to `dest` in the table with `data` queued on it,
+    /// and opens it in a task of its own (see [`open`]).
+    fn connect(&self, dest: &Destination, data: Bytes) -> Result<Connecting, Error> {
         let shared = &self.shared;
-        let limit = shared.config.max_connections;
-        if lock(&shared.table).conns.len() >= limit {
-            return Err(Error::TooManyConnections(limit));
-        }
         let tls = match dest.transport {
             TransportKind::Tls => {
                 let config = shared
@@ -342,55 +530,108 @@ impl Transport {
             }
             _ => None,
         };
-        let connect_err = |source| Error::Connect {
-            transport: dest.transport,
-            remote: dest.remote,
-            source,
-        };
-        let hs_timeout = shared.config.handshake_timeout;
-        let tcp = timeout(hs_timeout, TcpStream::connect(dest.remote))
-            .await
-            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(connect_err)?;
-        // Best effort: SIP messages are written whole, Nagle only adds latency.
-        let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().map_err(Error::Io)?;
-        let remote = dest.remote;
-        match tls {
-            None => {
-                let meta = shared.register(TransportKind::Tcp, remote, local)?;
-                let (id, tx, rx) = meta;
-                let meta = ConnMeta {
-                    id,
-                    kind: TransportKind::Tcp,
-                    remote,
-                    local,
-                    tls: None,
-                };
-                tokio::spawn(connection_task(shared.clone(), tcp, meta, rx));
-                Ok((id, local, tx))
-            }
-            Some((connector, name)) => {
-                let name_text = server_name_text(&name);
-                let handshake_err = |source| Error::Handshake { remote, source };
-                let stream = timeout(hs_timeout, connector.connect(name, tcp))
-                    .await
-                    .map_err(|_| handshake_err(std::io::ErrorKind::TimedOut.into()))?
-                    .map_err(handshake_err)?;
-                let info = Arc::new(TlsInfo::from_common(stream.get_ref().1, Some(name_text)));
-                let (id, tx, rx) = shared.register(TransportKind::Tls, remote, local)?;
-                let meta = ConnMeta {
-                    id,
-                    kind: TransportKind::Tls,
-                    remote,
-                    local,
-                    tls: Some(info),
-                };
-                tokio::spawn(connection_task(shared.clone(), stream, meta, rx));
-                Ok((id, local, tx))
-            }
+        let (id, tx, rx) = shared.register(dest.transport, dest.remote, UNSPECIFIED)?;
+        // A fresh queue takes any one message; the receiver is alive (held here).
+        if tx.push(data, usize::MAX).is_err() {
+            shared.unregister(id, dest.transport, dest.remote);
+            return Err(Error::ConnectionClosed(id));
+        }
+        let (result_tx, result) = oneshot::channel();
+        tokio::spawn(open(
+            shared.clone(),
+            id,
+            dest.transport,
+            dest.remote,
+            tls,
+            rx,
+            result_tx,
+        ));
+        Ok(Connecting {
+            connection: id,
+            result,
+        })
+    }
+}
+
+/// Connects and handshakes (bounded by [`TransportConfig::handshake_timeout`]) a connection
+/// entered in the table by [`Transport::connect`], reports how that went on `result`, then
+/// runs it; on failure it leaves the table, and what was queued on it is dropped.
+async fn open(
+    shared: Arc<Shared>,
+    id: ConnectionId,
+    kind: TransportKind,
+    remote: SocketAddr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    rx: Inbox,
+    result: oneshot::Sender<Result<SocketAddr, Error>>,
+) {
+    let hs_timeout = shared.config.handshake_timeout;
+    let connect_err = |source| Error::Connect {
+        transport: kind,
+        remote,
+        source,
+    };
+    let tcp = match timeout(hs_timeout, TcpStream::connect(remote)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return fail(&shared, id, kind, remote, result, connect_err(e)),
+        Err(_) => {
+            let e = connect_err(std::io::ErrorKind::TimedOut.into());
+            return fail(&shared, id, kind, remote, result, e);
+        }
+    };
+    // Best effort: SIP messages are written whole, Nagle only adds latency.
+    let _ = tcp.set_nodelay(true);
+    let local = match tcp.local_addr() {
+        Ok(a) => a,
+        Err(e) => return fail(&shared, id, kind, remote, result, Error::Io(e)),
+    };
+    let mut meta = ConnMeta {
+        id,
+        kind,
+        remote,
+        local,
+        tls: None,
+    };
+    match tls {
+        None => {
+            shared.opened(id, local);
+            let _ = result.send(Ok(local));
+            connection_task(shared, tcp, meta, rx).await;
+        }
+        Some((connector, name)) => {
+            let name_text = server_name_text(&name);
+            let handshake_err = |source| Error::Handshake { remote, source };
+            let stream = match timeout(hs_timeout, connector.connect(name, tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return fail(&shared, id, kind, remote, result, handshake_err(e)),
+                Err(_) => {
+                    let e = handshake_err(std::io::ErrorKind::TimedOut.into());
+                    return fail(&shared, id, kind, remote, result, e);
+                }
+            };
+            meta.tls = Some(Arc::new(TlsInfo::from_common(
+                stream.get_ref().1,
+                Some(name_text),
+            )));
+            shared.opened(id, local);
+            let _ = result.send(Ok(local));
+            connection_task(shared, stream, meta, rx).await;
         }
     }
+}
+
+/// A connection that could not be opened: out of the table, and the error to its opener.
+fn fail(
+    shared: &Shared,
+    id: ConnectionId,
+    kind: TransportKind,
+    remote: SocketAddr,
+    result: oneshot::Sender<Result<SocketAddr, Error>>,
+    error: Error,
+) {
+    shared.unregister(id, kind, remote);
+    tracing::debug!(connection = id.0, %remote, error = %error, "connection not opened");
+    let _ = result.send(Err(error));
 }
 
 fn server_name_text(name: &ServerName<'_>) -> String {
@@ -407,7 +648,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-type Registered = (ConnectionId, mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>);
+type Registered = (ConnectionId, Outbox, Inbox);
 
 impl Shared {
     /// Adds a connection to the table; it becomes the preferred one for its peer.
@@ -418,7 +659,7 @@ impl Shared {
         local: SocketAddr,
     ) -> Result<Registered, Error> {
         let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let (tx, rx) = Inbox::outbox_pair();
         let mut table = lock(&self.table);
         if table.conns.len() >= self.config.max_connections {
             return Err(Error::TooManyConnections(self.config.max_connections));
@@ -436,12 +677,19 @@ impl Shared {
         Ok((id, tx, rx))
     }
 
-    fn unregister(&self, meta: &ConnMeta) {
+    fn unregister(&self, id: ConnectionId, kind: TransportKind, remote: SocketAddr) {
         let mut table = lock(&self.table);
-        table.conns.remove(&meta.id);
-        let key = (meta.kind, meta.remote);
-        if table.by_peer.get(&key) == Some(&meta.id) {
+        table.conns.remove(&id);
+        let key = (kind, remote);
+        if table.by_peer.get(&key) == Some(&id) {
             table.by_peer.remove(&key);
+        }
+    }
+
+    /// Records the local address of a connection that is now open.
+    fn opened(&self, id: ConnectionId, local: SocketAddr) {
+        if let Some(c) = lock(&self.table).conns.get_mut(&id) {
+            c.local = local;
         }
     }
 }
@@ -588,12 +836,8 @@ enum Closed {
     ReceiverGone,
 }
 
-async fn connection_task<S>(
-    shared: Arc<Shared>,
-    mut stream: S,
-    meta: ConnMeta,
-    out: mpsc::Receiver<Bytes>,
-) where
+async fn connection_task<S>(shared: Arc<Shared>, mut stream: S, meta: ConnMeta, out: Inbox)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     tracing::debug!(
@@ -602,7 +846,7 @@ async fn connection_task<S>(
         "connection open"
     );
     let closed = drive_connection(&shared, &mut stream, &meta, out).await;
-    shared.unregister(&meta);
+    shared.unregister(meta.id, meta.kind, meta.remote);
     match &closed {
         Closed::Framing(e) => {
             tracing::warn!(connection = meta.id.0, error = %e, "framing error; closing connection");
@@ -622,7 +866,7 @@ async fn drive_connection<S>(
     shared: &Shared,
     stream: &mut S,
     meta: &ConnMeta,
-    mut out: mpsc::Receiver<Bytes>,
+    mut out: Inbox,
 ) -> Closed
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -668,7 +912,7 @@ where
                                 match m {
                                     Some(data) => {
                                         if let Err(closed) =
-                                            write(stream, &data, config.write_timeout).await
+                                            write_queued(stream, data, &mut out, config.write_timeout).await
                                         {
                                             return closed;
                                         }
@@ -694,7 +938,9 @@ where
             },
             m = out.recv() => match m {
                 Some(data) => {
-                    if let Err(closed) = write(stream, &data, config.write_timeout).await {
+                    if let Err(closed) =
+                        write_queued(stream, data, &mut out, config.write_timeout).await
+                    {
                         return closed;
                     }
                     deadline = Instant::now() + config.idle_timeout;
@@ -704,6 +950,34 @@ where
             _ = sleep_until(deadline) => return Closed::Idle,
         }
     }
+}
+
+/// Writes `first` and what else is already queued on the connection (up to
+/// [`COALESCE_BYTES`], then the rest on the next turn) with one write and one flush: over TLS
+/// that is one encryption pass and usually one syscall for a burst of messages, instead of
+/// one per message.
+async fn write_queued<S>(
+    stream: &mut S,
+    first: Bytes,
+    out: &mut Inbox,
+    limit: Duration,
+) -> Result<(), Closed>
+where
+    S: AsyncWrite + Unpin,
+{
+    let Some(second) = out.try_recv() else {
+        return write(stream, &first, limit).await;
+    };
+    let mut batch = Vec::with_capacity(COALESCE_BYTES.min((first.len() + second.len()) * 8));
+    batch.extend_from_slice(&first);
+    batch.extend_from_slice(&second);
+    while batch.len() < COALESCE_BYTES {
+        match out.try_recv() {
+            Some(more) => batch.extend_from_slice(&more),
+            None => break,
+        }
+    }
+    write(stream, &batch, limit).await
 }
 
 async fn write<S>(stream: &mut S, data: &[u8], limit: Duration) -> Result<(), Closed>
@@ -719,5 +993,97 @@ where
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Closed::WriteError(e)),
         Err(_) => Err(Closed::WriteTimeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A stream that takes every write whole and counts the writes and flushes.
+    #[derive(Default)]
+    struct Counting {
+        data: Vec<u8>,
+        writes: usize,
+        flushes: usize,
+    }
+
+    impl AsyncWrite for Counting {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.writes += 1;
+            self.data.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn message(i: usize, len: usize) -> Bytes {
+        let mut m = format!("m{i}:").into_bytes();
+        m.resize(len, b'x');
+        Bytes::from(m)
+    }
+
+    #[tokio::test]
+    async fn queued_messages_go_out_in_one_write_and_one_flush() {
+        let (tx, mut rx) = Inbox::outbox_pair();
+        let mut want = Vec::new();
+        for i in 1..10 {
+            let m = message(i, 500);
+            want.extend_from_slice(&m);
+            assert!(tx.push(m, usize::MAX).is_ok());
+        }
+        let first = message(0, 500);
+        let mut all = first.to_vec();
+        all.extend_from_slice(&want);
+        let mut s = Counting::default();
+        write_queued(&mut s, first, &mut rx, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(s.data, all);
+        assert_eq!((s.writes, s.flushes), (1, 1));
+        assert!(rx.try_recv().is_none());
+        assert_eq!(tx.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_near_the_coalescing_bound_and_keeps_order() {
+        let (tx, mut rx) = Inbox::outbox_pair();
+        let len = 10_000;
+        let n = COALESCE_BYTES / len + 4;
+        let mut all = Vec::new();
+        for i in 0..n {
+            let m = message(i, len);
+            all.extend_from_slice(&m);
+            assert!(tx.push(m, usize::MAX).is_ok());
+        }
+        let mut s = Counting::default();
+        let mut batches = 0;
+        while let Some(first) = rx.try_recv() {
+            write_queued(&mut s, first, &mut rx, Duration::from_secs(1))
+                .await
+                .unwrap();
+            batches += 1;
+        }
+        assert_eq!(s.data, all);
+        assert_eq!(batches, 2);
+        assert_eq!(s.writes, 2);
     }
 }

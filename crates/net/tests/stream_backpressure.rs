@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(20);
-/// Messages each way: above the outbound queue (64) and the incoming queue (1 here).
+/// Messages each way: above the incoming queue (1 here) and the 64-message outbound queue the
+/// connections had when this hung (it is now bounded in bytes, and sends never wait).
 const N: usize = 300;
 
 fn message(i: usize) -> String {
