@@ -235,6 +235,20 @@ pub trait BindingStore: Send + Sync {
 
     /// How many bindings are stored, expired ones not yet purged included.
     fn count(&self) -> Result<usize, Error>;
+
+    /// Starts a batch (group commit): until [`batch_end`](Self::batch_end) the store may make
+    /// this process's writes durable together (SQLite: one transaction, begun by the first
+    /// write). Nothing written in a batch may be acknowledged before `batch_end` returned
+    /// `Ok`. Default: nothing (every write is durable when it returns).
+    fn batch_begin(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Ends the batch begun by [`batch_begin`](Self::batch_begin): its writes are durable (as
+    /// far as the store's sync setting goes) when this returns `Ok`. Default: nothing.
+    fn batch_end(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// The decision of RFC 3261 §10.3 step 7, shared by the stores: given the active binding with

@@ -5,6 +5,7 @@
 //! record's format version). Writes that read first run in `BEGIN IMMEDIATE` transactions, so
 //! several processes on one host (a server and `sotto user`) can share the file.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -22,6 +23,13 @@ use crate::{
 
 /// How long a write waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection (every statement of the hot paths fits).
+const STATEMENT_CACHE: usize = 64;
+/// WAL pages between automatic checkpoints (4 KiB pages: a WAL file of up to 32 MiB).
+const WAL_AUTOCHECKPOINT: i64 = 8192;
+/// (User, realm) records cached at most: the cache is emptied when it is full. About 0.5 KiB
+/// each, so at most about 2 MiB; bigger user bases cycle through it (a miss is one select).
+const USER_CACHE_MAX: usize = 4096;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE users (
@@ -56,13 +64,130 @@ CREATE INDEX bindings_expires_at ON bindings (expires_at);
 CREATE INDEX bindings_temp_gruu ON bindings (temp_gruu) WHERE temp_gruu IS NOT NULL;
 ";
 
-const BINDING_COLUMNS: &str = "format, aor, contact, contact_params, instance_id, reg_id, \
-     call_id, cseq, expires_at, q, path, source, transport, flow, user_agent, temp_gruu";
+/// The binding columns [`binding_from_row`] reads, in its order (a macro so that the SQL
+/// texts are literals, built at compile time).
+macro_rules! binding_columns {
+    () => {
+        "format, aor, contact, contact_params, instance_id, reg_id, call_id, cseq, expires_at, \
+         q, path, source, transport, flow, user_agent, temp_gruu"
+    };
+}
 
 /// Users and bindings in one SQLite database file.
+///
+/// User lookups are cached: [`UserStore::get`] answers from memory while `PRAGMA
+/// data_version` (which changes when another connection, e.g. `sotto user passwd` in another
+/// process, commits to the file) is unchanged since the entry was read; this store's own
+/// writes update the cache. Open one store per file per process and use it for both users
+/// and bindings: commits of another connection to the same file (bindings included) empty the
+/// cache.
 #[derive(Debug)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
+}
+
+/// The connection and what is cached from it (under one lock).
+#[derive(Debug)]
+struct Db {
+    conn: Connection,
+    users: UserCache,
+    /// Between [`BindingStore::batch_begin`] and [`BindingStore::batch_end`]: writes join one
+    /// open transaction, committed by `batch_end`.
+    batching: bool,
+}
+
+/// HA1 records by (user name, realm), valid while the database's `data_version` is
+/// `version`. Only found users are cached (a lookup of an unknown name reads the database).
+#[derive(Debug, Default)]
+struct UserCache {
+    version: Option<i64>,
+    records: HashMap<(String, String), UserRecord>,
+}
+
+impl Db {
+    /// The user cache, emptied first if another connection committed since it was filled.
+    fn fresh_users(&mut self) -> Result<&mut UserCache, Error> {
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.users.version != Some(version) {
+            self.users.records.clear();
+            self.users.version = Some(version);
+        }
+        Ok(&mut self.users)
+    }
+}
+
+/// A write (`BEGIN IMMEDIATE`), run through cached statements so that neither `BEGIN` nor
+/// `COMMIT` is parsed per call. Rolled back if dropped unfinished. In a batch it is a
+/// savepoint of the batch's transaction (begun by the batch's first write): finishing it
+/// releases the savepoint, and the batch's end commits.
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    savepoint: bool,
+    open: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(db: &'c Db) -> Result<Self, Error> {
+        let conn = &db.conn;
+        if db.batching || !conn.is_autocommit() {
+            if conn.is_autocommit() {
+                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            }
+            conn.prepare_cached("SAVEPOINT sotto_write")?.execute([])?;
+            return Ok(WriteTx {
+                conn,
+                savepoint: true,
+                open: true,
+            });
+        }
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(WriteTx {
+            conn,
+            savepoint: false,
+            open: true,
+        })
+    }
+
+    fn commit(mut self) -> Result<(), Error> {
+        let sql = if self.savepoint {
+            "RELEASE sotto_write"
+        } else {
+            "COMMIT"
+        };
+        self.conn.prepare_cached(sql)?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if !self.open || self.conn.is_autocommit() {
+            return;
+        }
+        let run = |sql: &str| {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([]))
+        };
+        // A failed rollback leaves nothing better to do: the batch's end (or the next
+        // transaction's BEGIN failing) reports the state.
+        if self.savepoint {
+            let _ = run("ROLLBACK TO sotto_write").and_then(|_| run("RELEASE sotto_write"));
+        } else {
+            let _ = run("ROLLBACK");
+        }
+    }
 }
 
 impl SqliteStore {
@@ -80,6 +205,10 @@ impl SqliteStore {
                 format!("SQLite refused WAL mode (journal_mode is {journal})").into(),
             ));
         }
+        // Checkpoint (copy the WAL back into the file, with an fsync) every WAL_AUTOCHECKPOINT
+        // pages rather than SQLite's 1,000: registrations rewrite the same few pages, so a
+        // checkpoint copies about as many pages either way, and runs (and syncs) less often.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
         Self::init(conn)
     }
 
@@ -90,6 +219,7 @@ impl SqliteStore {
 
     fn init(mut conn: Connection) -> Result<Self, Error> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -113,11 +243,15 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Db {
+                conn,
+                users: UserCache::default(),
+                batching: false,
+            }),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Db> {
         // SQLite transactions roll back on drop, so a poisoned lock still guards a usable
         // connection.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
@@ -126,7 +260,8 @@ impl SqliteStore {
     /// Database size figures: `(page_count, page_size_bytes, freelist_count)`, after a WAL
     /// checkpoint so the main file holds every page.
     pub fn page_stats(&self) -> Result<(u64, u64, u64), Error> {
-        let conn = self.lock();
+        let db = self.lock();
+        let conn = &db.conn;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .optional()?;
         let get = |name: &str| -> Result<u64, Error> {
@@ -169,12 +304,10 @@ fn check_format(found: i64, supported: i64, record: &'static str) -> Result<(), 
     }
 }
 
-fn put_tx(tx: &rusqlite::Transaction<'_>, record: &UserRecord) -> Result<(), Error> {
+fn put_tx(tx: &Connection, record: &UserRecord) -> Result<(), Error> {
     for realm in realms_of(record) {
-        tx.execute(
-            "DELETE FROM users WHERE username = ?1 AND realm = ?2",
-            params![record.username(), realm],
-        )?;
+        tx.prepare_cached("DELETE FROM users WHERE username = ?1 AND realm = ?2")?
+            .execute(params![record.username(), realm])?;
     }
     let mut insert = tx.prepare_cached(
         "INSERT INTO users (format, username, realm, algorithm, ha1) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -191,36 +324,63 @@ fn put_tx(tx: &rusqlite::Transaction<'_>, record: &UserRecord) -> Result<(), Err
     Ok(())
 }
 
+/// Reads the user's HA1 values for `realm` from the database.
+fn select_user(
+    conn: &Connection,
+    username: &str,
+    realm: &str,
+) -> Result<Option<UserRecord>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT format, algorithm, ha1 FROM users WHERE username = ?1 AND realm = ?2 \
+         ORDER BY algorithm",
+    )?;
+    let mut rows = stmt.query(params![username, realm])?;
+    let mut record = UserRecord::new(username);
+    let mut any = false;
+    while let Some(row) = rows.next()? {
+        check_format(row.get(0)?, USER_FORMAT, "user")?;
+        let name = row
+            .get_ref(1)?
+            .as_str()
+            .map_err(|_| Error::Corrupt { field: "algorithm" })?;
+        let algorithm = Algorithm::from_name(name).ok_or(Error::Corrupt { field: "algorithm" })?;
+        let hex: Zeroizing<String> = Zeroizing::new(row.get(2)?);
+        let ha1 = Ha1::from_hex(algorithm, &hex).map_err(|_| Error::Corrupt { field: "ha1" })?;
+        record.insert(realm, ha1);
+        any = true;
+    }
+    Ok(any.then_some(record))
+}
+
 impl UserStore for SqliteStore {
     fn get(&self, username: &str, realm: &str) -> Result<Option<UserRecord>, Error> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT format, algorithm, ha1 FROM users WHERE username = ?1 AND realm = ?2 \
-             ORDER BY algorithm",
-        )?;
-        let mut rows = stmt.query(params![username, realm])?;
-        let mut record = UserRecord::new(username);
-        let mut any = false;
-        while let Some(row) = rows.next()? {
-            check_format(row.get(0)?, USER_FORMAT, "user")?;
-            let name: String = row.get(1)?;
-            let hex: Zeroizing<String> = Zeroizing::new(row.get(2)?);
-            let algorithm =
-                Algorithm::from_name(&name).ok_or(Error::Corrupt { field: "algorithm" })?;
-            let ha1 =
-                Ha1::from_hex(algorithm, &hex).map_err(|_| Error::Corrupt { field: "ha1" })?;
-            record.insert(realm, ha1);
-            any = true;
+        let mut db = self.lock();
+        let db = &mut *db;
+        let cache = db.fresh_users()?;
+        // The key is built once per lookup; `HashMap` cannot look a tuple of `String`s up by
+        // a tuple of `&str`s.
+        let key = (username.to_owned(), realm.to_owned());
+        if let Some(record) = cache.records.get(&key) {
+            return Ok(Some(record.clone()));
         }
-        Ok(any.then_some(record))
+        let found = select_user(&db.conn, username, realm)?;
+        if let Some(record) = &found {
+            if db.users.records.len() >= USER_CACHE_MAX {
+                db.users.records.clear();
+            }
+            db.users.records.insert(key, record.clone());
+        }
+        Ok(found)
     }
 
     fn put(&self, record: &UserRecord) -> Result<(), Error> {
         check_record(record)?;
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut db = self.lock();
+        let db = &mut *db;
+        let tx = WriteTx::begin(db)?;
         put_tx(&tx, record)?;
         tx.commit()?;
+        db.users.forget(record.username());
         Ok(())
     }
 
@@ -230,15 +390,13 @@ impl UserStore for SqliteStore {
         if realms.is_empty() {
             return Err(Error::InvalidRecord { field: "entries" });
         }
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut db = self.lock();
+        let db = &mut *db;
+        let tx = WriteTx::begin(db)?;
         for realm in &realms {
             let exists: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM users WHERE username = ?1 AND realm = ?2 LIMIT 1",
-                    params![record.username(), realm],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT 1 FROM users WHERE username = ?1 AND realm = ?2 LIMIT 1")?
+                .query_row(params![record.username(), realm], |r| r.get(0))
                 .optional()?;
             if exists.is_some() {
                 return Err(Error::UserExists {
@@ -249,18 +407,22 @@ impl UserStore for SqliteStore {
         }
         put_tx(&tx, record)?;
         tx.commit()?;
+        db.users.forget(record.username());
         Ok(())
     }
 
     fn delete(&self, username: &str) -> Result<bool, Error> {
-        let conn = self.lock();
-        let n = conn.execute("DELETE FROM users WHERE username = ?1", params![username])?;
+        let mut db = self.lock();
+        let n = db
+            .conn
+            .execute("DELETE FROM users WHERE username = ?1", params![username])?;
+        db.users.forget(username);
         Ok(n > 0)
     }
 
     fn list(&self) -> Result<Vec<UserInfo>, Error> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
+        let db = self.lock();
+        let mut stmt = db.conn.prepare_cached(
             "SELECT format, username, realm, algorithm FROM users \
              ORDER BY username, realm, algorithm",
         )?;
@@ -281,6 +443,13 @@ impl UserStore for SqliteStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl UserCache {
+    /// Drops the cached records of `username` (every realm), after this store changed them.
+    fn forget(&mut self, username: &str) {
+        self.records.retain(|(u, _), _| u != username);
     }
 }
 
@@ -331,11 +500,11 @@ fn select_one(
     key: &str,
     now_secs: Option<i64>,
 ) -> Result<Option<Binding>, Error> {
-    let sql = format!(
-        "SELECT {BINDING_COLUMNS} FROM bindings WHERE aor = ?1 AND binding_key = ?2 \
-         AND expires_at > ?3"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        binding_columns!(),
+        " FROM bindings WHERE aor = ?1 AND binding_key = ?2 AND expires_at > ?3"
+    ))?;
     let mut rows = stmt.query(params![aor, key, now_secs.unwrap_or(i64::MIN)])?;
     match rows.next()? {
         Some(row) => Ok(Some(binding_from_row(row)?)),
@@ -343,14 +512,19 @@ fn select_one(
     }
 }
 
-fn write_binding(conn: &Connection, b: &Binding) -> Result<(), Error> {
-    let sql = format!(
-        "INSERT OR REPLACE INTO bindings (binding_key, {BINDING_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+fn write_binding(conn: &Connection, key: &str, b: &Binding) -> Result<(), Error> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "INSERT OR REPLACE INTO bindings (binding_key, ",
+        binding_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    ))?;
+    let path = if b.path.is_empty() {
+        std::borrow::Cow::Borrowed("")
+    } else {
+        std::borrow::Cow::Owned(b.path.join("\n"))
+    };
     stmt.execute(params![
-        b.key().storage_form(),
+        key,
         BINDING_FORMAT,
         b.aor,
         b.contact,
@@ -361,7 +535,7 @@ fn write_binding(conn: &Connection, b: &Binding) -> Result<(), Error> {
         i64::from(b.cseq),
         unix_secs(b.expires_at),
         b.q.map(f64::from),
-        b.path.join("\n"),
+        path,
         b.source.map(|s| s.to_string()),
         b.transport,
         b.flow,
@@ -371,12 +545,20 @@ fn write_binding(conn: &Connection, b: &Binding) -> Result<(), Error> {
     Ok(())
 }
 
+fn delete_binding(conn: &Connection, aor: &str, key: &str) -> Result<(), Error> {
+    conn.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND binding_key = ?2")?
+        .execute(params![aor, key])?;
+    Ok(())
+}
+
 impl BindingStore for SqliteStore {
     fn bindings(&self, aor: &str, now: SystemTime) -> Result<Vec<Binding>, Error> {
-        let conn = self.lock();
-        let sql =
-            format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE aor = ?1 AND expires_at > ?2");
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let db = self.lock();
+        let mut stmt = db.conn.prepare_cached(concat!(
+            "SELECT ",
+            binding_columns!(),
+            " FROM bindings WHERE aor = ?1 AND expires_at > ?2"
+        ))?;
         let mut rows = stmt.query(params![aor, unix_secs(now)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -388,31 +570,26 @@ impl BindingStore for SqliteStore {
     fn upsert(&self, binding: &Binding, now: SystemTime) -> Result<Upsert, Error> {
         let new = binding.checked()?;
         let key = new.key().storage_form();
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let db = self.lock();
+        let tx = WriteTx::begin(&db)?;
         let existing = select_one(&tx, &new.aor, &key, Some(unix_secs(now)))?;
-        let delete = |tx: &rusqlite::Transaction<'_>| {
-            tx.execute(
-                "DELETE FROM bindings WHERE aor = ?1 AND binding_key = ?2",
-                params![new.aor, key],
-            )
-        };
         let outcome = match step7(&new, existing, now) {
+            // Nothing written: the transaction is rolled back when dropped.
             Step7::OutOfOrder(existing) => return Ok(Upsert::OutOfOrder { existing }),
             Step7::Absent => {
-                delete(&tx)?;
+                delete_binding(&tx, &new.aor, &key)?;
                 Upsert::Absent
             }
             Step7::Remove(previous) => {
-                delete(&tx)?;
+                delete_binding(&tx, &new.aor, &key)?;
                 Upsert::Removed { previous }
             }
             Step7::Insert => {
-                write_binding(&tx, &new)?;
+                write_binding(&tx, &key, &new)?;
                 Upsert::Inserted
             }
             Step7::Replace(previous) => {
-                write_binding(&tx, &new)?;
+                write_binding(&tx, &key, &new)?;
                 Upsert::Updated { previous }
             }
         };
@@ -421,40 +598,36 @@ impl BindingStore for SqliteStore {
     }
 
     fn remove(&self, aor: &str, key: &BindingKey) -> Result<Option<Binding>, Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let db = self.lock();
+        let tx = WriteTx::begin(&db)?;
         let key = key.storage_form();
         let existing = select_one(&tx, aor, &key, None)?;
         if existing.is_some() {
-            tx.execute(
-                "DELETE FROM bindings WHERE aor = ?1 AND binding_key = ?2",
-                params![aor, key],
-            )?;
+            delete_binding(&tx, aor, &key)?;
         }
         tx.commit()?;
         Ok(existing)
     }
 
     fn remove_all(&self, aor: &str, now: SystemTime) -> Result<usize, Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let active: i64 = tx.query_row(
-            "SELECT count(*) FROM bindings WHERE aor = ?1 AND expires_at > ?2",
-            params![aor, unix_secs(now)],
-            |r| r.get(0),
-        )?;
-        tx.execute("DELETE FROM bindings WHERE aor = ?1", params![aor])?;
+        let db = self.lock();
+        let tx = WriteTx::begin(&db)?;
+        let active: i64 = tx
+            .prepare_cached("SELECT count(*) FROM bindings WHERE aor = ?1 AND expires_at > ?2")?
+            .query_row(params![aor, unix_secs(now)], |r| r.get(0))?;
+        tx.prepare_cached("DELETE FROM bindings WHERE aor = ?1")?
+            .execute(params![aor])?;
         tx.commit()?;
         Ok(usize::try_from(active).unwrap_or(0))
     }
 
     fn by_temp_gruu(&self, temp_gruu: &str, now: SystemTime) -> Result<Option<Binding>, Error> {
-        let conn = self.lock();
-        let sql = format!(
-            "SELECT {BINDING_COLUMNS} FROM bindings WHERE temp_gruu = ?1 AND expires_at > ?2 \
-             LIMIT 1"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let db = self.lock();
+        let mut stmt = db.conn.prepare_cached(concat!(
+            "SELECT ",
+            binding_columns!(),
+            " FROM bindings WHERE temp_gruu = ?1 AND expires_at > ?2 LIMIT 1"
+        ))?;
         let mut rows = stmt.query(params![temp_gruu, unix_secs(now)])?;
         match rows.next()? {
             Some(row) => Ok(Some(binding_from_row(row)?)),
@@ -463,17 +636,44 @@ impl BindingStore for SqliteStore {
     }
 
     fn purge_expired(&self, now: SystemTime) -> Result<usize, Error> {
-        let conn = self.lock();
-        let n = conn.execute(
+        let db = self.lock();
+        let n = db.conn.execute(
             "DELETE FROM bindings WHERE expires_at <= ?1",
             params![unix_secs(now)],
         )?;
         Ok(n)
     }
 
+    fn batch_begin(&self) -> Result<(), Error> {
+        self.lock().batching = true;
+        Ok(())
+    }
+
+    fn batch_end(&self) -> Result<(), Error> {
+        let mut db = self.lock();
+        db.batching = false;
+        if db.conn.is_autocommit() {
+            return Ok(());
+        }
+        let committed = db
+            .conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        if let Err(e) = committed {
+            let _ = db
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     fn count(&self) -> Result<usize, Error> {
-        let conn = self.lock();
-        let n: i64 = conn.query_row("SELECT count(*) FROM bindings", [], |r| r.get(0))?;
+        let db = self.lock();
+        let n: i64 = db
+            .conn
+            .query_row("SELECT count(*) FROM bindings", [], |r| r.get(0))?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 }
