@@ -1471,7 +1471,7 @@ impl UserAgent {
                     return;
                 };
                 self.dests.insert(tx, dest.clone());
-                let Some(req) = self.layer.server(tx).map(|t| t.request().clone()) else {
+                let Some(req) = self.layer.server(tx).and_then(|t| t.request().cloned()) else {
                     return;
                 };
                 match method {

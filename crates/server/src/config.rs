@@ -28,7 +28,14 @@ pub struct ServerConfig {
     pub forward: ForwardConfig,
     /// Transaction timers (RFC 3261 defaults).
     pub timers: TimerConfig,
-    /// Most transactions alive at once (then 503 is answered statelessly).
+    /// Most transactions alive at once. When full, the oldest transactions that only absorb
+    /// retransmissions (completed or accepted, waiting out Timer J/I/K/D/L/M) are evicted first; 503 with
+    /// Retry-After is answered (statelessly) only when live transactions fill the table.
+    ///
+    /// Default 65,536: a completed transaction keeps ~1.3 kB (its final response's bytes, key,
+    /// deadline and table entries), so the table stays under ~100 MB; at 7,000 requests/s it
+    /// holds ~9 s of completed transactions, which covers the retransmission intervals
+    /// (T1 to T2) after a lost response.
     pub max_transactions: usize,
 }
 

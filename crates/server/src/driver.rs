@@ -13,9 +13,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use sotto_net::{Incoming, IncomingReceiver, Transport};
+use sotto_net::{Incoming, IncomingReceiver, Queued, Transport};
 use sotto_sip::message::{Message, Method};
 use sotto_sip::parse::{Limits, parse_message};
+use sotto_sip::transaction::TransactionId;
+use tokio::sync::mpsc;
 
 use crate::identity::client_identities;
 use crate::metrics::Metrics;
@@ -32,13 +34,33 @@ pub const OBSERVE_INTERVAL: Duration = Duration::from_millis(100);
 /// write what was queued on them (a stream send only queues).
 pub const LINGER: Duration = Duration::from_millis(100);
 
+/// Most received messages handled in one step when [`RunOptions::batch`] is set (one group
+/// commit of the store).
+pub const BATCH_MAX: usize = 32;
+
 /// Options of [`run_with`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RunOptions<'a> {
     /// Where to count events and sample the proxy, if anywhere.
     pub metrics: Option<&'a Metrics>,
     /// Longest wait for forwarded requests to finish after `shutdown`.
     pub grace: Duration,
+    /// The proxy's binding store, for group commit: a received message and those already
+    /// queued behind it (up to [`BATCH_MAX`]) are handled between
+    /// [`BindingStore::batch_begin`] and [`BindingStore::batch_end`], and what they produced
+    /// is sent only after `batch_end`, so nothing is acknowledged before it is committed.
+    /// `None`: one message per step.
+    pub batch: Option<&'a dyn sotto_store::BindingStore>,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("metrics", &self.metrics)
+            .field("grace", &self.grace)
+            .field("batch", &self.batch.is_some())
+            .finish()
+    }
 }
 
 impl Default for RunOptions<'_> {
@@ -46,6 +68,7 @@ impl Default for RunOptions<'_> {
         RunOptions {
             metrics: None,
             grace: DEFAULT_GRACE,
+            batch: None,
         }
     }
 }
@@ -82,11 +105,20 @@ pub fn belongs_to_ongoing_work(data: &bytes::Bytes) -> bool {
 
 /// Sends everything the proxy queued; failures go back to their transaction. Counts events
 /// in `metrics`; sampling the proxy is left to the caller ([`Sampler`]).
+///
+/// A stream destination that names a connection (a flow, a registration's connection, the
+/// connection a request came over) is sent on that connection only
+/// ([`Transport::send_on`]): if it is gone, the transaction hears at once (430 Flow Failed or
+/// the next branch), instead of the loop stalling on a connect to an address behind NAT.
+/// Otherwise a needed new connection is opened in the background
+/// ([`Transport::send_nowait`]) so that other messages keep flowing; if it fails, its
+/// transaction id comes back on `failed`.
 async fn flush(
     proxy: &mut Proxy,
     transport: &Transport,
     metrics: Option<&Metrics>,
     on_event: &mut impl FnMut(&ProxyEvent),
+    failed: &mpsc::UnboundedSender<TransactionId>,
 ) {
     loop {
         while let Some(ev) = proxy.poll_event() {
@@ -98,10 +130,35 @@ async fn flush(
         let Some(t) = proxy.poll_transmit() else {
             break;
         };
-        if let Err(e) = transport.send(&t.destination, t.data).await {
-            tracing::debug!(error = %e, dest = %t.destination.remote, "send failed");
-            if let Some(id) = t.transaction {
-                proxy.handle_send_error(id, Instant::now());
+        let dest = &t.destination;
+        let sent = if dest.transport.is_stream() && dest.connection.is_some() {
+            transport.send_on(dest, t.data).await.map(|_| None)
+        } else {
+            match transport.send_nowait(dest, t.data).await {
+                Ok(Queued::Sent(_)) => Ok(None),
+                Ok(Queued::Connecting(c)) => Ok(Some(c)),
+                Err(e) => Err(e),
+            }
+        };
+        match sent {
+            Ok(None) => {}
+            Ok(Some(connecting)) => {
+                if let Some(id) = t.transaction {
+                    let failed = failed.clone();
+                    let remote = dest.remote;
+                    tokio::spawn(async move {
+                        if let Err(e) = connecting.outcome().await {
+                            tracing::debug!(error = %e, dest = %remote, "send failed");
+                            let _ = failed.send(id);
+                        }
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, dest = %dest.remote, "send failed");
+                if let Some(id) = t.transaction {
+                    proxy.handle_send_error(id, Instant::now());
+                }
             }
         }
     }
@@ -187,6 +244,8 @@ pub async fn run_with(
     let mut sampler = Sampler::new(metrics);
     tokio::pin!(shutdown);
     let mut stopping: Option<tokio::time::Instant> = None;
+    // Transactions whose message waited on a connection that could not be opened.
+    let (failed_tx, mut failed) = mpsc::unbounded_channel::<TransactionId>();
     loop {
         if let Some(deadline) = stopping
             && (proxy.pending_forks() == 0 || tokio::time::Instant::now() >= deadline)
@@ -224,13 +283,35 @@ pub async fn run_with(
             }
             m = incoming.recv() => {
                 let Some(m) = m else { break };
-                if stopping.is_some() && !belongs_to_ongoing_work(&m.data) {
-                    tracing::debug!(source = %m.source, "stopping: new request dropped");
-                    continue;
+                // Group commit (RunOptions::batch): this message and those queued behind it
+                // in one store batch; the flush below sends after the commit.
+                if let Some(store) = options.batch
+                    && let Err(e) = store.batch_begin()
+                {
+                    tracing::error!(error = %e, "store batch could not begin");
                 }
-                proxy.handle_packet(packet_of(&m), Instant::now(), SystemTime::now());
+                let limit = if options.batch.is_some() { BATCH_MAX } else { 1 };
+                let mut next = Some(m);
+                let mut taken = 0;
+                while let Some(m) = next.take() {
+                    taken += 1;
+                    if stopping.is_some() && !belongs_to_ongoing_work(&m.data) {
+                        tracing::debug!(source = %m.source, "stopping: new request dropped");
+                    } else {
+                        proxy.handle_packet(packet_of(&m), Instant::now(), SystemTime::now());
+                    }
+                    if taken < limit {
+                        next = incoming.try_recv();
+                    }
+                }
+                if let Some(store) = options.batch
+                    && let Err(e) = store.batch_end()
+                {
+                    tracing::error!(error = %e, "store batch could not commit");
+                }
             }
             () = timer => proxy.handle_timeout(Instant::now()),
+            Some(id) = failed.recv() => proxy.handle_send_error(id, Instant::now()),
             () = grace_over => {}
             () = sample_due => {
                 sampler.sample(proxy, tokio::time::Instant::now());
@@ -238,9 +319,9 @@ pub async fn run_with(
             }
         }
         sampler.changed(proxy, tokio::time::Instant::now(), incoming.is_empty());
-        flush(proxy, transport, metrics, &mut on_event).await;
+        flush(proxy, transport, metrics, &mut on_event, &failed_tx).await;
     }
-    flush(proxy, transport, metrics, &mut on_event).await;
+    flush(proxy, transport, metrics, &mut on_event, &failed_tx).await;
     sampler.sample(proxy, tokio::time::Instant::now());
     if stopping.is_some() {
         tokio::time::sleep(LINGER).await;

@@ -12,6 +12,7 @@
 //! | metric | type | meaning |
 //! |---|---|---|
 //! | `sotto_registrations` | gauge | bindings stored (registered contacts) |
+//! | `sotto_heap_bytes` | gauge | heap bytes in use, if the binary counts them ([`HEAP_BYTES`]) |
 //! | `sotto_transactions` | gauge | SIP transactions alive |
 //! | `sotto_pending_forks` | gauge | forwarded requests waiting for a final response |
 //! | `sotto_requests_total{method,outcome,status}` | counter | requests handled |
@@ -33,6 +34,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::proxy::{Outcome, Proxy, ProxyEvent};
+
+/// The process's heap bytes in use, if the binary counts them with its global allocator (it
+/// sets this once at start); rendered as the `sotto_heap_bytes` gauge, left out when unset.
+pub static HEAP_BYTES: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
 
 /// Methods counted under their own name; any other is `OTHER`.
 const METHODS: &[&str] = &[
@@ -155,6 +160,15 @@ impl Metrics {
         );
         if let Some(n) = registrations {
             let _ = writeln!(o, "sotto_registrations {n}");
+        }
+        if let Some(heap) = HEAP_BYTES.get() {
+            family(
+                o,
+                "sotto_heap_bytes",
+                "gauge",
+                "Heap bytes in use (allocated and not yet freed), counted by the global allocator.",
+            );
+            let _ = writeln!(o, "sotto_heap_bytes {}", heap());
         }
         family(o, "sotto_transactions", "gauge", "SIP transactions alive.");
         let _ = writeln!(

@@ -5,6 +5,7 @@
 //! TCP/TLS connection a contact registered over is remembered so requests reach the device
 //! over it), RFC 3327 Path. The 200 OK lists every current contact with its remaining expiry.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -41,8 +42,8 @@ pub fn aor_of(uri: &sotto_sip::message::Uri) -> Option<String> {
 
 fn supports(req: &Request, tag: &str) -> bool {
     req.headers()
-        .list("Supported")
-        .iter()
+        .get_all("Supported")
+        .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(tag))
 }
 
@@ -62,10 +63,14 @@ impl Registrar {
         }
     }
 
-    fn random_token(&self) -> String {
+    /// Appends 24 random hex digits to `out`.
+    fn push_random_token(&self, out: &mut String) {
         let mut r = [0u8; 12];
         let _ = self.provider.rng.fill(&mut r);
-        r.iter().map(|b| format!("{b:02x}")).collect()
+        for b in r {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{b:02x}");
+        }
     }
 
     /// The binding for one Contact of `ctx`'s REGISTER.
@@ -75,17 +80,16 @@ impl Registrar {
         let call_id = req.call_id().unwrap_or("").to_owned();
         let at = ctx.wall + Duration::from_secs(u64::from(expires));
         let mut b = Binding::new(aor, c.uri.as_str(), call_id, cseq, at);
-        b.contact_params = c
-            .params
-            .iter()
-            .filter(|p| {
-                !p.name.eq_ignore_ascii_case("expires") && !p.name.eq_ignore_ascii_case("q")
-            })
-            .map(|p| match &p.value {
-                Some(v) => format!(";{}={}", p.name, v),
-                None => format!(";{}", p.name),
-            })
-            .collect();
+        for p in c.params.iter().filter(|p| {
+            !p.name.eq_ignore_ascii_case("expires") && !p.name.eq_ignore_ascii_case("q")
+        }) {
+            b.contact_params.push(';');
+            b.contact_params.push_str(&p.name);
+            if let Some(v) = &p.value {
+                b.contact_params.push('=');
+                b.contact_params.push_str(v);
+            }
+        }
         b.instance_id = c
             .sip_instance()
             .map(|i| i.trim_start_matches('<').trim_end_matches('>').to_owned())
@@ -105,45 +109,66 @@ impl Registrar {
         b.user_agent = req.headers().get("User-Agent").map(str::to_owned);
         if b.instance_id.is_some() && supports(req, "gruu") {
             let host = aor.rsplit_once('@').map_or("", |(_, h)| h);
-            b.temp_gruu = Some(format!("sip:tgruu.{}@{};gr", self.random_token(), host));
+            let mut t = String::with_capacity(40 + host.len());
+            t.push_str("sip:tgruu.");
+            self.push_random_token(&mut t);
+            t.push('@');
+            t.push_str(host);
+            t.push_str(";gr");
+            b.temp_gruu = Some(t);
         }
         b
     }
 
-    /// The 200 OK listing the current bindings of `aor`.
+    /// The 200 OK listing the current bindings of `aor` (read from the store).
     fn ok(&self, req: &Request, aor: &str, wall: SystemTime) -> Verdict {
-        let mut current = match self.bindings.bindings(aor, wall) {
-            Ok(b) => b,
-            Err(e) => return store_failed(&e),
-        };
-        current.sort_by(|a, b| a.contact.cmp(&b.contact));
-        let gruu = supports(req, "gruu");
-        let mut reply = Reply::new(StatusCode::OK);
-        for b in &current {
-            let secs = |t: SystemTime| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-            };
-            let left = secs(b.expires_at).saturating_sub(secs(wall));
-            let mut v = format!("<{}>;expires={}{}", b.contact, left, b.contact_params);
-            if let (true, Some(instance)) = (gruu, &b.instance_id) {
-                v.push_str(&format!(";pub-gruu=\"{aor};gr={instance}\""));
-                if let Some(t) = &b.temp_gruu {
-                    v.push_str(&format!(";temp-gruu=\"{t}\""));
-                }
-            }
-            reply = reply.with("Contact", v);
+        match self.bindings.bindings(aor, wall) {
+            Ok(current) => ok_listing(req, aor, current, wall),
+            Err(e) => store_failed(&e),
         }
-        if current.iter().any(|b| b.reg_id.is_some()) && supports(req, "outbound") {
-            reply = reply.with("Require", "outbound");
-        }
-        if supports(req, "path") {
-            for p in req.headers().get_all("Path") {
-                reply = reply.with("Path", p);
-            }
-        }
-        reply.verdict()
     }
+}
+
+/// Whether two bindings have the same [`sotto_store::BindingKey`] (without building the keys).
+fn same_key(a: &Binding, b: &Binding) -> bool {
+    match (&a.instance_id, &b.instance_id) {
+        (Some(x), Some(y)) => x == y && a.reg_id == b.reg_id,
+        (None, None) => a.contact == b.contact,
+        _ => false,
+    }
+}
+
+/// The 200 OK listing `current`, the bindings of `aor` in force at `wall`.
+fn ok_listing(req: &Request, aor: &str, mut current: Vec<Binding>, wall: SystemTime) -> Verdict {
+    current.sort_by(|a, b| a.contact.cmp(&b.contact));
+    let gruu = supports(req, "gruu");
+    let mut reply = Reply::new(StatusCode::OK);
+    for b in &current {
+        let secs = |t: SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
+        let left = secs(b.expires_at).saturating_sub(secs(wall));
+        let mut v = String::with_capacity(b.contact.len() + b.contact_params.len() + 24);
+        // Writing to a String cannot fail.
+        let _ = write!(v, "<{}>;expires={left}{}", b.contact, b.contact_params);
+        if let (true, Some(instance)) = (gruu, &b.instance_id) {
+            let _ = write!(v, ";pub-gruu=\"{aor};gr={instance}\"");
+            if let Some(t) = &b.temp_gruu {
+                let _ = write!(v, ";temp-gruu=\"{t}\"");
+            }
+        }
+        reply = reply.with("Contact", v);
+    }
+    if current.iter().any(|b| b.reg_id.is_some()) && supports(req, "outbound") {
+        reply = reply.with("Require", "outbound");
+    }
+    if supports(req, "path") {
+        for p in req.headers().get_all("Path") {
+            reply = reply.with("Path", p);
+        }
+    }
+    reply.verdict()
 }
 
 fn store_failed(e: &sotto_store::Error) -> Verdict {
@@ -205,31 +230,39 @@ impl Module for Registrar {
             }
             new.push(self.binding(ctx, &aor, c, expires.min(max)));
         }
-        let existing = match self.bindings.bindings(&aor, wall) {
+        let mut current = match self.bindings.bindings(&aor, wall) {
             Ok(b) => b,
             Err(e) => return store_failed(&e),
         };
         let added = new
             .iter()
-            .filter(|b| b.is_active(wall) && !existing.iter().any(|e| e.key() == b.key()))
+            .filter(|b| b.is_active(wall) && !current.iter().any(|e| same_key(e, b)))
             .count();
-        if existing.len() + added > self.config.max_contacts {
+        if current.len() + added > self.config.max_contacts {
             return Reply::new(StatusCode::FORBIDDEN)
                 .with("Warning", "399 sotto \"too many contacts\"")
                 .verdict();
         }
-        for b in &new {
-            match self.bindings.upsert(b, wall) {
+        // The 200 OK lists the bindings read above with this request's changes applied, as
+        // the store applied them (no second read of the store).
+        for b in new {
+            match self.bindings.upsert(&b, wall) {
                 Ok(Upsert::OutOfOrder { .. }) => {
                     return Reply::new(StatusCode::SERVER_INTERNAL_ERROR)
                         .with("Warning", "399 sotto \"out-of-order REGISTER\"")
                         .verdict();
                 }
-                Ok(_) => {}
+                Ok(Upsert::Inserted | Upsert::Updated { .. }) => {
+                    match current.iter_mut().find(|e| same_key(e, &b)) {
+                        Some(slot) => *slot = b,
+                        None => current.push(b),
+                    }
+                }
+                Ok(_) => current.retain(|e| !same_key(e, &b)),
                 Err(e) => return store_failed(&e),
             }
         }
-        self.ok(req, &aor, wall)
+        ok_listing(req, &aor, current, wall)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use sotto_net::{Destination, TransportKind};
-use sotto_sip::message::{Method, Request, Response, Via};
+use sotto_sip::message::{Headers, Method, Request, Response, Via};
 
 use super::flow::{Flow, FlowTokens};
 use crate::pipeline::{Locality, Target};
@@ -57,25 +57,39 @@ fn is_dialog_creating(m: &Method) -> bool {
     )
 }
 
-/// Writes `received`/`rport` into the topmost Via (§18.2.1, RFC 3581 §4).
-fn stamp_top_via(req: &mut Request, source: SocketAddr) {
-    let Some(line) = req.headers().get("Via").map(str::to_owned) else {
+/// Writes `received`/`rport` into the topmost Via of `headers` (§18.2.1, RFC 3581 §4):
+/// `received` when the sent-by host is not the source address, or when `rport` is present;
+/// `rport=<source port>` when `rport` is present. Left alone when nothing changes.
+fn stamp_via(headers: &mut Headers, source: SocketAddr) {
+    let Some(line) = headers.get("Via") else {
         return;
     };
-    let Ok(mut vias) = Via::parse_list(&line) else {
+    let Ok(mut vias) = Via::parse_list(line) else {
         return;
     };
     let Some(top) = vias.first_mut() else { return };
     let ip = source.ip().to_string();
-    if top.host.trim_start_matches('[').trim_end_matches(']') != ip {
-        top.set_received(&ip);
+    let differs = top.host.trim_start_matches('[').trim_end_matches(']') != ip;
+    if !differs && top.rport.is_none() {
+        return;
     }
+    top.set_received(&ip);
     if top.rport.is_some() {
-        top.set_received(&ip);
         top.set_rport(source.port());
     }
     let joined: Vec<String> = vias.iter().map(ToString::to_string).collect();
-    req.headers_mut().set_first("Via", joined.join(", "));
+    headers.set_first("Via", joined.join(", "));
+}
+
+/// Stamps a request's topmost Via with where it came from (see [`stamp_via`]).
+fn stamp_top_via(req: &mut Request, source: SocketAddr) {
+    stamp_via(req.headers_mut(), source);
+}
+
+/// Stamps the topmost Via of a response the proxy generates itself for a request received
+/// from `source` (RFC 3581 §4, RFC 3261 §18.2.1), as the sender expects to find it.
+pub(crate) fn stamp_response_via(resp: &mut Response, source: SocketAddr) {
+    stamp_via(resp.headers_mut(), source);
 }
 
 /// The request of one branch: retargeted, Route for the target's Path, Max-Forwards

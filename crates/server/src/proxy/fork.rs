@@ -30,7 +30,7 @@ struct Branch {
 /// One proxied request and its branches.
 #[derive(Debug)]
 pub struct Fork {
-    original: Request,
+    pub(super) original: Request,
     branches: Vec<Branch>,
     best: Option<Response>,
     /// A final response was sent upstream.
@@ -169,8 +169,11 @@ impl Proxy {
                     .iter()
                     .any(|b| self.client.contains_key(&b.client))
             });
-        if !live {
-            self.forks.remove(&server);
+        if !live
+            && let Some(fork) = self.forks.remove(&server)
+            && !fork.done
+        {
+            self.pending_forks = self.pending_forks.saturating_sub(1);
         }
     }
 
@@ -189,7 +192,6 @@ impl Proxy {
             return;
         }
         let status = resp.status();
-        let tag = self.tag();
         let Some(fork) = self.forks.get_mut(&server) else {
             return;
         };
@@ -210,8 +212,21 @@ impl Proxy {
             b.final_status = Some(status);
         }
         if status.is_success() {
-            fork.done = true;
-            if let Err(e) = self.layer.send_response(server, resp, now) {
+            if !fork.done {
+                fork.done = true;
+                self.pending_forks = self.pending_forks.saturating_sub(1);
+            }
+            if self.layer.server(server).is_none() {
+                // The server transaction ended (evicted from a full table): a 2xx is still
+                // forwarded, statelessly, by its Via (§16.7 step 10, as a stray 2xx is).
+                if let Some(destination) = build::response_destination(&resp) {
+                    self.transmits.push_back(Transmit {
+                        destination,
+                        data: resp.to_bytes(),
+                        transaction: None,
+                    });
+                }
+            } else if let Err(e) = self.layer.send_response(server, resp, now) {
                 tracing::debug!(error = %e, "2xx not forwarded upstream");
             }
             if invite {
@@ -232,6 +247,7 @@ impl Proxy {
         let six = status.class() == 6;
         if fork.pending().next().is_none() || six {
             fork.done = true;
+            self.pending_forks = self.pending_forks.saturating_sub(1);
             if let Some(mut best) = fork.best.take() {
                 if best.status() == StatusCode::SERVICE_UNAVAILABLE {
                     let mut r =
@@ -241,7 +257,7 @@ impl Proxy {
                     }
                     best = r;
                 } else if best.to_tag().ok().flatten().is_none() {
-                    best.set_to_tag(&tag);
+                    best.set_to_tag(&super::fresh_tag(self.provider));
                 }
                 if let Err(e) = self.layer.send_response(server, best, now) {
                     tracing::debug!(error = %e, "final response not forwarded upstream");

@@ -1,8 +1,9 @@
 //! The stateful proxy core (RFC 3261 §16), sans-IO: bytes and time in, bytes to send and a
 //! wake-up time out. It owns the [`TransactionLayer`] and the module [`Pipeline`].
 //!
-//! A new request runs through the pipeline; `Reply` is answered on a server transaction,
-//! `Forward` creates one client transaction per target (parallel forking) and a fork that
+//! A new request runs through the pipeline; `Reply` is answered on a server transaction (a
+//! plain authentication challenge statelessly, RFC 3261 §8.2.7), `Forward`
+//! creates one client transaction per target (parallel forking) and a fork that
 //! aggregates their responses (§16.7, [`Fork`]). ACKs for 2xx go through the pipeline and
 //! are forwarded statelessly, end to end. A CANCEL is answered by the transaction layer and
 //! cancels the pending branches. Bodies are forwarded byte for byte: media is never touched.
@@ -112,6 +113,14 @@ pub struct Proxy {
     /// CANCEL client transactions → destination (their responses are ignored).
     cancels: HashMap<TransactionId, Destination>,
     forks: HashMap<TransactionId, Fork>,
+    /// Forks not done yet (kept as a count: [`Proxy::pending_forks`] is sampled often).
+    pending_forks: usize,
+    /// Random prefix of the To tags of stateless replies (so their ACKs are recognized).
+    stateless_tag: String,
+    /// Replies sent without a server transaction.
+    stateless_replies: u64,
+    /// Requests answered 503 because live transactions filled the table.
+    transactions_refused: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ProxyEvent>,
 }
@@ -182,6 +191,9 @@ impl Proxy {
             },
             provider,
         );
+        let mut raw = [0u8; 6];
+        provider.rng.fill(&mut raw).map_err(|_| Error::Crypto)?;
+        let stateless_tag = hex(&raw);
         Ok(Proxy {
             locality,
             provider,
@@ -193,6 +205,10 @@ impl Proxy {
             client: HashMap::new(),
             cancels: HashMap::new(),
             forks: HashMap::new(),
+            pending_forks: 0,
+            stateless_tag: format!("sl{stateless_tag}"),
+            stateless_replies: 0,
+            transactions_refused: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -210,13 +226,32 @@ impl Proxy {
 
     /// How many forwarded requests still wait for their final response.
     pub fn pending_forks(&self) -> usize {
-        self.forks.values().filter(|f| !f.is_done()).count()
+        debug_assert_eq!(
+            self.pending_forks,
+            self.forks.values().filter(|f| !f.is_done()).count()
+        );
+        self.pending_forks
     }
 
     /// The modules' figures for metrics, as `(module, name, value)` (see
-    /// [`crate::pipeline::Module::counters`]).
+    /// [`crate::pipeline::Module::counters`]), then the transaction table's as module
+    /// `transactions`: `evicted_total` (retransmission-absorbing transactions ended early to
+    /// make room), `refused_total` (requests answered 503 because live transactions filled the
+    /// table) and `stateless_replies_total` (challenges answered without a transaction).
     pub fn module_counters(&self, out: &mut dyn FnMut(&'static str, &'static str, u64)) {
         self.pipeline.counters(out);
+        out("transactions", "evicted_total", self.layer.evicted());
+        out("transactions", "refused_total", self.transactions_refused);
+        out(
+            "transactions",
+            "stateless_replies_total",
+            self.stateless_replies,
+        );
+    }
+
+    /// Transactions evicted so far to make room in a full table.
+    pub fn transactions_evicted(&self) -> u64 {
+        self.layer.evicted()
     }
 
     /// Handles one received message.
@@ -301,102 +336,144 @@ impl Proxy {
         now: Instant,
         wall: SystemTime,
     ) {
-        let original = incoming.request().clone();
-        let hash = branch::loop_hash(self.provider, &original);
-        let mut ctx = self.context(original.clone(), packet, wall);
+        let mut ctx = self.context(incoming.request().clone(), packet, wall);
         let (verdict, module) = self.pipeline.run(&mut ctx, now);
-        let id = match verdict {
+        // What the transaction's first message needs, taken before `accept` takes the request.
+        let (reply, original) = match verdict {
             Verdict::Drop => return self.event(&ctx, Outcome::Dropped, module),
             Verdict::Continue => return,
-            _ => match self.layer.accept(incoming, now) {
-                Ok(id) => id,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot create a server transaction: 503");
-                    let mut r = Response::from_request(&original, StatusCode::SERVICE_UNAVAILABLE);
-                    r.set_to_tag(&self.tag());
-                    r.headers_mut().push("Retry-After", "5");
-                    self.transmits.push_back(Transmit {
-                        destination: reply_dest(packet),
-                        data: r.to_bytes(),
-                        transaction: None,
-                    });
-                    return self.event(&ctx, Outcome::Replied(503), module);
-                }
-            },
-        };
-        self.server_dest.insert(id, reply_dest(packet));
-        match verdict {
+            Verdict::Reply(reply) if is_stateless(&reply, &ctx) => {
+                let status = reply.status.0;
+                self.reply_stateless(incoming.request(), reply, packet);
+                self.stateless_replies += 1;
+                return self.event(&ctx, Outcome::Replied(status), module);
+            }
             Verdict::Reply(reply) => {
                 let status = reply.status.0;
-                self.reply(id, &original, reply, now);
-                self.event(&ctx, Outcome::Replied(status), module);
+                let tag = self.tag();
+                let r = Self::response(incoming.request(), reply, &tag, packet.source);
+                (Some((status, r)), None)
             }
-            Verdict::Forward(targets) => {
-                if *original.method() == Method::Invite {
-                    let trying = Response::from_request(&original, StatusCode::TRYING);
-                    let _ = self.layer.send_response(id, trying, now);
-                }
-                let mut fork = Fork::new(original.clone(), ctx.insecure_hop);
-                for target in &targets {
-                    let branch_id = branch::new_branch(self.provider, &hash);
-                    let Some(req) = build::branch_request(
-                        &self.locality,
-                        &ctx.request,
-                        target,
-                        inbound(&ctx, &self.flows),
-                        &branch_id,
-                    ) else {
-                        continue;
-                    };
-                    let reliable = target.destination.transport.is_stream();
-                    match self.layer.send_request(req.clone(), reliable, now) {
-                        Ok(cid) => {
-                            self.client.insert(cid, (id, target.destination.clone()));
-                            fork.add_branch(cid, req);
-                        }
-                        Err(e) => tracing::warn!(error = %e, "branch not created"),
-                    }
-                }
-                let n = fork.branches();
-                if n == 0 {
-                    self.reply(
-                        id,
-                        &original,
-                        Reply::new(StatusCode::SERVER_INTERNAL_ERROR),
-                        now,
-                    );
-                    return self.event(&ctx, Outcome::Replied(500), module);
-                }
-                self.forks.insert(id, fork);
-                self.event(&ctx, Outcome::Forwarded(n), module);
+            Verdict::Forward(targets) => (None, Some((targets, incoming.request().clone()))),
+        };
+        let id = match self.layer.accept(incoming, now) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create a server transaction: 503");
+                self.transactions_refused += 1;
+                let reply = Reply::new(StatusCode::SERVICE_UNAVAILABLE).with("Retry-After", "5");
+                // The modules leave Via, From, To, Call-ID and CSeq alone: what a response copies.
+                self.reply_stateless(&ctx.request, reply, packet);
+                return self.event(&ctx, Outcome::Replied(503), module);
             }
-            Verdict::Drop | Verdict::Continue => {}
+        };
+        self.server_dest.insert(id, reply_dest(packet));
+        if let Some((status, r)) = reply {
+            if let Err(e) = self.layer.send_response(id, r, now) {
+                tracing::warn!(error = %e, "response not sent");
+            }
+            return self.event(&ctx, Outcome::Replied(status), module);
         }
+        let Some((targets, original)) = original else {
+            return;
+        };
+        if *original.method() == Method::Invite {
+            let mut trying = Response::from_request(&original, StatusCode::TRYING);
+            build::stamp_response_via(&mut trying, packet.source);
+            let _ = self.layer.send_response(id, trying, now);
+        }
+        // Only forwarded requests need the loop-detection hash of their branches (§16.6 8).
+        let hash = branch::loop_hash(self.provider, &original);
+        let mut fork = Fork::new(original, ctx.insecure_hop);
+        for target in &targets {
+            let branch_id = branch::new_branch(self.provider, &hash);
+            let Some(req) = build::branch_request(
+                &self.locality,
+                &ctx.request,
+                target,
+                inbound(&ctx, &self.flows),
+                &branch_id,
+            ) else {
+                continue;
+            };
+            let reliable = target.destination.transport.is_stream();
+            match self.layer.send_request(req.clone(), reliable, now) {
+                Ok(cid) => {
+                    self.client.insert(cid, (id, target.destination.clone()));
+                    fork.add_branch(cid, req);
+                }
+                Err(e) => tracing::warn!(error = %e, "branch not created"),
+            }
+        }
+        let n = fork.branches();
+        if n == 0 {
+            let r = Self::response(
+                &fork.original,
+                Reply::new(StatusCode::SERVER_INTERNAL_ERROR),
+                &self.tag(),
+                packet.source,
+            );
+            if let Err(e) = self.layer.send_response(id, r, now) {
+                tracing::warn!(error = %e, "response not sent");
+            }
+            return self.event(&ctx, Outcome::Replied(500), module);
+        }
+        self.forks.insert(id, fork);
+        self.pending_forks += 1;
+        self.event(&ctx, Outcome::Forwarded(n), module);
     }
 
     /// A fresh To tag for our own responses.
     fn tag(&self) -> String {
-        let mut r = [0u8; 8];
-        let _ = self.provider.rng.fill(&mut r);
-        r.iter().map(|b| format!("{b:02x}")).collect()
+        fresh_tag(self.provider)
     }
 
-    fn reply(&mut self, id: TransactionId, req: &Request, reply: Reply, now: Instant) {
+    /// The response to `req` for `reply`, with `tag` as To tag (none for 100) and the top Via
+    /// stamped with `source` (RFC 3581 §4: `rport`/`received`, so a UDP sender behind a NAT
+    /// finds its response, which goes to `source` as well).
+    fn response(req: &Request, reply: Reply, tag: &str, source: SocketAddr) -> Response {
         let mut r = Response::from_request(req, reply.status);
         if reply.status != StatusCode::TRYING {
-            r.set_to_tag(&self.tag());
+            r.set_to_tag(tag);
         }
+        build::stamp_response_via(&mut r, source);
         let h = r.headers_mut();
         for (name, value) in reply.headers {
             h.push(name, value);
         }
         h.push("Server", concat!("sotto/", env!("CARGO_PKG_VERSION")));
-        if let Err(e) = self.layer.send_response(id, r, now) {
-            tracing::warn!(error = %e, "response not sent");
-        }
+        r
+    }
+
+    /// Answers `req` without a server transaction (RFC 3261 §8.2.7, stateless UAS): sent once,
+    /// never retransmitted; a retransmitted request is answered afresh. The To tag is the
+    /// proxy's random `stateless_tag` prefix and a hash of the request's transaction
+    /// identifiers, so the same request always gets the same tag (§8.2.7) and the ACK of an
+    /// INVITE's challenge is recognized and absorbed (`on_ack`).
+    fn reply_stateless(&mut self, req: &Request, reply: Reply, packet: &Packet) {
+        let tag = format!("{}{:016x}", self.stateless_tag, request_hash(req));
+        let r = Self::response(req, reply, &tag, packet.source);
+        self.transmits.push_back(Transmit {
+            destination: reply_dest(packet),
+            data: r.to_bytes(),
+            transaction: None,
+        });
+    }
+
+    /// Whether `ack` acknowledges a stateless reply of ours (its To tag is one we made).
+    fn is_stateless_ack(&self, ack: &Request) -> bool {
+        ack.to_tag()
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.starts_with(self.stateless_tag.as_str()))
     }
 
     fn on_ack(&mut self, ack: Request, packet: &Packet, now: Instant, wall: SystemTime) {
+        if self.is_stateless_ack(&ack) {
+            // The ACK of a challenge sent statelessly (§8.2.7: a stateless UAS ignores ACK;
+            // §17.2.1 would have absorbed it in the INVITE's transaction): not forwarded.
+            return;
+        }
         let hash = branch::loop_hash(self.provider, &ack);
         let mut ctx = self.context(ack, packet, wall);
         let (verdict, module) = self.pipeline.run(&mut ctx, now);
@@ -448,6 +525,57 @@ fn inbound<'a>(ctx: &RequestContext, tokens: &'a FlowTokens) -> build::Inbound<'
         flow: Flow::arrived_on(ctx.transport, ctx.connection, ctx.source),
         tokens,
     }
+}
+
+/// Whether `reply` is sent without a server transaction: a challenge (401/407) of a request
+/// that carried no credentials of ours or a stale nonce, as Kamailio's `sl_send_reply` does.
+///
+/// RFC 3261 §8.2.7 allows a stateless UAS and names unauthenticated challenges as its typical
+/// use; a proxy challenging with 407 acts as a UAS (§16.1, §22.3). A retransmitted request just
+/// gets a fresh challenge (our nonces are stateless HMACs), the ACK of an INVITE's challenge is
+/// absorbed by its To tag, and the table keeps no transaction for 32 s (Timer J, §17.2.2) per
+/// unauthenticated request. Challenges after wrong credentials stay stateful: a retransmission
+/// must not count as one more authentication failure. Other rejections stay stateful too: they
+/// are rare, and the modules count them.
+fn is_stateless(reply: &Reply, ctx: &RequestContext) -> bool {
+    matches!(reply.status.0, 401 | 407) && !ctx.auth_failure
+}
+
+/// A deterministic hash of the fields that identify a request's transaction (§8.2.7: the same
+/// request gets the same To tag): top Via branch, From tag, Call-ID, CSeq.
+fn request_hash(req: &Request) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same request hashes the same (no secret needed: tags are not secret).
+    let mut h = std::hash::DefaultHasher::new();
+    if let Ok(via) = req.via_top() {
+        via.branch.hash(&mut h);
+    }
+    req.from_tag().ok().flatten().hash(&mut h);
+    req.call_id().ok().hash(&mut h);
+    if let Ok(cseq) = req.cseq() {
+        cseq.seq.hash(&mut h);
+        cseq.method.as_str().hash(&mut h);
+    }
+    h.finish()
+}
+
+/// A fresh random To tag.
+fn fresh_tag(provider: &CryptoProvider) -> String {
+    let mut r = [0u8; 8];
+    let _ = provider.rng.fill(&mut r);
+    hex(&r)
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // A nibble indexes 16 digits: cannot fail.
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 fn reply_dest(packet: &Packet) -> Destination {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::ServerConfig;
 use sotto_sip::digest::{Algorithm, ClientSecret, DigestClient, UserRecord, parse_challenges};
+use sotto_sip::message::Via;
 use sotto_store::MemoryStore;
 use std::time::Duration;
 
@@ -603,4 +604,234 @@ fn with_one_flow_side_the_sides_are_told_apart_by_position() {
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0].destination.remote, "10.9.9.9:5061".parse().unwrap());
     assert_eq!(out[0].destination.connection, None);
+}
+
+/// A REGISTER for `user` whose top Via names `via` (with `;rport` when asked), from Call-ID
+/// `reg-{n}` and branch `z9hG4bKreg{n}-{cseq}`.
+fn plain_register(user: &str, n: u32, cseq: u32, via: &str, rport: bool) -> String {
+    let rport = if rport { ";rport" } else { "" };
+    format!(
+        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {via}{rport};branch=z9hG4bKreg{n}-{cseq}\r\n\
+         Max-Forwards: 70\r\nTo: <sip:{user}@example.test>\r\nFrom: <sip:{user}@example.test>;tag=f{n}\r\n\
+         Call-ID: reg-{n}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{via}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+fn counter(h: &Harness, module: &str, name: &str) -> Option<u64> {
+    let mut found = None;
+    h.proxy.module_counters(&mut |m, n, v| {
+        if m == module && n == name {
+            found = Some(v);
+        }
+    });
+    found
+}
+
+fn top_via(msg: &str) -> Via {
+    let line = header(msg, "Via")[0];
+    Via::parse_list(line).unwrap().remove(0)
+}
+
+#[test]
+fn challenges_are_sent_without_a_transaction() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    let reg = plain_register("alice", 1, 1, "127.0.0.1:7100", false);
+    let first = h.send(&reg, "127.0.0.1:7100");
+    assert_eq!(first.len(), 1);
+    assert_eq!(status(&first[0].1), 401);
+    assert_eq!(h.proxy.transactions(), 0, "no transaction for a challenge");
+    // A retransmission gets a fresh challenge with the same To tag (RFC 3261 §8.2.7).
+    let again = h.send(&reg, "127.0.0.1:7100");
+    assert_eq!(again.len(), 1);
+    assert_eq!(status(&again[0].1), 401);
+    assert_eq!(header(&first[0].1, "To"), header(&again[0].1, "To"));
+    assert!(header(&first[0].1, "To")[0].contains(";tag="));
+    // Another request gets another tag.
+    let other = h.send(
+        &plain_register("alice", 2, 1, "127.0.0.1:7100", false),
+        "127.0.0.1:7100",
+    );
+    assert_ne!(header(&first[0].1, "To"), header(&other[0].1, "To"));
+    // INVITE: 407 without a transaction; its ACK is absorbed, not forwarded.
+    register(&mut h, "bob", "bobpw", 8000);
+    let before = h.proxy.transactions();
+    let out = authenticated_invite(&mut h);
+    assert_eq!(status(&out[0].1), 100);
+    assert_eq!(
+        h.proxy.transactions(),
+        before + 2,
+        "INVITE: server + client"
+    );
+    assert_eq!(
+        counter(&h, "transactions", "stateless_replies_total"),
+        Some(5),
+        "3 + bob's 401 + the INVITE's 407"
+    );
+    // Wrong credentials: the challenge keeps its transaction (a retransmission must not count
+    // as another failure), and a retransmission is absorbed.
+    let bad = credentials(
+        &first[0].1,
+        "WWW-Authenticate",
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+        "alice",
+        "wrong",
+    );
+    let reg = plain_register("alice", 3, 2, "127.0.0.1:7100", false).replace(
+        "Content-Length",
+        &format!("Authorization: {bad}\r\nContent-Length"),
+    );
+    let n = h.proxy.transactions();
+    let out = h.send(&reg, "127.0.0.1:7100");
+    assert_eq!(status(&out[0].1), 401);
+    assert_eq!(h.proxy.transactions(), n + 1);
+    let out = h.send(&reg, "127.0.0.1:7100");
+    assert_eq!(out.len(), 1, "the same 401 again, from the transaction");
+    let mut failures = 0;
+    while let Some(ev) = h.proxy.poll_event() {
+        failures += usize::from(ev.auth_failure);
+    }
+    assert_eq!(failures, 1);
+}
+
+#[test]
+fn a_table_full_of_completed_transactions_still_takes_requests() {
+    let mut config = ServerConfig::for_domain("example.test");
+    config.authentication.enabled = false;
+    config.max_transactions = 8;
+    let mut h = Harness::new(config);
+    // 20 REGISTERs answered 200: each leaves a Completed transaction (Timer J, 32 s).
+    for n in 0..20 {
+        let port = 7200 + n as u16;
+        let reg = plain_register(&format!("u{n}"), n, 1, &format!("127.0.0.1:{port}"), false);
+        let out = h.send(&reg, &format!("127.0.0.1:{port}"));
+        assert_eq!(out.len(), 1);
+        assert_eq!(status(&out[0].1), 200, "REGISTER {n}: {}", out[0].1);
+    }
+    assert_eq!(h.proxy.transactions(), 8);
+    assert_eq!(h.proxy.transactions_evicted(), 12);
+    assert_eq!(counter(&h, "transactions", "evicted_total"), Some(12));
+    assert_eq!(counter(&h, "transactions", "refused_total"), Some(0));
+    // An evicted transaction is gone: its retransmission is a new request for the registrar,
+    // which refuses the same Call-ID and CSeq again (RFC 3261 §10.3 step 7: 500).
+    let reg = plain_register("u0", 0, 1, "127.0.0.1:7200", false);
+    assert_eq!(status(&h.send(&reg, "127.0.0.1:7200")[0].1), 500);
+    // A kept one absorbs its retransmission (the same 200 again).
+    let reg = plain_register("u19", 19, 1, "127.0.0.1:7219", false);
+    let out = h.send(&reg, "127.0.0.1:7219");
+    assert_eq!(status(&out[0].1), 200);
+    assert_eq!(h.proxy.transactions_evicted(), 13);
+
+    // Live transactions: unanswered INVITEs to u1 (server Proceeding + client Calling each).
+    let mut replies = Vec::new();
+    for n in 0..5 {
+        let inv = invite(1, &format!("z9hG4bKlive{n}"), "")
+            .replace("sip:bob@example.test", "sip:u1@example.test")
+            .replace("call-1", &format!("live-{n}"));
+        let out = h.send(&inv, "127.0.0.1:7000");
+        replies.push(out);
+    }
+    for out in &replies[..4] {
+        assert_eq!(status(&out[0].1), 100, "{out:#?}");
+        assert_eq!(out[1].0, "127.0.0.1:7201".parse().unwrap());
+    }
+    assert_eq!(h.proxy.transactions(), 8);
+    let refused = &replies[4];
+    assert_eq!(refused.len(), 1);
+    assert_eq!(status(&refused[0].1), 503);
+    assert_eq!(header(&refused[0].1, "Retry-After"), vec!["5"]);
+    assert_eq!(counter(&h, "transactions", "refused_total"), Some(1));
+    // Once the live ones time out (Timer B, 32 s; no sleeping: virtual time), it takes
+    // requests again.
+    h.advance(Duration::from_secs(40));
+    let reg = plain_register("u5", 50, 1, "127.0.0.1:7300", false);
+    let out = h.send(&reg, "127.0.0.1:7300");
+    assert_eq!(status(&out[0].1), 200, "{out:#?}");
+}
+
+#[test]
+fn own_responses_carry_rport_and_received() {
+    // Stateless (401) and stateful (200) responses alike.
+    for auth in [true, false] {
+        let mut config = ServerConfig::for_domain("example.test");
+        config.authentication.enabled = auth;
+        let mut h = Harness::new(config);
+        let expect = if auth { 401 } else { 200 };
+        // rport, sent-by a private address: both parameters, sent back to the source.
+        let reg = plain_register("alice", 1, 1, "10.0.0.9:5062", true);
+        let out = h.send(&reg, "127.0.0.1:40000");
+        assert_eq!(out.len(), 1);
+        assert_eq!(status(&out[0].1), expect);
+        assert_eq!(out[0].0, "127.0.0.1:40000".parse().unwrap());
+        let via = top_via(&out[0].1);
+        assert_eq!(via.received.as_deref(), Some("127.0.0.1"), "{}", out[0].1);
+        assert_eq!(via.rport, Some(Some(40000)), "{}", out[0].1);
+        assert_eq!(via.host, "10.0.0.9");
+        // rport, sent-by the source address itself: RFC 3581 §4 still wants received.
+        let reg = plain_register("alice", 2, 1, "127.0.0.1:5062", true);
+        let out = h.send(&reg, "127.0.0.1:40001");
+        let via = top_via(&out[0].1);
+        assert_eq!(via.received.as_deref(), Some("127.0.0.1"));
+        assert_eq!(via.rport, Some(Some(40001)));
+        // No rport, another host: received only (RFC 3261 §18.2.1).
+        let reg = plain_register("alice", 3, 1, "10.0.0.9:5062", false);
+        let out = h.send(&reg, "127.0.0.1:40002");
+        let via = top_via(&out[0].1);
+        assert_eq!(via.received.as_deref(), Some("127.0.0.1"));
+        assert_eq!(via.rport, None);
+        // No rport, the source's host: the Via is echoed unchanged.
+        let reg = plain_register("alice", 4, 1, "127.0.0.1:40003", false);
+        let out = h.send(&reg, "127.0.0.1:40003");
+        assert_eq!(
+            header(&out[0].1, "Via")[0],
+            "SIP/2.0/UDP 127.0.0.1:40003;branch=z9hG4bKreg4-1"
+        );
+    }
+}
+
+#[test]
+fn a_2xx_retransmission_is_forwarded_after_its_transactions_were_evicted() {
+    let mut config = ServerConfig::for_domain("example.test");
+    config.authentication.enabled = false;
+    config.max_transactions = 4;
+    let mut h = Harness::new(config);
+    let out = h.send(
+        &plain_register("bob", 1, 1, "127.0.0.1:8000", false),
+        "127.0.0.1:8000",
+    );
+    assert_eq!(status(&out[0].1), 200);
+    let out = h.send(&invite(1, "z9hG4bKev", ""), "127.0.0.1:7000");
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let fwd = &out[1].1;
+    let vias = header(fwd, "Via");
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nVia: {}\r\nTo: <sip:bob@example.test>;tag=bb\r\n\
+         From: <sip:alice@example.test>;tag=al\r\nCall-ID: call-1\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:bob@127.0.0.1:8000>\r\nContent-Length: 0\r\n\r\n",
+        vias[0], vias[1]
+    );
+    let out = h.send(&ok, "127.0.0.1:8000");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, "127.0.0.1:7000".parse().unwrap());
+    // New requests evict the REGISTER's and the INVITE's accepted transactions (RFC 6026).
+    for n in 2..6 {
+        let port = 8000 + n as u16;
+        let reg = plain_register(&format!("u{n}"), n, 1, &format!("127.0.0.1:{port}"), false);
+        assert_eq!(
+            status(&h.send(&reg, &format!("127.0.0.1:{port}"))[0].1),
+            200
+        );
+    }
+    assert!(
+        h.proxy.transactions_evicted() >= 3,
+        "{}",
+        h.proxy.transactions_evicted()
+    );
+    // The callee retransmits its 2xx: still forwarded upstream (statelessly), once.
+    let out = h.send(&ok, "127.0.0.1:8000");
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].0, "127.0.0.1:7000".parse().unwrap());
+    assert_eq!(status(&out[0].1), 200);
+    assert_eq!(header(&out[0].1, "Via").len(), 1);
 }

@@ -261,3 +261,44 @@ fn matching_client_certificate_authenticates() {
         StatusCode::PROXY_AUTHENTICATION_REQUIRED
     );
 }
+
+/// A client that answers its challenge while thousands of others authenticate meanwhile (a
+/// registration storm) is still accepted: more than the 4,096 used nonces that the default
+/// nonce policy remembers are tracked before the oldest are declared stale.
+#[test]
+fn slow_answer_during_a_storm_of_authentications_is_accepted() {
+    let now = Instant::now();
+    let mut m = module(now);
+    let slow = reply(m.on_request(&mut register("alice", None), now));
+    let slow_auth = answer(
+        &slow,
+        "WWW-Authenticate",
+        Algorithm::Md5,
+        "REGISTER",
+        "sip:example.test",
+        "alice",
+        "secret",
+    );
+    let at = now + Duration::from_millis(10);
+    for i in 0..5000 {
+        let c = reply(m.on_request(&mut register("alice", None), at));
+        let auth = answer(
+            &c,
+            "WWW-Authenticate",
+            Algorithm::Md5,
+            "REGISTER",
+            "sip:example.test",
+            "alice",
+            "secret",
+        );
+        let mut ctx = register("alice", Some(&auth));
+        assert!(
+            matches!(m.on_request(&mut ctx, at), Verdict::Continue),
+            "flow {i} refused"
+        );
+    }
+    let mut ctx = register("alice", Some(&slow_auth));
+    let v = m.on_request(&mut ctx, at);
+    assert!(matches!(v, Verdict::Continue), "slow client refused: {v:?}");
+    assert_eq!(ctx.authenticated.as_deref(), Some("alice"));
+}

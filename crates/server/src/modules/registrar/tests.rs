@@ -216,3 +216,62 @@ fn register_for_another_server_passes_through() {
     let mut ctx = with_source(parse_request(text), "127.0.0.1:4000");
     assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
 }
+
+/// The 200 OK is built from the bindings read before the update with the request's changes
+/// applied (no second read): it must list exactly what the store then holds.
+#[test]
+fn listing_after_refresh_add_and_remove_matches_the_store() {
+    let (mut m, store) = module();
+    let now = Instant::now();
+    let mut first = register(
+        1,
+        "c1",
+        "Contact: <sip:alice@127.0.0.1:4000>, <sip:alice@127.0.0.1:4001>\r\nExpires: 600\r\n",
+    );
+    assert_eq!(reply(m.on_request(&mut first, now)).status, StatusCode::OK);
+    // Refresh 4000 with a new expiry, remove 4001, add 4002 (instance), all in one request.
+    let mut second = register(
+        2,
+        "c1",
+        "Contact: <sip:alice@127.0.0.1:4000>;expires=300, <sip:alice@127.0.0.1:4001>;expires=0, \
+         <sip:alice@127.0.0.1:4002>;+sip.instance=\"<urn:uuid:1>\";expires=900\r\n",
+    );
+    let wall = second.wall;
+    let r = reply(m.on_request(&mut second, now));
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        contacts(&r),
+        vec![
+            "<sip:alice@127.0.0.1:4000>;expires=300".to_owned(),
+            "<sip:alice@127.0.0.1:4002>;expires=900;+sip.instance=\"<urn:uuid:1>\"".to_owned(),
+        ]
+    );
+    let mut stored: Vec<String> = store
+        .bindings("sip:alice@example.test", wall)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.contact)
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec![
+            "sip:alice@127.0.0.1:4000".to_owned(),
+            "sip:alice@127.0.0.1:4002".to_owned()
+        ]
+    );
+    // The same instance moving to another address replaces its binding in the listing.
+    let mut third = register(
+        3,
+        "c1",
+        "Contact: <sip:alice@127.0.0.1:4003>;+sip.instance=\"<urn:uuid:1>\";expires=900\r\n",
+    );
+    let r = reply(m.on_request(&mut third, now));
+    assert_eq!(
+        contacts(&r),
+        vec![
+            "<sip:alice@127.0.0.1:4000>;expires=300".to_owned(),
+            "<sip:alice@127.0.0.1:4003>;expires=900;+sip.instance=\"<urn:uuid:1>\"".to_owned(),
+        ]
+    );
+}
