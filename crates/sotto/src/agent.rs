@@ -369,6 +369,7 @@ fn drive(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let signals = runtime.block_on(async { crate::signals::ShutdownSignals::install() })?;
     let result = runtime.block_on(driver::run(
         cfg,
         |out| {
@@ -392,7 +393,7 @@ fn drive(
                 }
             }
         },
-        shutdown_signal(),
+        signals.recv(),
     ));
     result.map_err(anyhow::Error::from)
 }
@@ -406,22 +407,6 @@ fn danger_text(name: &str) -> &'static str {
         }
         _ => "an insecure override",
     }
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

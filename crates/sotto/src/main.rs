@@ -9,9 +9,43 @@ mod config;
 mod init;
 mod responder;
 mod server;
+mod signals;
 mod user;
 
 use clap::{Parser, Subcommand};
+
+/// The allocator under the counters: mimalloc (feature `mimalloc`, the default; it wins if
+/// both are on), jemalloc (feature `jemalloc`) or the C library's malloc (neither). mimalloc
+/// was chosen on the memory it gives back to the system once a load peak has passed (glibc's
+/// malloc keeps the memory of ended transactions in the resident set) and on CPU time per
+/// REGISTER flow; figures in bench/proxy/README.md, "Memory per registered contact".
+#[cfg(feature = "mimalloc")]
+type Allocator = mimalloc::MiMalloc;
+#[cfg(feature = "mimalloc")]
+const ALLOCATOR: Allocator = mimalloc::MiMalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+type Allocator = tikv_jemallocator::Jemalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+const ALLOCATOR: Allocator = tikv_jemallocator::Jemalloc;
+#[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
+type Allocator = std::alloc::System;
+#[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
+const ALLOCATOR: Allocator = std::alloc::System;
+
+static COUNTED: stats_alloc::StatsAlloc<Allocator> = stats_alloc::StatsAlloc::new(ALLOCATOR);
+
+/// The global allocator, with counters (a few atomic additions per allocation): the live heap
+/// bytes for the `sotto_heap_bytes` gauge ([`heap_bytes`]) and the allocation counts of
+/// `sotto bench registrar`.
+#[global_allocator]
+pub(crate) static GLOBAL: &stats_alloc::StatsAlloc<Allocator> = &COUNTED;
+
+/// Heap bytes in use: requested by allocations and not freed yet (the allocator's own
+/// overhead and the memory it keeps cached are not counted: see the resident set for those).
+pub(crate) fn heap_bytes() -> u64 {
+    let s = GLOBAL.stats();
+    u64::try_from(s.bytes_allocated.saturating_sub(s.bytes_deallocated)).unwrap_or(u64::MAX)
+}
 
 /// sotto: a memory-safe, secure-by-default voice, video and messaging stack.
 #[derive(Debug, Parser)]
@@ -54,7 +88,15 @@ fn main() -> std::process::ExitCode {
         Command::Responder(args) => responder::run(args, cli.json),
         Command::Init(args) => init::run(args, cli.json),
         Command::User(args) => user::run(args, cli.json),
-        Command::Server(args) => server::run(args, cli.json),
+        Command::Server(args) => {
+            let _ = sotto_server::metrics::HEAP_BYTES.set(heap_bytes);
+            // jemalloc: purge freed memory in the background (after its decay time, 10 s by
+            // default), so that the resident set goes down once a load peak has passed even
+            // when no allocation happens. Without it the server still runs.
+            #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+            let _ = tikv_jemalloc_ctl::background_thread::write(true);
+            server::run(args, cli.json)
+        }
         Command::Agent(args) => agent::run(args, cli.json),
     };
     match result {

@@ -52,6 +52,8 @@ pub(crate) fn run(args: ResponderArgs, json: bool) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ResponderArgs, json: bool) -> anyhow::Result<()> {
+    // Before the listening lines, so that a signal sent right after them is handled.
+    let signals = crate::signals::ShutdownSignals::install()?;
     let (transport, mut incoming) = Transport::new(TransportConfig::default());
     let mut bound = Listening::default();
     for addr in &args.udp {
@@ -81,7 +83,7 @@ async fn serve(args: ResponderArgs, json: bool) -> anyhow::Result<()> {
     bound.print(json);
 
     let mut answered: u64 = 0;
-    let shutdown = shutdown_signal();
+    let shutdown = signals.recv();
     tokio::pin!(shutdown);
     loop {
         if args.count.is_some_and(|n| answered >= n) {
@@ -203,29 +205,6 @@ fn to_tag() -> String {
         raw = (nanos as u64).to_be_bytes();
     }
     raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 mod answer {

@@ -59,6 +59,11 @@ pub(crate) fn run(args: ServerArgs, json: bool) -> anyhow::Result<()> {
             None => config.log.format == config::LogFormat::Json,
         };
     init_logs(json, config.log.level);
+    // One thread for the proxy, the TLS crypto and the sockets. A multi-thread runtime (the
+    // proxy in `block_on`, connection and socket tasks on 1 or 2 workers) was measured on the
+    // 2-core bench machine (bench/proxy/compare.sh, 2026-11-23): no higher REGISTER/s over
+    // UDP or TLS, and 25–45 % more CPU per REGISTER (cross-thread wake-ups per message); TLS
+    // crypto is under 1 % of the server's CPU once a connection's queued writes are coalesced.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -67,7 +72,7 @@ pub(crate) fn run(args: ServerArgs, json: bool) -> anyhow::Result<()> {
 }
 
 /// The core's configuration from the file's.
-fn core_config(c: &Config) -> ServerConfig {
+pub(crate) fn core_config(c: &Config) -> ServerConfig {
     let mut s = ServerConfig::for_domain(&c.server.domain);
     s.realm = c.server.realm.clone();
     let m = &c.modules;
@@ -96,17 +101,19 @@ fn core_config(c: &Config) -> ServerConfig {
     s
 }
 
-type Stores = (Arc<dyn UserStore>, Arc<dyn BindingStore>);
+pub(crate) type Stores = (Arc<dyn UserStore>, Arc<dyn BindingStore>);
 
-fn open_stores(c: &Config) -> anyhow::Result<Stores> {
+pub(crate) fn open_stores(c: &Config) -> anyhow::Result<Stores> {
     Ok(match c.storage.kind {
         StorageKind::Sqlite => {
             let path = c.resolve(&c.storage.path);
-            let users = SqliteStore::open(&path)
-                .with_context(|| format!("opening database {}", path.display()))?;
-            let bindings = SqliteStore::open(&path)
-                .with_context(|| format!("opening database {}", path.display()))?;
-            (Arc::new(users), Arc::new(bindings))
+            // One connection for both: its own binding commits then leave its user (HA1)
+            // cache valid (commits of another connection empty it).
+            let store = Arc::new(
+                SqliteStore::open(&path)
+                    .with_context(|| format!("opening database {}", path.display()))?,
+            );
+            (store.clone(), store)
         }
         StorageKind::Memory => {
             let m = Arc::new(MemoryStore::new());
@@ -141,6 +148,8 @@ fn tls_server_config(c: &Config) -> anyhow::Result<Arc<sotto_net::rustls::Server
 }
 
 async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
+    // Before anything is announced, so that a signal sent right after `listening` is handled.
+    let signals = crate::signals::ShutdownSignals::install()?;
     let (users, bindings) = open_stores(&c)?;
     let core = core_config(&c);
     let (transport, mut incoming) = Transport::new(TransportConfig::default());
@@ -196,10 +205,12 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     if c.metrics.enabled {
         start_metrics(&c, metrics.clone(), bindings.clone(), json).await;
     }
+    // Group commit: the driver batches the store's writes per burst of received messages.
+    let bindings_batch = bindings.clone();
     let purge = tokio::spawn(purge_expired(bindings));
     let mut handled: u64 = 0;
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.recv().await;
         if json {
             println!("{}", serde_json::json!({"event": "stopping"}));
         } else {
@@ -214,6 +225,7 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
         RunOptions {
             metrics: Some(&metrics),
             grace: DEFAULT_GRACE,
+            batch: Some(&*bindings_batch),
         },
         |ev| {
             handled += 1;
@@ -338,20 +350,4 @@ async fn purge_expired(bindings: Arc<dyn BindingStore>) {
             Err(e) => tracing::warn!(error = %e, "purging expired registrations failed"),
         }
     }
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -1,9 +1,14 @@
 //! `sotto bench`: hot-path benchmarks that print JSON.
 
+mod registrar;
 mod sip;
 mod srtp;
 
 use clap::Subcommand;
+
+// Counts heap allocations (`sotto bench registrar` reports them per flow): the binary's
+// global allocator, defined in main.rs.
+use crate::GLOBAL;
 
 /// Benchmarks of sotto's hot paths.
 #[derive(Debug, Subcommand)]
@@ -12,6 +17,8 @@ pub(crate) enum BenchCommand {
     Srtp(srtp::SrtpBenchArgs),
     /// SIP parse + serialize throughput.
     Sip(sip::SipBenchArgs),
+    /// Digest-authenticated REGISTER flows through the proxy core, in process.
+    Registrar(registrar::RegistrarBenchArgs),
 }
 
 /// Runs one benchmark command.
@@ -19,5 +26,6 @@ pub(crate) fn run(cmd: BenchCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Srtp(args) => srtp::run(args, json),
         BenchCommand::Sip(args) => sip::run(args, json),
+        BenchCommand::Registrar(args) => registrar::run(args, json),
     }
 }
