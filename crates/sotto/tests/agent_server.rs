@@ -11,242 +11,68 @@
 //!
 //! Every child is killed on drop; every wait is bounded (never asserted on as a duration).
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+#[path = "common/agent.rs"]
+mod agent;
+#[path = "common/pki.rs"]
+mod pki;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
 
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use agent::AgentProc;
+use pki::{TestPki, pem_bundle, test_pki};
+use process::{free_tcp_port, free_udp_port, sotto};
 use serde_json::Value;
 use sotto_media::audio::{ToneReport, Wav};
+use sotto_server::{ALICE_BOB, DataDir, Server, addrs, replace};
 
 /// Failure bound for one wait.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Kills (and reaps) a child process when dropped.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn sotto() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sotto"))
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free TCP port")
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
-}
-
-/// A child printing one JSON object per line, read on a thread.
-struct Proc {
-    guard: Guard,
-    events: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-    name: String,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, name: &str) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            guard: Guard(Some(child)),
-            events,
-            seen: Vec::new(),
-            name: name.to_owned(),
-        }
-    }
-
-    /// Waits for an event matching `pred` (bounded by [`WAIT`]); keeps every event seen.
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-            return v.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if pred(&v) {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("{}: no {what} event; saw: {:#?}", self.name, self.seen),
-            }
-        }
-    }
-
-    fn event(&mut self, name: &str) -> Value {
-        self.wait_for(name, |v| v["event"] == name)
-    }
-
-    /// Sends SIGINT (Ctrl-C).
-    fn interrupt(&self) {
-        let pid = self.guard.0.as_ref().expect("child").id();
-        let ok = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success(), "kill -INT {pid}");
-    }
-
-    /// Waits for the exit (bounded), collecting the remaining events.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            while let Ok(v) = self.events.try_recv() {
-                self.seen.push(v);
-            }
-            let child = self.guard.0.as_mut().expect("child");
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                // The reader thread sees EOF now; drain what it still has.
-                while let Ok(v) = self.events.recv_timeout(Duration::from_millis(500)) {
-                    self.seen.push(v);
-                }
-                self.guard.0 = None;
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit; saw {:#?}",
-                self.name,
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until `n` events named `name` were seen.
-    fn wait_nth(&mut self, name: &str, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.count(name) < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!(
-                    "{}: {n} {name} events expected; saw {:#?}",
-                    self.name, self.seen
-                ),
-            }
-        }
-    }
-
-    fn count(&self, name: &str) -> usize {
-        self.seen.iter().filter(|v| v["event"] == name).count()
-    }
-}
-
 /// A `sotto server` with users alice and bob, TLS only on a free port, and its directory.
 struct Setup {
-    server: Proc,
-    config: PathBuf,
+    server: Option<Server>,
+    data: DataDir,
     dir: PathBuf,
     port: u16,
 }
 
 impl Setup {
     fn new(name: &str, min_expires: u32) -> Setup {
-        let dir = std::env::temp_dir().join(format!("sotto-agent-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let data = dir.join("srv");
-        let ok = sotto()
-            .args(["init", "--dir"])
-            .arg(&data)
-            .args(["--domain", "example.test"])
-            .stdout(Stdio::null())
-            .status()
-            .expect("run sotto init");
-        assert!(ok.success(), "sotto init failed");
-        let config = data.join("sotto.toml");
-        for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
-            let ok = sotto()
-                .args(["user", "add", user, "--password", pw, "--config"])
-                .arg(&config)
-                .stdout(Stdio::null())
-                .status()
-                .expect("run sotto user add");
-            assert!(ok.success(), "sotto user add {user}");
-        }
+        let (dir, data) = DataDir::fresh("agent", name, "example.test", &ALICE_BOB);
         let port = free_tcp_port();
-        let text = std::fs::read_to_string(&config).expect("read config");
-        let mut in_metrics = false;
-        let text = text
-            .lines()
-            .map(|l| {
-                if l.starts_with('[') {
-                    in_metrics = l.trim() == "[metrics]";
-                }
-                if l.starts_with("tls = ") {
-                    format!("tls = [\"127.0.0.1:{port}\"]")
-                } else if l.starts_with("udp = ") {
-                    "udp = []".to_owned()
-                } else if l.starts_with("tcp = ") {
-                    "tcp = []".to_owned()
-                } else if l.starts_with("min_expires = ") {
-                    format!("min_expires = {min_expires}")
-                } else if in_metrics && l.starts_with("enabled = ") {
-                    "enabled = false".to_owned()
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        std::fs::write(&config, text).expect("write config");
-        let server = start_server(&config);
+        data.edit_config(|t| {
+            replace(t, "listen", "tls", addrs(&[&format!("127.0.0.1:{port}")]));
+            replace(t, "listen", "udp", addrs(&[]));
+            replace(t, "listen", "tcp", addrs(&[]));
+            replace(t, "registrar", "min_expires", i64::from(min_expires).into());
+            replace(t, "metrics", "enabled", false.into());
+        });
+        let server = Some(Server::start("server", &data.config(), 1));
         Setup {
             server,
-            config,
+            data,
             dir,
             port,
         }
     }
 
-    /// Stops the server (Ctrl-C) and starts it again on the same port and database.
+    /// Stops the server (Ctrl-C; `stopped`, exit status 0) and starts it again on the same
+    /// port and database.
     fn restart_server(&mut self) {
-        self.server.interrupt();
-        assert!(self.server.wait_exit().success(), "server stops cleanly");
-        self.server = start_server(&self.config);
+        self.server.take().expect("server running").stop();
+        self.server = Some(Server::start("server", &self.data.config(), 1));
     }
 
     /// `sotto agent init` for `user`; returns the agent.toml path.
     fn agent(&self, user: &str, media: &str) -> PathBuf {
-        self.agent_with(user, media, &self.dir.join("srv/ca.pem"), &[])
+        self.agent_with(user, media, &self.data.ca(), &[])
     }
 
     /// `sotto agent init` for `user` with CA file `ca` and `extra` arguments.
@@ -276,10 +102,9 @@ impl Setup {
         file
     }
 
-    fn run_agent(&self, config: &Path, args: &[&str], name: &str) -> Proc {
-        let mut cmd = sotto();
-        cmd.args(["--json", "agent", "-c"]).arg(config).args(args);
-        Proc::spawn(cmd, name)
+    /// Starts `sotto --json agent -c <config> <args>` (stderr in `<dir>/<name>.stderr`).
+    fn run_agent(&self, config: &Path, args: &[&str], name: &str) -> AgentProc {
+        AgentProc::spawn(name, config, args, &self.dir)
     }
 }
 
@@ -287,16 +112,6 @@ impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn start_server(config: &Path) -> Proc {
-    let mut cmd = sotto();
-    cmd.args(["--json", "server", "--config"]).arg(config);
-    let mut server = Proc::spawn(cmd, "server");
-    server.wait_for("listening tls", |v| {
-        v["event"] == "listening" && v["transport"] == "tls"
-    });
-    server
 }
 
 fn edit(file: &Path, from: &str, to: &str) {
@@ -325,7 +140,7 @@ fn init_register_refresh_and_unregister_on_ctrl_c() {
         .arg(file.parent().expect("dir"))
         .args(["--identity", "sip:alice@example.test", "--password", "x"])
         .args(["--proxy", &format!("sips:127.0.0.1:{}", s.port), "--ca"])
-        .arg(s.dir.join("srv/ca.pem"))
+        .arg(s.data.ca())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -338,7 +153,7 @@ fn init_register_refresh_and_unregister_on_ctrl_c() {
         "register_expires_secs = 2",
     );
     let mut a = s.run_agent(&file, &["register"], "alice");
-    let first = a.event("registered");
+    let first = a.wait_event("registered", WAIT);
     assert_eq!(first["auth"], "digest-SHA-256");
     assert_eq!(first["expires_s"], 2);
     let contact = first["contact"].as_str().expect("contact");
@@ -348,9 +163,9 @@ fn init_register_refresh_and_unregister_on_ctrl_c() {
         "{contact}"
     );
     // The refresh: a second `registered` without any action from us.
-    a.wait_nth("registered", 2);
+    a.wait_nth("registered", 2, WAIT);
     a.interrupt();
-    let st = a.wait_exit();
+    let st = a.exit_status(WAIT);
     assert!(st.success(), "register exits 0 on Ctrl-C: {st:?}");
     assert_eq!(a.count("unregistered"), 1, "saw {:#?}", a.seen);
 }
@@ -390,7 +205,7 @@ fn call_through_server_with_srtp_sdes_carries_the_tone() {
         ],
         "bob",
     );
-    b.event("registered");
+    b.wait_event("registered", WAIT);
     let alice_rec = s.dir.join("alice.wav");
     let alice_rec_arg = alice_rec.to_str().expect("utf-8 path").to_owned();
     let mut a = s.run_agent(
@@ -407,7 +222,7 @@ fn call_through_server_with_srtp_sdes_carries_the_tone() {
         ],
         "alice",
     );
-    let st = a.wait_exit();
+    let st = a.exit_status(WAIT);
     assert!(st.success(), "alice: {st:?}; saw {:#?}", a.seen);
     // Alice's side.
     let states: Vec<&str> = a
@@ -417,7 +232,7 @@ fn call_through_server_with_srtp_sdes_carries_the_tone() {
         .filter_map(|v| v["state"].as_str())
         .collect();
     assert_eq!(states, ["ringing", "connected", "ended"], "{:#?}", a.seen);
-    let sec = a.event("call_security");
+    let sec = a.wait_event("call_security", WAIT);
     assert_eq!(sec["signalling_transport"], "tls");
     assert!(
         sec["tls_version"]
@@ -439,11 +254,11 @@ fn call_through_server_with_srtp_sdes_carries_the_tone() {
             .is_some_and(|n| n.contains("visible to every proxy")),
         "{sec}"
     );
-    let ended = a.wait_for("ended", |v| {
+    let ended = a.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert_eq!(ended["reason"], "local hangup");
-    let last = a.wait_for("final media_stats", |v| {
+    let last = a.wait_for("final media_stats", WAIT, |v| {
         v["event"] == "media_stats" && v["final"] == true
     });
     assert!(
@@ -458,26 +273,30 @@ fn call_through_server_with_srtp_sdes_carries_the_tone() {
     assert_eq!(last["protection"], "srtp");
     assert_eq!(a.count("unregistered"), 1);
     // Bob's side.
-    let inc = b.event("incoming_call");
+    let inc = b.wait_event("incoming_call", WAIT);
     assert!(
         inc["from"]
             .as_str()
             .is_some_and(|f| f.contains("sip:alice@example.test"))
     );
-    let bsec = b.event("call_security");
+    let bsec = b.wait_event("call_security", WAIT);
     assert_eq!(bsec["auth"], "registration-flow");
     assert_eq!(bsec["media_protection"], "srtp-sdes");
-    let bend = b.wait_for("ended", |v| {
+    let bend = b.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert_eq!(bend["reason"], "remote hangup");
-    let recorded = b.event("recorded");
+    let recorded = b.wait_event("recorded", WAIT);
     assert!(
         recorded["samples"].as_u64().is_some_and(|n| n >= 8000),
         "{recorded}"
     );
     b.interrupt();
-    assert!(b.wait_exit().success(), "bob exits 0; saw {:#?}", b.seen);
+    assert!(
+        b.exit_status(WAIT).success(),
+        "bob exits 0; saw {:#?}",
+        b.seen
+    );
     // The audio: 1000 Hz dominates bob's recording, 440 Hz does not.
     let samples = wav_samples(&rec);
     let tone = ToneReport::analyze(&samples, 8000, 1000.0, 4000);
@@ -502,19 +321,19 @@ fn mandatory_encryption_fails_with_488_and_warning_on_both_sides() {
     let alice = s.agent("alice", "sdes");
     let bob = s.agent("bob", "none");
     let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
-    b.event("registered");
+    b.wait_event("registered", WAIT);
     let mut a = s.run_agent(
         &alice,
         &["call", "sip:bob@example.test", "--duration", "1s"],
         "alice",
     );
-    let st = a.wait_exit();
+    let st = a.exit_status(WAIT);
     assert!(
         !st.success(),
         "a call that cannot be encrypted fails; saw {:#?}",
         a.seen
     );
-    let ended = a.wait_for("ended", |v| {
+    let ended = a.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     let reason = ended["reason"].as_str().expect("reason");
@@ -529,8 +348,8 @@ fn mandatory_encryption_fails_with_488_and_warning_on_both_sides() {
             .any(|v| v["event"] == "call_state" && v["state"] == "connected")
     );
     // Bob refused it without ringing, saying why.
-    b.event("incoming_call");
-    let bend = b.wait_for("ended", |v| {
+    b.wait_event("incoming_call", WAIT);
+    let bend = b.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert!(
@@ -543,7 +362,7 @@ fn mandatory_encryption_fails_with_488_and_warning_on_both_sides() {
         b.seen
     );
     b.interrupt();
-    assert!(b.wait_exit().success());
+    assert!(b.exit_status(WAIT).success());
 }
 
 #[test]
@@ -557,7 +376,7 @@ fn direct_requests_from_unknown_hosts_are_refused_without_ringing() {
         &format!("listen_udp = [\"127.0.0.1:{port}\"]"),
     );
     let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
-    b.event("registered");
+    b.wait_event("registered", WAIT);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -585,14 +404,14 @@ fn direct_requests_from_unknown_hosts_are_refused_without_ringing() {
         let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
         assert!(resp.starts_with("SIP/2.0 403 "), "{resp}");
         assert!(resp.contains("Warning: 399"), "{resp}");
-        let ev = b.wait_for("rejected", |v| {
+        let ev = b.wait_for("rejected", WAIT, |v| {
             v["event"] == "rejected" && v["method"] == method
         });
         assert_eq!(ev["status"], 403);
         assert_eq!(ev["source"], me.to_string());
     }
     b.interrupt();
-    assert!(b.wait_exit().success());
+    assert!(b.exit_status(WAIT).success());
     assert_eq!(b.count("incoming_call"), 0, "{:#?}", b.seen);
     assert!(
         !b.seen.iter().any(|v| v["event"] == "call_state"),
@@ -607,16 +426,16 @@ fn ctrl_c_during_a_call_hangs_up_then_unregisters() {
     let alice = s.agent("alice", "sdes");
     let bob = s.agent("bob", "sdes");
     let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
-    b.event("registered");
+    b.wait_event("registered", WAIT);
     let mut a = s.run_agent(&alice, &["call", "sip:bob@example.test"], "alice");
-    a.wait_for("connected", |v| {
+    a.wait_for("connected", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "connected"
     });
-    b.wait_for("connected", |v| {
+    b.wait_for("connected", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "connected"
     });
     a.interrupt();
-    let st = a.wait_exit();
+    let st = a.exit_status(WAIT);
     assert!(st.success(), "alice: {st:?}; saw {:#?}", a.seen);
     let pos = |name: &str, state: Option<&str>| {
         a.seen
@@ -630,12 +449,12 @@ fn ctrl_c_during_a_call_hangs_up_then_unregisters() {
         ended < pos("unregistered", None),
         "hang up first, then unregister"
     );
-    let bend = b.wait_for("ended", |v| {
+    let bend = b.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert_eq!(bend["reason"], "remote hangup");
     b.interrupt();
-    assert!(b.wait_exit().success());
+    assert!(b.exit_status(WAIT).success());
     assert_eq!(b.count("unregistered"), 1);
 }
 
@@ -645,10 +464,10 @@ fn a_broken_flow_is_reopened_and_registered_again() {
     let bob = s.agent("bob", "sdes");
     edit(&bob, "keepalive_secs = 25", "keepalive_secs = 1");
     let mut b = s.run_agent(&bob, &["register"], "bob");
-    let first = b.event("registered");
+    let first = b.wait_event("registered", WAIT);
     s.restart_server();
-    let re = b.event("reconnected");
-    b.wait_nth("registered", 2);
+    let re = b.wait_event("reconnected", WAIT);
+    b.wait_nth("registered", 2, WAIT);
     let second = b
         .seen
         .iter()
@@ -661,59 +480,13 @@ fn a_broken_flow_is_reopened_and_registered_again() {
         "new flow, new local port: {re}"
     );
     b.interrupt();
-    assert!(b.wait_exit().success(), "saw {:#?}", b.seen);
+    assert!(b.exit_status(WAIT).success(), "saw {:#?}", b.seen);
     assert_eq!(b.count("unregistered"), 1);
-}
-
-/// A fresh test CA and a certificate for 127.0.0.1 (IP and DNS SANs) issued by it, written
-/// as `<dir>/<name>-ca.pem`, `<name>-cert.pem`, `<name>-key.pem`.
-fn direct_pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).expect("mkdir pki");
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca = rcgen::CertificateParams::default();
-    ca.distinguished_name = rcgen::DistinguishedName::new();
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, format!("sotto test CA {name}"));
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("self-sign CA");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().expect("leaf key");
-    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    leaf.distinguished_name = rcgen::DistinguishedName::new();
-    leaf.distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    leaf.subject_alt_names = vec![
-        rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])),
-        rcgen::SanType::DnsName(rcgen::string::Ia5String::try_from("127.0.0.1").expect("ia5")),
-    ];
-    leaf.extended_key_usages = vec![
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    leaf.use_authority_key_identifier_extension = true;
-    let cert = leaf.signed_by(&key, &issuer).expect("sign leaf");
-    let paths = (
-        dir.join(format!("{name}-ca.pem")),
-        dir.join(format!("{name}-cert.pem")),
-        dir.join(format!("{name}-key.pem")),
-    );
-    std::fs::write(&paths.0, ca_cert.pem()).expect("write CA");
-    std::fs::write(&paths.1, cert.pem()).expect("write cert");
-    std::fs::write(&paths.2, key.serialize_pem()).expect("write key");
-    paths
 }
 
 /// The server's CA followed by `extra`: an account CA file that verifies both.
 fn ca_bundle(s: &Setup, extra: &Path, name: &str) -> PathBuf {
-    let mut pem = std::fs::read_to_string(s.dir.join("srv/ca.pem")).expect("read ca.pem");
-    pem.push_str(&std::fs::read_to_string(extra).expect("read extra CA"));
-    let out = s.dir.join(name);
-    std::fs::write(&out, pem).expect("write bundle");
-    out
+    pem_bundle(&s.dir.join(name), &[&s.data.ca(), extra])
 }
 
 fn tls_listener_args(port: u16, cert: &Path, key: &Path, trusted: &[&str]) -> Vec<String> {
@@ -734,13 +507,17 @@ fn tls_listener_args(port: u16, cert: &Path, key: &Path, trusted: &[&str]) -> Ve
 
 #[test]
 fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
-    let s = Setup::new("direct-tls", 60);
-    let (test_ca, cert, key) = direct_pki(&s.dir.join("pki"), "direct");
+    let mut s = Setup::new("direct-tls", 60);
+    let TestPki {
+        ca: test_ca,
+        cert,
+        key,
+    } = test_pki(&s.dir.join("pki"), "direct");
     let port = free_tcp_port();
     let bob = s.agent_with(
         "bob",
         "sdes",
-        &s.dir.join("srv/ca.pem"),
+        &s.data.ca(),
         &tls_listener_args(port, &cert, &key, &["127.0.0.1"]),
     );
     let bundle = ca_bundle(&s, &test_ca, "alice-ca.pem");
@@ -766,11 +543,11 @@ fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
         ],
         "bob",
     );
-    let l = b.wait_for("listening tls", |v| {
+    let l = b.wait_for("listening tls", WAIT, |v| {
         v["event"] == "listening" && v["transport"] == "tls"
     });
     assert_eq!(l["local"], format!("127.0.0.1:{port}"));
-    b.event("registered");
+    b.wait_event("registered", WAIT);
     let target = format!("sips:bob@127.0.0.1:{port}");
     let mut a = s.run_agent(
         &alice,
@@ -786,7 +563,7 @@ fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
         ],
         "alice",
     );
-    let st = a.wait_exit();
+    let st = a.exit_status(WAIT);
     assert!(st.success(), "alice: {st:?}; saw {:#?}", a.seen);
     let states: Vec<&str> = a
         .seen
@@ -795,7 +572,7 @@ fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
         .filter_map(|v| v["state"].as_str())
         .collect();
     assert_eq!(states, ["ringing", "connected", "ended"], "{:#?}", a.seen);
-    let sec = a.event("call_security");
+    let sec = a.wait_event("call_security", WAIT);
     assert_eq!(sec["signalling_transport"], "tls", "{sec}");
     assert_eq!(sec["tls_version"], "TLSv1.3", "{sec}");
     assert_eq!(
@@ -810,7 +587,7 @@ fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
         "{sec}"
     );
     assert_eq!(sec["media_protection"], "srtp-sdes", "{sec}");
-    let last = a.wait_for("final media_stats", |v| {
+    let last = a.wait_for("final media_stats", WAIT, |v| {
         v["event"] == "media_stats" && v["final"] == true
     });
     assert!(
@@ -820,37 +597,40 @@ fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
     assert_eq!(last["protection"], "srtp", "{last}");
     assert!(last["rtcp_sent"].as_u64().is_some_and(|n| n >= 1), "{last}");
     // Bob: the call came over his TLS listener from a trusted host.
-    let inc = b.event("incoming_call");
+    let inc = b.wait_event("incoming_call", WAIT);
     assert!(
         inc["from"]
             .as_str()
             .is_some_and(|f| f.contains("sip:alice@example.test")),
         "{inc}"
     );
-    let bsec = b.event("call_security");
+    let bsec = b.wait_event("call_security", WAIT);
     assert_eq!(bsec["auth"], "trusted-host", "{bsec}");
     assert_eq!(bsec["direct"], true, "{bsec}");
     assert_eq!(bsec["signalling_transport"], "tls", "{bsec}");
     assert_eq!(bsec["media_protection"], "srtp-sdes", "{bsec}");
-    let bend = b.wait_for("ended", |v| {
+    let bend = b.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert_eq!(bend["reason"], "remote hangup", "{bend}");
-    let blast = b.wait_for("final media_stats", |v| {
+    let blast = b.wait_for("final media_stats", WAIT, |v| {
         v["event"] == "media_stats" && v["final"] == true
     });
     assert!(
         blast["rtcp_received"].as_u64().is_some_and(|n| n >= 1),
         "{blast}"
     );
-    b.event("recorded");
+    b.wait_event("recorded", WAIT);
     b.interrupt();
-    assert!(b.wait_exit().success(), "bob exits 0; saw {:#?}", b.seen);
+    assert!(
+        b.exit_status(WAIT).success(),
+        "bob exits 0; saw {:#?}",
+        b.seen
+    );
     // The server never saw the call.
-    let mut server_seen = s.server.seen.clone();
-    while let Ok(v) = s.server.events.try_recv() {
-        server_seen.push(v);
-    }
+    let server = s.server.as_mut().expect("server running");
+    server.drain();
+    let server_seen = server.seen.clone();
     assert!(
         server_seen.iter().any(|v| v["method"] == "REGISTER"),
         "the server logs requests: {server_seen:#?}"
@@ -875,28 +655,32 @@ fn direct_tls_call_between_agents_with_sdes_carries_tones_and_rtcp() {
 #[test]
 fn direct_tls_calls_fail_on_an_unknown_ca_and_from_untrusted_hosts() {
     let s = Setup::new("direct-refused", 60);
-    let (test_ca, cert, key) = direct_pki(&s.dir.join("pki"), "direct");
+    let TestPki {
+        ca: test_ca,
+        cert,
+        key,
+    } = test_pki(&s.dir.join("pki"), "direct");
     let port = free_tcp_port();
     // Bob listens on TLS but trusts no host.
     let bob = s.agent_with(
         "bob",
         "sdes",
-        &s.dir.join("srv/ca.pem"),
+        &s.data.ca(),
         &tls_listener_args(port, &cert, &key, &[]),
     );
     let mut b = s.run_agent(&bob, &["listen", "--auto-answer"], "bob");
-    b.event("registered");
+    b.wait_event("registered", WAIT);
     let target = format!("sip:bob@127.0.0.1:{port};transport=tls");
     // Alice does not know bob's CA: the TLS handshake fails, no call.
     let alice = s.agent("alice", "sdes");
     let mut a = s.run_agent(&alice, &["call", &target, "--duration", "1s"], "alice");
-    let st = a.wait_exit();
+    let st = a.exit_status(WAIT);
     assert!(
         !st.success(),
         "the call to an unverified peer must fail: {:#?}",
         a.seen
     );
-    let ended = a.wait_for("ended", |v| {
+    let ended = a.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert!(
@@ -916,55 +700,39 @@ fn direct_tls_calls_fail_on_an_unknown_ca_and_from_untrusted_hosts() {
     let bundle = ca_bundle(&s, &test_ca, "carol-ca.pem");
     let carol = s.agent_with("alice", "sdes", &bundle, &["--force".to_owned()]);
     let mut c = s.run_agent(&carol, &["call", &target, "--duration", "1s"], "carol");
-    let st = c.wait_exit();
+    let st = c.exit_status(WAIT);
     assert!(!st.success(), "carol: {:#?}", c.seen);
-    let ended = c.wait_for("ended", |v| {
+    let ended = c.wait_for("ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert!(
         ended["reason"].as_str().is_some_and(|r| r.contains("403")),
         "{ended}"
     );
-    let rej = b.wait_for("rejected", |v| v["event"] == "rejected");
+    let rej = b.wait_for("rejected", WAIT, |v| v["event"] == "rejected");
     assert_eq!(rej["method"], "INVITE", "{rej}");
     assert_eq!(rej["status"], 403, "{rej}");
     b.interrupt();
-    assert!(b.wait_exit().success());
+    assert!(b.exit_status(WAIT).success());
     assert_eq!(b.count("incoming_call"), 0, "{:#?}", b.seen);
 }
 
 /// A client certificate for `uri` issued by the server's `sotto init` CA (its DN rebuilt as
-/// init writes it, its key read from `srv/ca.key`), written as `<name>-cert.pem` and
+/// init writes it, its key read from the data directory's `ca.key`), written as `<name>-cert.pem` and
 /// `<name>-key.pem` under the test directory.
 fn init_ca_client_cert(s: &Setup, uri: &str, name: &str) -> (PathBuf, PathBuf) {
-    let ca_key_pem = std::fs::read_to_string(s.dir.join("srv/ca.key")).expect("read ca.key");
-    let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).expect("CA key");
-    let mut ca = rcgen::CertificateParams::default();
-    ca.distinguished_name = rcgen::DistinguishedName::new();
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "sotto local CA for example.test");
-    ca.distinguished_name
-        .push(rcgen::DnType::OrganizationName, "sotto");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().expect("client key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name}'s phone"));
-    params.subject_alt_names = vec![rcgen::SanType::URI(
-        rcgen::string::Ia5String::try_from(uri).expect("URI"),
-    )];
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    params.use_authority_key_identifier_extension = true;
-    let cert = params.signed_by(&key, &issuer).expect("sign client cert");
+    let (cert, key) = pki::init_ca_client_cert(
+        &s.data.ca_key(),
+        "example.test",
+        uri,
+        &format!("{name}'s phone"),
+    );
     let paths = (
         s.dir.join(format!("{name}-cert.pem")),
         s.dir.join(format!("{name}-key.pem")),
     );
-    std::fs::write(&paths.0, cert.pem()).expect("write client cert");
-    std::fs::write(&paths.1, key.serialize_pem()).expect("write client key");
+    std::fs::write(&paths.0, cert).expect("write client cert");
+    std::fs::write(&paths.1, key).expect("write client key");
     paths
 }
 
@@ -978,7 +746,7 @@ fn cert_agent(s: &Setup, name: &str, cert: &Path, key: &Path) -> PathBuf {
         .args(["--identity", "sip:alice@example.test"])
         .args(["--proxy", &format!("sips:127.0.0.1:{}", s.port)])
         .arg("--ca")
-        .arg(s.dir.join("srv/ca.pem"))
+        .arg(s.data.ca())
         .arg("--client-cert")
         .arg(cert)
         .arg("--client-key")
@@ -1000,11 +768,8 @@ fn cert_agent(s: &Setup, name: &str, cert: &Path, key: &Path) -> PathBuf {
 #[test]
 fn client_certificate_login_without_password() {
     let mut s = Setup::new("client-cert", 60);
-    edit(
-        &s.config,
-        "client_auth = \"none\"",
-        "client_auth = \"optional\"",
-    );
+    s.data
+        .edit_config(|t| replace(t, "tls", "client_auth", "optional".into()));
     s.restart_server();
     // init needs a password or a client certificate (with its key).
     let (alice_cert, alice_key) = init_ca_client_cert(&s, "sip:alice@example.test", "alice");
@@ -1017,7 +782,7 @@ fn client_certificate_login_without_password() {
             .arg(s.dir.join("nothing"))
             .args(["--identity", "sip:alice@example.test"])
             .args(["--proxy", &format!("sips:127.0.0.1:{}", s.port), "--ca"])
-            .arg(s.dir.join("srv/ca.pem"))
+            .arg(s.data.ca())
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -1028,19 +793,19 @@ fn client_certificate_login_without_password() {
     // alice's certificate (SAN URI sip:alice@example.test), no password: registered on it.
     let alice = cert_agent(&s, "alice", &alice_cert, &alice_key);
     let mut a = s.run_agent(&alice, &["register"], "alice");
-    let reg = a.event("registered");
+    let reg = a.wait_event("registered", WAIT);
     assert_eq!(reg["auth"], "tls-client-certificate", "{reg}");
     a.interrupt();
-    let st = a.wait_exit();
+    let st = a.exit_status(WAIT);
     assert!(st.success(), "alice exits 0: {st:?} {:#?}", a.seen);
     assert_eq!(a.count("unregistered"), 1, "{:#?}", a.seen);
     // bob's certificate for identity alice, no password: challenged, cannot answer, fails.
     let (bob_cert, bob_key) = init_ca_client_cert(&s, "sip:bob@example.test", "bob");
     let mallory = cert_agent(&s, "mallory", &bob_cert, &bob_key);
     let mut m = s.run_agent(&mallory, &["register"], "mallory");
-    let st = m.wait_exit();
+    let st = m.exit_status(WAIT);
     assert!(!st.success(), "mallory must not register: {:#?}", m.seen);
-    let failed = m.event("registration_failed");
+    let failed = m.wait_event("registration_failed", WAIT);
     assert_eq!(failed["status"], 401, "{failed}");
     assert!(
         failed["reason"]

@@ -41,25 +41,38 @@
 //! line when a peer is missing. Every child is killed on every path (drop guards); every wait
 //! is bounded; loopback only; ports, uids and directories are unique per test.
 
-#[path = "common/agent_peer.rs"]
-mod agent_peer;
+#[path = "common/agent.rs"]
+mod agent;
+#[path = "common/capture.rs"]
+mod capture;
 #[path = "common/linphone.rs"]
 mod linphone;
+#[path = "common/pki.rs"]
+mod pki;
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
+#[path = "common/tone.rs"]
+mod tone;
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use agent_peer::{AgentAccount, AgentProc, LINPHONE_TOOLS, SdesPhone, SdesSetup, assert_tone};
-use linphone::Capture;
+use agent::{AgentAccount, AgentProc};
+use capture::{Capture, occurrences};
+use linphone::{LINPHONE_TOOLS, Linphonec, SdesSetup, require_as_root};
+use process::{free_tcp_port, free_udp_port, require_tools, udp_ports_of};
 use serde_json::Value;
 use sotto_server::{DataDir, Server, addrs, set};
+use tone::assert_tone;
 
+/// The apt-get line printed when a peer is missing.
+const INSTALL_ALL: &str = "install with: apt-get install -y linphone-cli tshark sipvicious";
 /// Bound of registration, call-setup and teardown waits (failure bounds, not measurements).
 const WAIT: Duration = Duration::from_secs(30);
 /// How long a call carries audio.
@@ -105,7 +118,7 @@ impl Bench {
         std::fs::copy(data.ca(), &ca).expect("copy ca.pem");
         std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).expect("chmod ca");
         let phone_tone = base.join("tone440.wav");
-        linphone::write_tone(&phone_tone, PHONE_TONE, 30);
+        tone::write_tone(&phone_tone, PHONE_TONE, 30);
         Bench {
             tmp,
             server,
@@ -132,8 +145,8 @@ impl Bench {
 
     /// linphonec `bob`, registered over TLS, SDES mandatory, playing the 440 Hz WAV and
     /// recording into `rec/heard.wav`.
-    fn phone(&self, rtp_port: u16, auto_answer: bool) -> (SdesPhone, PathBuf) {
-        let bob = SdesPhone::start(
+    fn phone(&self, rtp_port: u16, auto_answer: bool) -> (Linphonec, PathBuf) {
+        let bob = Linphonec::start_sdes(
             self.base(),
             &SdesSetup {
                 user: "bob",
@@ -148,12 +161,6 @@ impl Bench {
         bob.cmd(&format!("record {}", heard.display()));
         (bob, heard)
     }
-}
-
-/// A free UDP port on 127.0.0.1 (bound then released).
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP probe");
-    s.local_addr().expect("probe address").port()
 }
 
 /// The `call_security` event must say: TLS first hop with its version, SRTP keyed by SDES
@@ -222,7 +229,7 @@ fn check_capture(
     // the pcap file holds the frames' bytes as they were on the wire.
     let raw = std::fs::read(&capture.pcap).expect("read the pcap");
     for needle in ["a=crypto", "SIP/2.0", "RTP/SAVP", "inline:"] {
-        let n = agent_peer::occurrences(&raw, needle.as_bytes());
+        let n = occurrences(&raw, needle.as_bytes());
         assert_eq!(n, 0, "{needle:?} in cleartext {n} times in the capture");
     }
 
@@ -240,6 +247,7 @@ fn check_capture(
             "tls.handshake.type",
             "tls.record.content_type",
             "frame.protocols",
+            "tcp.srcport",
         ],
     );
     let has = |cell: Option<&String>, v: &str| cell.is_some_and(|c| c.split(',').any(|x| x == v));
@@ -258,7 +266,19 @@ fn check_capture(
         hellos >= min_hellos,
         "{min_hellos} TLS ClientHello expected (one per client), saw {hellos}"
     );
-    assert!(app >= 6, "TLS application data frames: {app}");
+    // Both directions carry SIP inside TLS records: requests one way, responses the other, at
+    // least two each (INVITE and ACK/BYE; the provisional/final responses and the BYE's 200).
+    // Several messages queued at once may share one TLS write, so frames are not messages.
+    let srv_port = srv.to_string();
+    let from_srv = tcp
+        .iter()
+        .filter(|r| has(r.get(1), "23") && r.get(3) == Some(&srv_port))
+        .count();
+    let to_srv = app - from_srv;
+    assert!(
+        from_srv >= 2 && to_srv >= 2,
+        "TLS application data frames: {from_srv} from port {srv}, {to_srv} to it"
+    );
     assert_eq!(
         not_tls, 0,
         "{not_tls} TCP frames with payload on {srv} are not TLS"
@@ -358,7 +378,7 @@ fn check_capture(
 
 #[test]
 fn agent_calls_linphonec_through_sotto_server_with_sdes() {
-    agent_peer::require(&LINPHONE_TOOLS);
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
     let mut bench = Bench::start("a2l");
     let srv = bench.proxy.port();
     let rtp_b = linphone::free_rtp_port();
@@ -399,8 +419,8 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
     let security = alice.wait_event("call_security", WAIT);
     eprintln!("agent call_security: {security}");
     let suite = check_security(&security, "digest-SHA-256");
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], WAIT);
-    let agent_udp = linphone::udp_ports_of(alice.pid().expect("agent running"));
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], 1, WAIT);
+    let agent_udp = udp_ports_of(alice.pid().expect("agent running"));
 
     // The agent hangs up after --duration, reports, unregisters and exits 0.
     alice.wait_for("call_state ended", WAIT, |v| {
@@ -416,7 +436,7 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
         "no unregistered event: {:?}",
         alice.seen
     );
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], WAIT);
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], 1, WAIT);
     assert!(
         bob.log()
             .contains("Negotiated media encryption is LinphoneMediaEncryptionSRTP"),
@@ -438,7 +458,7 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
 
 #[test]
 fn linphonec_calls_agent_through_sotto_server_with_sdes() {
-    agent_peer::require(&LINPHONE_TOOLS);
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
     let bench = Bench::start("l2a");
     let srv = bench.proxy.port();
     let rtp_b = linphone::free_rtp_port();
@@ -483,15 +503,15 @@ fn linphonec_calls_agent_through_sotto_server_with_sdes() {
     let security = alice.wait_event("call_security", WAIT);
     eprintln!("agent call_security: {security}");
     let suite = check_security(&security, "registration-flow");
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], WAIT);
-    let agent_udp = linphone::udp_ports_of(alice.pid().expect("agent running"));
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], 1, WAIT);
+    let agent_udp = udp_ports_of(alice.pid().expect("agent running"));
 
     std::thread::sleep(Duration::from_secs(TALK_SECS));
     bob.cmd("terminate");
     alice.wait_for("call_state ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], WAIT);
+    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], 1, WAIT);
     check_agent_media(&mut alice);
     alice.stop(WAIT);
     assert!(
@@ -517,7 +537,7 @@ fn linphonec_calls_agent_through_sotto_server_with_sdes() {
 
 #[test]
 fn direct_sdes_offer_over_udp_is_refused_by_the_agent() {
-    agent_peer::require(&LINPHONE_TOOLS);
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
     let bench = Bench::start("direct");
     let direct = free_udp_port();
     let (phone_sip, rtp_b) = (free_udp_port(), linphone::free_rtp_port());
@@ -543,7 +563,7 @@ fn direct_sdes_offer_over_udp_is_refused_by_the_agent() {
     let mut alice = account.spawn("alice", &["listen", "--auto-answer", "--tone", "1000"]);
     alice.wait_event("registered", WAIT);
 
-    let bob = SdesPhone::start(
+    let bob = Linphonec::start_sdes(
         bench.base(),
         &SdesSetup {
             user: "bob",
@@ -614,15 +634,12 @@ fn direct_sdes_offer_over_udp_is_refused_by_the_agent() {
     // Warning, and no media at all.
     let raw = std::fs::read(&capture.pcap).expect("read the pcap");
     assert!(
-        agent_peer::occurrences(&raw, b"INVITE sip:alice@127.0.0.1") >= 1,
+        occurrences(&raw, b"INVITE sip:alice@127.0.0.1") >= 1,
         "no INVITE captured"
     );
+    assert!(occurrences(&raw, b"SIP/2.0 488") >= 1, "no 488 captured");
     assert!(
-        agent_peer::occurrences(&raw, b"SIP/2.0 488") >= 1,
-        "no 488 captured"
-    );
-    assert!(
-        agent_peer::occurrences(&raw, b"Warning: 399 sotto") >= 1,
+        occurrences(&raw, b"Warning: 399 sotto") >= 1,
         "the 488 carries no Warning"
     );
     let media = capture.fields(
@@ -673,7 +690,10 @@ fn svmap(home: &Path, target_port: u16, method: &str) -> String {
 
 #[test]
 fn svmap_does_not_ring_a_registered_agent() {
-    agent_peer::require_tools(&[("svmap", "--version"), ("timeout", "--version")]);
+    require_tools(
+        &[("svmap", "--version"), ("timeout", "--version")],
+        INSTALL_ALL,
+    );
     let bench = Bench::start("svmap");
     let direct = free_udp_port();
     // A direct UDP listener and no trusted host: the scanner's INVITE comes from an address
@@ -732,7 +752,7 @@ fn svmap_does_not_ring_a_registered_agent() {
 
 #[test]
 fn agent_refuses_to_offer_sdes_over_a_udp_first_hop() {
-    agent_peer::require(&[("tshark", "--version")]);
+    require_as_root(&[("tshark", "--version")], INSTALL_ALL);
     // A server that also listens on UDP (for this test only), and an agent whose first hop
     // is that UDP listener: it registers, but must not put SDES keys into an INVITE.
     let tmp = tempfile::Builder::new()
@@ -758,7 +778,7 @@ fn agent_refuses_to_offer_sdes_over_a_udp_first_hop() {
     let mut capture = Capture::start(&base.join("lo.pcap"), &format!("udp port {}", udp.port()));
 
     let dir = base.join("alice");
-    let out = sotto_server::sotto()
+    let out = process::sotto()
         .args(["--json", "agent", "init", "--dir"])
         .arg(&dir)
         .args(["--identity", "sip:alice@127.0.0.1", "--password", "alicepw"])
@@ -824,12 +844,12 @@ fn agent_refuses_to_offer_sdes_over_a_udp_first_hop() {
     );
     let raw = std::fs::read(&capture.pcap).expect("read the pcap");
     assert!(
-        agent_peer::occurrences(&raw, b"REGISTER sip:127.0.0.1") >= 1,
+        occurrences(&raw, b"REGISTER sip:127.0.0.1") >= 1,
         "the capture saw the agent's UDP traffic"
     );
     for needle in ["INVITE ", "a=crypto"] {
         assert_eq!(
-            agent_peer::occurrences(&raw, needle.as_bytes()),
+            occurrences(&raw, needle.as_bytes()),
             0,
             "{needle:?} sent over UDP"
         );
@@ -837,19 +857,11 @@ fn agent_refuses_to_offer_sdes_over_a_udp_first_hop() {
     server.stop();
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind a TCP probe")
-        .port()
-}
-
 #[test]
 fn linphonec_calls_agent_directly_over_tls_with_sdes() {
-    agent_peer::require(&LINPHONE_TOOLS);
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
     let bench = Bench::start("l2a-direct");
-    let pki = agent_peer::direct_pki(&bench.base().join("pki"));
+    let pki = linphone::direct_pki(&bench.base().join("pki"));
     let direct = free_tcp_port();
     let rtp_b = linphone::free_rtp_port();
     let mut capture = Capture::start(
@@ -909,7 +921,7 @@ fn linphonec_calls_agent_directly_over_tls_with_sdes() {
     alice.wait_event("registered", WAIT);
 
     // linphonec: no account, a TLS transport on a random port, the test CA as root.
-    let mut bob = SdesPhone::start_direct_tls(bench.base(), "bob", rtp_b, -1, &pki.ca, false);
+    let mut bob = Linphonec::start_direct_tls(bench.base(), "bob", rtp_b, -1, &pki.ca, false);
     let bob_heard = bob.path("rec/heard.wav");
     bob.cmd(&format!("play {}", bench.phone_tone.display()));
     bob.cmd(&format!("record {}", bob_heard.display()));
@@ -929,8 +941,8 @@ fn linphonec_calls_agent_directly_over_tls_with_sdes() {
     eprintln!("agent call_security: {security}");
     let suite = check_security(&security, "trusted-host");
     assert_eq!(security["direct"], true, "{security}");
-    bob.wait_line(&["Call 1", "connected"], WAIT);
-    let agent_udp = linphone::udp_ports_of(alice.pid().expect("agent running"));
+    bob.wait_line(&["Call 1", "connected"], 1, WAIT);
+    let agent_udp = udp_ports_of(alice.pid().expect("agent running"));
 
     std::thread::sleep(Duration::from_secs(TALK_SECS));
     bob.cmd("terminate");
@@ -938,7 +950,7 @@ fn linphonec_calls_agent_directly_over_tls_with_sdes() {
         v["event"] == "call_state" && v["state"] == "ended"
     });
     assert_eq!(ended["reason"], "remote hangup", "{ended}");
-    bob.wait_line(&["Call 1", "ended"], WAIT);
+    bob.wait_line(&["Call 1", "ended"], 1, WAIT);
     check_agent_media(&mut alice);
     let stats = alice.wait_for("final media_stats", WAIT, |v| {
         v["event"] == "media_stats" && v["final"] == true
@@ -974,13 +986,13 @@ fn linphonec_calls_agent_directly_over_tls_with_sdes() {
 
 #[test]
 fn agent_cannot_call_linphonec_directly_because_linphonec_accepts_no_tls_connection() {
-    agent_peer::require(&LINPHONE_TOOLS);
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
     let bench = Bench::start("a2l-direct");
-    let pki = agent_peer::direct_pki(&bench.base().join("pki"));
+    let pki = linphone::direct_pki(&bench.base().join("pki"));
     let phone_tls = free_tcp_port();
     let rtp_b = linphone::free_rtp_port();
     // linphonec with a TLS listening point on a known port, auto-answering.
-    let mut bob = SdesPhone::start_direct_tls(
+    let mut bob = Linphonec::start_direct_tls(
         bench.base(),
         "bob",
         rtp_b,
@@ -989,7 +1001,7 @@ fn agent_cannot_call_linphonec_directly_because_linphonec_accepts_no_tls_connect
         true,
     );
     // The agent trusts the server's CA and the test CA.
-    let bundle = agent_peer::pem_bundle(&bench.base().join("bundle.pem"), &[&bench.ca, &pki.ca]);
+    let bundle = pki::pem_bundle(&bench.base().join("bundle.pem"), &[&bench.ca, &pki.ca]);
     let account = bench.agent_account();
     account.edit(|t| {
         set(
@@ -1059,11 +1071,11 @@ fn agent_cannot_call_linphonec_directly_because_linphonec_accepts_no_tls_connect
 
 #[test]
 fn agent_calls_linphonec_directly_over_udp_with_sdes_only_under_the_danger_switch() {
-    agent_peer::require(&LINPHONE_TOOLS);
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
     let bench = Bench::start("a2l-udp");
     let (phone_sip, rtp_b) = (free_udp_port(), linphone::free_rtp_port());
     // linphonec: no account, SIP over UDP on a known port, SDES mandatory, auto-answering.
-    let mut bob = SdesPhone::start(
+    let mut bob = Linphonec::start_sdes(
         bench.base(),
         &SdesSetup {
             user: "bob",
@@ -1129,7 +1141,7 @@ fn agent_calls_linphonec_directly_over_udp_with_sdes_only_under_the_danger_switc
     let raw = std::fs::read(&refused_capture.pcap).expect("read the pcap");
     for needle in ["INVITE ", "a=crypto", "SIP/2.0"] {
         assert_eq!(
-            agent_peer::occurrences(&raw, needle.as_bytes()),
+            occurrences(&raw, needle.as_bytes()),
             0,
             "{needle:?} reached linphonec's SIP port without the switch"
         );
@@ -1231,11 +1243,11 @@ fn agent_calls_linphonec_directly_over_udp_with_sdes_only_under_the_danger_switc
     // What the switch costs, on the wire: the INVITE and its SDES keys in clear text.
     let raw = std::fs::read(&capture.pcap).expect("read the pcap");
     assert!(
-        agent_peer::occurrences(&raw, format!("INVITE {target}").as_bytes()) >= 1,
+        occurrences(&raw, format!("INVITE {target}").as_bytes()) >= 1,
         "no direct INVITE captured"
     );
     assert!(
-        agent_peer::occurrences(&raw, b"a=crypto") >= 2,
+        occurrences(&raw, b"a=crypto") >= 2,
         "the SDES keys (offer and answer) are in the clear UDP capture"
     );
     drop(bob);

@@ -23,17 +23,28 @@
 //! apt-get line when a peer is missing. Every child is killed on every path (drop guards);
 //! every wait is bounded.
 
+#[path = "common/capture.rs"]
+mod capture;
 #[path = "common/linphone.rs"]
 mod linphone;
+#[path = "common/pki.rs"]
+mod pki;
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
+#[path = "common/tone.rs"]
+mod tone;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
-use linphone::{Account, Capture, INSTALL, Linphonec};
-use sotto_server::{DataDir, Server, addrs, have, is_request, is_root, set};
+use capture::Capture;
+use linphone::{Account, INSTALL, LINPHONE_TOOLS, Linphonec, require_as_root};
+use process::udp_ports_of;
+use sotto_server::{DataDir, Server, addrs, is_request, set};
+use tone::assert_tone;
 
 /// Bound of the registration and call-setup waits (a failure bound, not a measurement).
 const WAIT: Duration = Duration::from_secs(30);
@@ -42,29 +53,13 @@ const TALK: Duration = Duration::from_secs(4);
 /// The hex form of `SIP/2.0`: present in every SIP message, so in any cleartext SIP.
 const SIP_VERSION_HEX: &str = "5349502f322e30";
 
-fn require_peers() {
-    for (cmd, arg) in [
-        ("linphonec", "--version"),
-        ("linphonecsh", "--help"),
-        ("tshark", "--version"),
-        ("setpriv", "--version"),
-    ] {
-        assert!(have(cmd, arg), "`{cmd}` is not installed: {INSTALL}");
-    }
-    assert!(
-        is_root(),
-        "this test must run as root: it runs each linphonec under its own uid (setpriv) and \
-         captures on lo with tshark (CI runs as root)"
-    );
-}
-
 fn request_over_tls(v: &serde_json::Value, method: &str, outcome: &str) -> bool {
     is_request(v, method, outcome) && v["transport"] == "tls"
 }
 
 #[test]
 fn linphonec_zrtp_call_through_sotto_server_over_tls() {
-    require_peers();
+    require_as_root(&LINPHONE_TOOLS, INSTALL);
     let tmp = tempfile::Builder::new()
         .prefix("sotto-linphone-")
         .tempdir()
@@ -92,8 +87,8 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
     std::fs::copy(data.ca(), &ca).expect("copy ca.pem");
     std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).expect("chmod ca");
     let (tone_a, tone_b) = (base.join("tone1000.wav"), base.join("tone440.wav"));
-    linphone::write_tone(&tone_a, 1000.0, 20);
-    linphone::write_tone(&tone_b, 440.0, 20);
+    tone::write_tone(&tone_a, 1000.0, 20);
+    tone::write_tone(&tone_b, 440.0, 20);
 
     let (rtp_a, rtp_b) = (linphone::free_rtp_port(), linphone::free_rtp_port());
     assert_ne!(rtp_a, rtp_b);
@@ -154,7 +149,7 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
         heard.push((alice.path(&rec), 440.0));
         let sas = call(caller, callee, n, &mut server);
         eprintln!("call {n}: {} -> {}: SAS {sas}", caller.name, callee.name);
-        udp_during_calls.extend(linphone::udp_ports_of(server.pid()));
+        udp_during_calls.extend(udp_ports_of(server.pid()));
         std::thread::sleep(TALK);
         caller.cmd("terminate");
         let (c, e) = (uri(callee), uri(caller));
@@ -180,17 +175,7 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
 
     // Audio crossed in both directions.
     for (path, freq) in heard {
-        let (report, info) = linphone::tone_report(&path, freq);
-        eprintln!(
-            "tone {freq} Hz in {info}: median fraction {:.2}, dominant in {}/{} windows",
-            report.median_fraction, report.dominant_windows, report.windows
-        );
-        assert!(
-            report.windows >= 4
-                && report.median_fraction > 0.5
-                && report.dominant_windows * 2 >= report.windows,
-            "tone {freq} Hz not found in {info}: {report:?}"
-        );
+        assert_tone("a linphonec recording", &path, freq);
     }
 
     check_capture(&capture, srv, rtp_a, rtp_b);
@@ -327,10 +312,10 @@ fn check_capture(capture: &Capture, srv: u16, rtp_a: u16, rtp_b: u16) {
 fn udp_socket_lookup_finds_a_bound_socket() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let port = socket.local_addr().expect("addr").port();
-    let ports = linphone::udp_ports_of(std::process::id());
+    let ports = udp_ports_of(std::process::id());
     assert!(ports.contains(&port), "{port} not in {ports:?}");
     drop(socket);
-    assert!(!linphone::udp_ports_of(std::process::id()).contains(&port));
+    assert!(!udp_ports_of(std::process::id()).contains(&port));
 }
 
 /// The SAS is read from linphonec's event line, and nothing else passes for one.

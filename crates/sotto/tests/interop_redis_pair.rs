@@ -16,39 +16,27 @@
 //! Every child is killed on every path (drop guards, on SIPp itself, not on a wrapper); SIPp
 //! is bounded by `-m` and interrupted after 30 s; every wait is bounded.
 
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sipp.rs"]
+mod sipp;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sotto_server::{ChildGuard, DataDir, Server, addrs, have, is_request, set};
+use process::{ChildGuard, free_tcp_port, free_udp_port, require_tools};
+use sipp::{auth, finish, injection, register, scenario, sipp};
+use sotto_server::{DataDir, Server, addrs, is_request, set};
 
 const INSTALL: &str = "install with: apt-get install -y redis-server sip-tester";
 
 fn require_peers() {
-    assert!(
-        have("redis-server", "--version"),
-        "`redis-server` is not installed: {INSTALL}"
-    );
-    assert!(have("sipp", "-v"), "`sipp` is not installed: {INSTALL}");
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free TCP port")
-        .port()
+    require_tools(&[("redis-server", "--version"), ("sipp", "-v")], INSTALL);
 }
 
 /// A `redis-server` of our own, on 127.0.0.1 only, without persistence; killed on drop.
@@ -131,81 +119,9 @@ fn start_server(base: &Path, name: &str, redis_url: &str) -> Server {
     Server::start(name, &data.config(), 1)
 }
 
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers/sipp")
-        .join(name)
-}
-
-/// How long one SIPp run may take before it is interrupted (a failure bound).
-const SIPP_BOUND: Duration = Duration::from_secs(30);
-
-/// Starts SIPp against `server_port` (bounded by `-m` and by [`finish`]).
-fn sipp(dir: &Path, server_port: u16, args: &[&str]) -> ChildGuard {
-    let child = Command::new("sipp")
-        .args(args)
-        .arg(format!("127.0.0.1:{server_port}"))
-        .args(["-i", "127.0.0.1", "-nostdin", "-trace_err"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sipp");
-    ChildGuard(Some(child))
-}
-
-/// Waits for SIPp to end (SIGINT after [`SIPP_BOUND`], then SIGKILL) and asserts it
-/// succeeded (all its calls did).
-fn finish(mut guard: ChildGuard, what: &str, dir: &Path) {
-    let child: &mut Child = guard.0.as_mut().expect("sipp running");
-    let mut deadline = Instant::now() + SIPP_BOUND;
-    let mut interrupted = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait sipp") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            if interrupted {
-                let _ = child.kill();
-                break child.wait().expect("wait sipp");
-            }
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            interrupted = true;
-            deadline = Instant::now() + Duration::from_secs(3);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    guard.0 = None;
-    let errors: String = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect();
-    assert!(
-        status.success() && !interrupted,
-        "{what}: sipp exit status {status} (interrupted after {SIPP_BOUND:?}: {interrupted}); \
-         errors: {errors}"
-    );
-}
-
-fn csv(dir: &Path, name: &str, line: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("SEQUENTIAL\n{line}\n")).expect("write csv");
-    path.to_string_lossy().into_owned()
-}
-
 /// bob calls alice through `server_port` (one call: INVITE, 407, INVITE, 200, ACK, BYE).
 fn call_alice(dir: &Path, server_port: u16, what: &str) {
-    let inf = csv(
-        dir,
-        "bob.csv",
-        "bob;[authentication username=bob password=bobpw]",
-    );
+    let inf = injection(dir, "bob.csv", &[&format!("bob;{}", auth("bob", "bobpw"))]);
     let xml = scenario("uac_call.xml");
     let port = free_udp_port().to_string();
     let uac = sipp(
@@ -244,27 +160,14 @@ fn two_servers_on_one_redis_route_each_others_registrations() {
 
     // alice registers through A; her contact is the UAS's UDP address.
     let uas_port = free_udp_port().to_string();
-    let inf = csv(
-        &sipp_dir,
-        "alice.csv",
-        &format!("alice;127.0.0.1:{uas_port};[authentication username=alice password=alicepw]"),
-    );
-    let reg = scenario("register_auth.xml");
-    let child = sipp(
+    register(
         &sipp_dir,
         port_a,
-        &[
-            "-sf",
-            reg.to_str().expect("path"),
-            "-inf",
-            &inf,
-            "-p",
-            &uas_port,
-            "-m",
-            "1",
-        ],
+        ("alice", "alicepw"),
+        &uas_port,
+        "1",
+        "register alice via A",
     );
-    finish(child, "register alice via A", &sipp_dir);
     a.wait_for(1, "REGISTER 200 at A", |v| {
         is_request(v, "REGISTER", "replied") && v["status"] == 200 && v["module"] == "registrar"
     });

@@ -17,64 +17,34 @@
 //! waited for with a deadline, and interrupted, then killed, if it runs over; every child
 //! (server, stunnels, SIPp) is killed and reaped on every path by guards.
 
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sipp.rs"]
+mod sipp;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
+#[path = "common/stunnel.rs"]
+mod stunnel;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use process::{ChildGuard, free_tcp_port, loopback, require_tools, scratch};
 use serde_json::Value;
-use sotto_server::{ChildGuard, DataDir, Server, addrs, have, is_request, set};
+use sipp::{auth, injection, parse_stats, scenario};
+use sotto_server::{DataDir, Server, addrs, is_request, set};
+use stunnel::Stunnel;
 
 const INSTALL: &str = "install with: apt-get install -y sip-tester stunnel4";
-/// Calls placed by the UAC (and answered by the UAS).
+/// Calls of the call test.
 const CALLS: u64 = 5;
-/// Failure bound of one SIPp run (never asserted on as a duration).
+/// Failure bound of one SIPp run.
 const SIPP_BOUND: Duration = Duration::from_secs(60);
-/// Failure bound of a start-up wait (stunnel listening).
-const START_BOUND: Duration = Duration::from_secs(15);
 
-fn require_tools() {
-    assert!(have("sipp", "-v"), "`sipp` is not installed: {INSTALL}");
-    assert!(
-        have("stunnel", "-version"),
-        "`stunnel` is not installed: {INSTALL}"
-    );
-}
-
-fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
-}
-
-fn scenario(name: &str) -> String {
-    peers_dir()
-        .join("sipp")
-        .join(name)
-        .to_str()
-        .expect("UTF-8 path")
-        .to_owned()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free TCP port")
-        .port()
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A fresh scratch directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sotto-sipp-tls-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
+/// The tools this test drives.
+const TOOLS: [(&str, &str); 2] = [("sipp", "-v"), ("stunnel", "-version")];
 
 /// `sotto init` with `users`, a TLS listener on a port of its choosing (no TCP, UDP or
 /// metrics listener), MD5 offered first; then `sotto server`.
@@ -96,62 +66,6 @@ fn start_server(dir: &Path, name: &str, users: &[(&str, &str)]) -> (DataDir, Ser
     (data, server)
 }
 
-/// An stunnel client: plain TCP on `accept`, TLS to `connect`, the server certificate
-/// verified against `ca` for the IP address of `connect`.
-struct Stunnel {
-    _guard: ChildGuard,
-    log: PathBuf,
-}
-
-impl Stunnel {
-    fn start(dir: &Path, name: &str, accept: SocketAddr, connect: SocketAddr, ca: &Path) -> Self {
-        let template = std::fs::read_to_string(peers_dir().join("stunnel/client.conf.in"))
-            .expect("stunnel template");
-        let log = dir.join(format!("stunnel-{name}.log"));
-        let conf = template
-            .replace("@ACCEPT@", &accept.to_string())
-            .replace("@CONNECT@", &connect.to_string())
-            .replace("@CA@", &ca.display().to_string())
-            .replace("@CHECK_IP@", &connect.ip().to_string())
-            .replace("@LOG@", &log.display().to_string());
-        let conf_path = dir.join(format!("stunnel-{name}.conf"));
-        std::fs::write(&conf_path, conf).expect("write stunnel conf");
-        let child = Command::new("stunnel")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn stunnel ({e}): {INSTALL}"));
-        let mut guard = ChildGuard(Some(child));
-        let deadline = Instant::now() + START_BOUND;
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&accept, Duration::from_millis(200)).is_ok() {
-                return Stunnel { _guard: guard, log };
-            }
-            if let Some(status) = guard.0.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!("stunnel {name} exited with {status}:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("stunnel {name} did not listen on {accept}");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The source addresses of the TLS connections it opened to the server.
-    fn outgoing(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter_map(|l| l.split_once("connected remote server from "))
-            .map(|(_, a)| a.trim().to_owned())
-            .collect()
-    }
-}
-
 /// One SIPp process (`-t t1` to its stunnel), spawned directly; killed and reaped on drop.
 struct Sipp {
     guard: ChildGuard,
@@ -170,14 +84,15 @@ struct SippRun {
 
 impl Sipp {
     /// `sipp <target> -t t1 -sf <scenario> <args>` in `dir`, from 127.0.0.1:`local_port`.
-    fn start(dir: &Path, name: &str, target: SocketAddr, xml: &str, args: &[&str]) -> Sipp {
+    fn start(dir: &Path, name: &str, target: SocketAddr, xml: &Path, args: &[&str]) -> Sipp {
         let stat = dir.join(format!("{name}-stat.csv"));
         let errors = dir.join(format!("{name}-errors.log"));
         let messages = dir.join(format!("{name}-messages.log"));
         let local_port = free_tcp_port().to_string();
         let child = Command::new("sipp")
             .arg(target.to_string())
-            .args(["-t", "t1", "-sf", xml])
+            .args(["-t", "t1", "-sf"])
+            .arg(xml)
             .args(args)
             .args(["-i", "127.0.0.1", "-p", &local_port, "-nostdin"])
             .args(["-trace_stat", "-fd", "1", "-stf"])
@@ -281,52 +196,37 @@ fn diagnostics(dir: &Path, name: &str) -> String {
     )
 }
 
-/// `SuccessfulCall(C)` and `FailedCall(C)` from the last row of a SIPp `-trace_stat` CSV.
-fn parse_stats(csv: &str) -> Option<(u64, u64)> {
-    let mut rows = csv.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = rows.next()?.split(';').collect();
-    let last: Vec<&str> = rows.next_back()?.split(';').collect();
-    let field = |name: &str| -> Option<u64> {
-        let i = header.iter().position(|h| *h == name)?;
-        last.get(i)?.trim().parse().ok()
-    };
-    Some((field("SuccessfulCall(C)")?, field("FailedCall(C)")?))
-}
-
-/// A SIPp injection file (`SEQUENTIAL`, one line per call).
-fn injection(dir: &Path, name: &str, lines: &[String]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("SEQUENTIAL\n{}\n", lines.join("\n"))).expect("write csv");
-    path.to_str().expect("UTF-8 path").to_owned()
-}
-
-fn auth(user: &str, pw: &str) -> String {
-    format!("[authentication username={user} password={pw}]")
-}
-
 fn over_tls(v: &Value) -> bool {
     v["transport"] == "tls"
 }
 
 #[test]
 fn sipp_registers_with_digest_over_tls() {
-    require_tools();
+    require_tools(&TOOLS, INSTALL);
     let users = [
         ("alice", "alicepw"),
         ("bob", "bobpw"),
         ("carol", "carolpw"),
         ("dave", "davepw"),
     ];
-    let dir = scratch("register");
+    let dir = scratch("sipp-tls", "register");
     let (data, mut server) = start_server(&dir, "sipp-tls-register", &users);
     let accept = loopback(free_tcp_port());
-    let stunnel = Stunnel::start(&dir, "register", accept, server.addr("tls"), &data.ca());
+    let stunnel = Stunnel::start(
+        &dir,
+        "register",
+        accept,
+        server.addr("tls"),
+        &data.ca(),
+        INSTALL,
+    );
 
     let lines: Vec<String> = users
         .iter()
         .enumerate()
         .map(|(i, (u, pw))| format!("{u};127.0.0.1:{};{}", 7000 + i, auth(u, pw)))
         .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let inf = injection(&dir, "users.csv", &lines);
     let n = users.len();
     let m = n.to_string();
@@ -374,8 +274,8 @@ fn sipp_registers_with_digest_over_tls() {
 
 #[test]
 fn sipp_calls_over_tls_reach_a_callee_through_its_registration_flow() {
-    require_tools();
-    let dir = scratch("call");
+    require_tools(&TOOLS, INSTALL);
+    let dir = scratch("sipp-tls", "call");
     let (data, mut server) = start_server(
         &dir,
         "sipp-tls-call",
@@ -384,8 +284,8 @@ fn sipp_calls_over_tls_reach_a_callee_through_its_registration_flow() {
     let tls = server.addr("tls");
     let uas_accept = loopback(free_tcp_port());
     let uac_accept = loopback(free_tcp_port());
-    let uas_tunnel = Stunnel::start(&dir, "uas", uas_accept, tls, &data.ca());
-    let uac_tunnel = Stunnel::start(&dir, "uac", uac_accept, tls, &data.ca());
+    let uas_tunnel = Stunnel::start(&dir, "uas", uas_accept, tls, &data.ca(), INSTALL);
+    let uac_tunnel = Stunnel::start(&dir, "uac", uac_accept, tls, &data.ca(), INSTALL);
 
     // bob: registers (its Contact names a port nothing listens on for TLS), then answers
     // CALLS calls with the out-of-call scenario, then exits.
@@ -393,13 +293,14 @@ fn sipp_calls_over_tls_reach_a_callee_through_its_registration_flow() {
     let inf = injection(
         &dir,
         "bob.csv",
-        &[format!(
+        &[&format!(
             "bob;127.0.0.1:{};{}",
             free_tcp_port(),
             auth("bob", "bobpw")
         )],
     );
     let ooc = scenario("tls_uas_ooc.xml");
+    let ooc = ooc.to_str().expect("UTF-8 path");
     let uas = Sipp::start(
         &dir,
         "uas",
@@ -407,7 +308,7 @@ fn sipp_calls_over_tls_reach_a_callee_through_its_registration_flow() {
         &scenario("tls_uas_register.xml"),
         &[
             "-oocsf",
-            &ooc,
+            ooc,
             "-inf",
             &inf,
             "-set",
@@ -439,7 +340,7 @@ fn sipp_calls_over_tls_reach_a_callee_through_its_registration_flow() {
     let inf = injection(
         &dir,
         "alice.csv",
-        &[format!("alice;{}", auth("alice", "alicepw"))],
+        &[&format!("alice;{}", auth("alice", "alicepw"))],
     );
     let uac = Sipp::start(
         &dir,

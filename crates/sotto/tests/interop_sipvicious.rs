@@ -21,236 +21,63 @@
 //! `source`, `method`, `outcome`, `status`, `module`, `auth_failure`) and from the scanners'
 //! own output tables.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use process::{ChildGuard, free_udp_port, require_tools, scratch};
 use serde_json::Value;
+use sotto_server::{DataDir, Server, addrs, section, set};
 
 const INSTALL: &str = "install with: apt-get install -y sipvicious";
-/// Failure bound for one wait (never asserted on as a duration).
-const WAIT: Duration = Duration::from_secs(20);
 /// Upper bound, in seconds, for one scanner run (svcrack waits 10 s after the last answer).
 const SCAN_LIMIT_S: &str = "90";
 /// The users `sotto user add` creates, with their passwords.
 const USERS: [(&str, &str); 2] = [("alice", "Wonderland-7"), ("bob", "Builder-42")];
 
-/// Kills (and reaps) a child process when dropped.
-struct Guard {
-    child: Option<Child>,
-}
-
-impl Guard {
-    fn new(child: Child) -> Self {
-        Self { child: Some(child) }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Sends SIGINT and waits, bounded, for the exit status.
-    fn interrupt(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -INT failed");
-        let child = self.child.as_mut().expect("child present");
-        for _ in 0..(WAIT.as_millis() / 20) {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("process {} did not exit after SIGINT", self.pid());
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Fails the test with the install hint if the three scanners cannot be run.
+/// Fails the test with the install hint if the three scanners (or `timeout`) cannot be run.
 fn require_sipvicious() {
-    for tool in ["svmap", "svwar", "svcrack"] {
-        let found = Command::new(tool)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        assert!(found, "`{tool}` is not installed: {INSTALL}");
-    }
-    let found = Command::new("timeout")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(found, "`timeout` (coreutils) is not installed");
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sotto-sipvicious-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
-}
-
-/// Runs a `sotto` command to completion and returns its stdout; panics with its output if it
-/// fails.
-fn sotto(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sotto"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sotto");
-    assert!(
-        out.status.success(),
-        "sotto {args:?} failed with {}:\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    require_tools(
+        &[
+            ("svmap", "--help"),
+            ("svwar", "--help"),
+            ("svcrack", "--help"),
+        ],
+        INSTALL,
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    require_tools(&[("timeout", "--version")], "`timeout` is in coreutils");
 }
 
-/// A table inside `table`, created if absent.
-fn subtable<'a>(table: &'a mut toml::Table, key: &str) -> &'a mut toml::Table {
-    table
-        .entry(key)
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        .as_table_mut()
-        .unwrap_or_else(|| panic!("[{key}] is not a table"))
-}
-
-/// A running `sotto server` and the JSON events it prints.
-struct Server {
-    guard: Guard,
-    addr: SocketAddr,
-    events: mpsc::Receiver<Value>,
-}
-
-impl Server {
-    /// `sotto init` + `sotto user add` for [`USERS`] in `dir`, then the server with a UDP
-    /// listener on a free 127.0.0.1 port, TLS and metrics on free loopback ports, and the
-    /// digest algorithms `algorithms` (everything else as `sotto init` wrote it).
-    fn start(dir: &Path, algorithms: &[&str]) -> Self {
-        let data = dir.join("data");
-        let data_s = data.to_str().expect("utf-8 path");
-        sotto(&["init", "--dir", data_s, "--domain", "127.0.0.1"]);
-        let config = data.join("sotto.toml");
-        let config_s = config.to_str().expect("utf-8 path");
-        for (user, password) in USERS {
-            sotto(&[
-                "user",
-                "add",
-                user,
-                "--password",
-                password,
-                "--config",
-                config_s,
-            ]);
-        }
-
-        let text = std::fs::read_to_string(&config).expect("read sotto.toml");
-        let mut table: toml::Table = text.parse().expect("sotto.toml is TOML");
-        let port = free_udp_port();
-        let listen = subtable(&mut table, "listen");
-        listen.insert(
-            "udp".into(),
-            toml::Value::Array(vec![format!("127.0.0.1:{port}").into()]),
-        );
-        listen.insert("tls".into(), toml::Value::Array(vec!["127.0.0.1:0".into()]));
-        subtable(&mut table, "metrics").insert("listen".into(), "127.0.0.1:0".into());
-        let auth = subtable(subtable(&mut table, "modules"), "authentication");
-        auth.insert(
-            "algorithms".into(),
-            toml::Value::Array(algorithms.iter().map(|a| (*a).into()).collect()),
-        );
+/// `sotto init` + `sotto user add` for [`USERS`] in `dir`, then the server with a UDP
+/// listener on a free 127.0.0.1 port, TLS and metrics on free loopback ports, and the
+/// digest algorithms `algorithms` (everything else as `sotto init` wrote it); returns it and
+/// its UDP address.
+fn start_server(dir: &Path, algorithms: &[&str]) -> (Server, SocketAddr) {
+    let data = DataDir::init(&dir.join("data"), &USERS);
+    let port = free_udp_port();
+    data.edit_config(|t| {
+        set(t, "listen", "udp", addrs(&[&format!("127.0.0.1:{port}")]));
+        set(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        set(t, "metrics", "listen", "127.0.0.1:0".into());
+        set(t, "modules.authentication", "algorithms", addrs(algorithms));
         // The anti-flood module keeps the defaults `sotto init` wrote: it must be on.
-        let flood = subtable(subtable(&mut table, "modules"), "anti_flood");
         assert_eq!(
-            flood.get("enabled").and_then(toml::Value::as_bool),
+            section(t, "modules.anti_flood")
+                .get("enabled")
+                .and_then(toml::Value::as_bool),
             Some(true),
             "sotto init should enable anti_flood by default"
         );
-        std::fs::write(&config, table.to_string()).expect("write sotto.toml");
-
-        let child = Command::new(env!("CARGO_BIN_EXE_sotto"))
-            .args(["--json", "server", "--config", config_s])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sotto server");
-        let mut guard = Guard::new(child);
-        let stdout = guard
-            .child
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("server stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Ok(value) = serde_json::from_str::<Value>(&line) else {
-                    // Not an event line (e.g. a log line): keep it visible, skip it.
-                    eprintln!("server: {line}");
-                    continue;
-                };
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        let addr = loop {
-            let ev = events
-                .recv_timeout(WAIT)
-                .expect("server printed no UDP listening event");
-            if ev["event"] == "listening" && ev["transport"] == "udp" {
-                break ev["addr"]
-                    .as_str()
-                    .expect("addr string")
-                    .parse::<SocketAddr>()
-                    .expect("socket address");
-            }
-        };
-        assert_eq!(addr.port(), port, "server bound another UDP port");
-        Self {
-            guard,
-            addr,
-            events,
-        }
-    }
-
-    /// Stops with SIGINT, checks a clean exit, and returns every event it printed.
-    fn stop(mut self) -> Vec<Value> {
-        let status = self.guard.interrupt();
-        assert!(status.success(), "server exited with {status}");
-        let mut out = Vec::new();
-        while let Ok(e) = self.events.recv_timeout(WAIT) {
-            out.push(e);
-        }
-        out
-    }
+    });
+    let server = Server::start("sipvicious", &data.config(), 2);
+    let addr = server.addr("udp");
+    assert_eq!(addr.port(), port, "server bound another UDP port");
+    (server, addr)
 }
 
 /// The `request` events whose source is 127.0.0.1:`port` (one scanner run), in order.
@@ -294,8 +121,8 @@ fn scan(dir: &Path, tool: &str, target: SocketAddr, args: &[&str]) -> Scan {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {tool}: {e}; {INSTALL}"));
-    let mut guard = Guard::new(child);
-    let child = guard.child.take().expect("child");
+    let mut guard = ChildGuard::new(child);
+    let child = guard.0.take().expect("child");
     let out = child.wait_with_output().expect("scanner output");
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -324,9 +151,8 @@ fn table_first_column(output: &str) -> Vec<String> {
 #[test]
 fn svmap_finds_the_server() {
     require_sipvicious();
-    let dir = scratch("svmap");
-    let server = Server::start(&dir, &["SHA-256", "MD5"]);
-    let target = server.addr;
+    let dir = scratch("sipvicious", "svmap");
+    let (server, target) = start_server(&dir, &["SHA-256", "MD5"]);
     let run = scan(&dir, "svmap", target, &[]);
     let events = server.stop();
 
@@ -348,7 +174,7 @@ fn svmap_finds_the_server() {
 #[test]
 fn svwar_finds_no_user() {
     require_sipvicious();
-    let dir = scratch("svwar");
+    let dir = scratch("sipvicious", "svwar");
     // alice and bob exist; the others do not.
     let names = [
         "alice", "bob", "carol", "nobody", "admin", "100", "1000", "test",
@@ -356,8 +182,7 @@ fn svwar_finds_no_user() {
     let list = dir.join("users.txt");
     std::fs::write(&list, names.join("\n") + "\n").expect("write users list");
     let list_s = list.to_str().expect("utf-8 path");
-    let server = Server::start(&dir, &["SHA-256", "MD5"]);
-    let target = server.addr;
+    let (server, target) = start_server(&dir, &["SHA-256", "MD5"]);
 
     let mut runs = Vec::new();
     for method in ["REGISTER", "INVITE", "OPTIONS"] {
@@ -423,7 +248,7 @@ const SVCRACK_ALGORITHMS: [&str; 1] = ["MD5"];
 #[test]
 fn svcrack_is_banned_within_five_attempts() {
     require_sipvicious();
-    let dir = scratch("svcrack");
+    let dir = scratch("sipvicious", "svcrack");
     let (user, password) = USERS[0];
     let guesses = [
         "123456", "password", "alice", "secret", "letmein", password, "qwerty",
@@ -431,8 +256,7 @@ fn svcrack_is_banned_within_five_attempts() {
     assert_eq!(guesses.get(5), Some(&password), "the right one is 6th");
     let list = password_list(&dir, &guesses);
     let alone = password_list(&dir, &[password]);
-    let server = Server::start(&dir, &SVCRACK_ALGORITHMS);
-    let target = server.addr;
+    let (server, target) = start_server(&dir, &SVCRACK_ALGORITHMS);
 
     let run = scan(&dir, "svcrack", target, &["-u", user, "-d", &list]);
     // While the ban lasts, the right password alone (from another port of the same address)
@@ -483,11 +307,11 @@ fn svcrack_is_banned_within_five_attempts() {
 #[test]
 fn svcrack_control_finds_the_password_first_in_the_list() {
     require_sipvicious();
-    let dir = scratch("svcrack-control");
+    let dir = scratch("sipvicious", "svcrack-control");
     let (user, password) = USERS[0];
     let list = password_list(&dir, &[password]);
-    let server = Server::start(&dir, &SVCRACK_ALGORITHMS);
-    let run = scan(&dir, "svcrack", server.addr, &["-u", user, "-d", &list]);
+    let (server, target) = start_server(&dir, &SVCRACK_ALGORITHMS);
+    let run = scan(&dir, "svcrack", target, &["-u", user, "-d", &list]);
     let events = server.stop();
 
     let rows: Vec<String> = run

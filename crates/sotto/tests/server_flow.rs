@@ -16,35 +16,31 @@
 //! Every wait is bounded by [`WAIT`] (a failure bound, never asserted on as a duration); the
 //! server process is killed on every path.
 
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sip_client.rs"]
+mod sip_client;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use process::free_tcp_port;
 use sotto_net::{
     ConnectionId, Destination, Incoming, IncomingReceiver, Transport, TransportConfig,
     TransportKind, tls,
 };
 use sotto_server::{DataDir, Server, addrs, is_request, set};
-use sotto_sip::digest::{Algorithm, Challenge, ClientSecret, DigestClient};
+use sotto_sip::digest::{Algorithm, DigestClient};
 use sotto_sip::message::{Message, Request, Response, StatusCode};
-use sotto_sip::parse::{Limits, parse_message};
 
 /// Failure bound of one wait.
 const WAIT: Duration = Duration::from_secs(20);
 /// The domain `DataDir::init` sets up.
 const DOMAIN: &str = "127.0.0.1";
 const SDP: &str = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-
-/// A port nothing listens on (bound, then released).
-fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// One side of a dialog, as its UA keeps it (RFC 3261 §12.1).
 #[derive(Debug, Clone)]
@@ -85,7 +81,7 @@ impl Ua {
             transport,
             rx,
             server: Destination::new(TransportKind::Tls, server),
-            contact: format!("sips:{user}@127.0.0.1:{}", dead_port()),
+            contact: format!("sips:{user}@127.0.0.1:{}", free_tcp_port()),
             digest: DigestClient::new(sotto_crypto_rust::provider()),
             cseq: 0,
             branches: 0,
@@ -168,30 +164,15 @@ impl Ua {
             .expect("send to the server");
     }
 
-    async fn next(&mut self) -> (Message, Incoming) {
-        let m = tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{}: nothing received", self.user))
-            .expect("transport running");
-        let msg = parse_message(m.data.clone(), &Limits::default()).expect("parsable message");
-        (msg, m)
-    }
-
     /// The next final response (1xx skipped; a request here fails the test).
     async fn final_response(&mut self) -> Response {
-        loop {
-            match self.next().await.0 {
-                Message::Response(r) if r.status().is_final() => return r,
-                Message::Response(_) => {}
-                Message::Request(r) => panic!("{}: unexpected request {}", self.user, r.method()),
-            }
-        }
+        sip_client::final_response(&mut self.rx, self.user, WAIT).await
     }
 
     /// The next request; it must have come over this UA's own connection to the server.
     async fn next_request(&mut self) -> (Request, Incoming) {
         let own = self.connection();
-        match self.next().await {
+        match sip_client::recv(&mut self.rx, self.user, WAIT).await {
             (Message::Request(r), m) => {
                 assert_eq!(
                     m.connection,
@@ -226,33 +207,22 @@ impl Ua {
         let first = self.request(method, to_user, call_id, headers, body);
         self.send(first.clone()).await;
         let r = self.final_response().await;
-        let (challenge_h, creds_h) = match r.status().0 {
-            401 => ("WWW-Authenticate", "Authorization"),
-            407 => ("Proxy-Authenticate", "Proxy-Authorization"),
-            other => panic!("{}: {method} not challenged: {other}", self.user),
-        };
-        let c = r
-            .headers()
-            .get_all(challenge_h)
-            .filter_map(|v| Challenge::parse(v).ok())
-            .find(|c| c.algorithm == Algorithm::Sha256)
-            .expect("SHA-256 challenge");
+        if sip_client::challenge_headers(&r).is_none() {
+            panic!("{}: {method} not challenged: {}", self.user, r.status().0);
+        }
         if method == "INVITE" {
             self.ack_error(&first, &r).await;
         }
-        let ruri = first.split(' ').nth(1).expect("request URI").to_owned();
-        let creds = self
-            .digest
-            .respond(
-                &c,
-                method,
-                &ruri,
-                self.user,
-                ClientSecret::Password(self.password),
-            )
-            .expect("digest response");
+        let creds = sip_client::credentials_for(
+            &mut self.digest,
+            &r,
+            Algorithm::Sha256,
+            &first,
+            self.user,
+            self.password,
+        );
         let mut hs = headers.to_vec();
-        hs.push((creds_h, creds.to_string()));
+        hs.push(creds);
         let again = self.request(method, to_user, call_id, &hs, body);
         self.send(again).await;
         if method == "INVITE" {
@@ -264,23 +234,7 @@ impl Ua {
 
     /// The ACK for a non-2xx final response (same branch, RFC 3261 §17.1.1.3).
     async fn ack_error(&self, invite: &str, resp: &Response) {
-        let header = |name: &str| {
-            invite
-                .split("\r\n")
-                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-                .expect("header of our INVITE")
-                .to_owned()
-        };
-        let ruri = invite.split(' ').nth(1).expect("request URI");
-        let to = resp.headers().get("To").expect("To").to_owned();
-        let cseq = header("CSeq").replace("INVITE", "ACK");
-        let ack = format!(
-            "ACK {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
-            header("Via"),
-            header("From"),
-            header("Call-ID"),
-        );
-        self.send(ack).await;
+        self.send(sip_client::ack_for_error(invite, resp)).await;
     }
 
     async fn register(&mut self) {

@@ -11,103 +11,27 @@
 //!
 //! Every wait is bounded by [`WAIT`] (a failure bound, never asserted on as a duration).
 
-use std::io::{BufRead, BufReader};
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sip_client.rs"]
+mod sip_client;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use process::free_udp_port;
 use serde_json::Value;
-use sotto_sip::digest::{Algorithm, Challenge, ClientSecret, DigestClient};
+use sotto_server::{ALICE_BOB, DataDir, Server, addrs, replace};
+use sotto_sip::digest::{Algorithm, DigestClient};
 use sotto_sip::message::{Message, Request, Response, StatusCode};
 use sotto_sip::parse::{Limits, parse_message};
 
 /// Failure bound for one wait.
 const WAIT: Duration = Duration::from_secs(20);
 const DOMAIN: &str = "example.test";
-
-/// Kills (and reaps) a child process when dropped.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn sotto() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sotto"))
-}
-
-/// A running `sotto --json server`.
-struct Server {
-    guard: Guard,
-    events: mpsc::Receiver<Value>,
-}
-
-impl Server {
-    /// Starts the server and waits until its listeners are up (the metrics line is last).
-    fn start(config: &Path) -> Server {
-        let mut child = sotto()
-            .args(["--json", "server", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sotto server");
-        let stdout = child.stdout.take().expect("server stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let server = Server {
-            guard: Guard(Some(child)),
-            events,
-        };
-        server.wait_for(|v| v["event"] == "metrics" || v["event"] == "metrics_unavailable");
-        server
-    }
-
-    fn wait_for(&self, pred: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let v = self
-                .events
-                .recv_timeout(WAIT)
-                .expect("an event from sotto server");
-            assert!(v.get("error").is_none(), "server failed: {v}");
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    /// SIGTERM: `stopped`, then exit status 0.
-    fn stop(mut self) {
-        let child = self.guard.0.as_mut().expect("server running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success());
-        self.wait_for(|v| v["event"] == "stopped");
-        let mut child = self.guard.0.take().expect("server running");
-        let status = child.wait().expect("wait for server");
-        assert!(status.success(), "server exit status {status}");
-    }
-}
 
 /// A UDP user agent on a std socket.
 struct Ua {
@@ -209,28 +133,17 @@ impl Ua {
         let first = self.request(method, to_user, contact, &[]);
         self.send(&first);
         let r = self.final_response();
-        let (challenge_h, creds_h) = match r.status().0 {
-            401 => ("WWW-Authenticate", "Authorization"),
-            407 => ("Proxy-Authenticate", "Proxy-Authorization"),
-            _ => return r,
-        };
-        let c = r
-            .headers()
-            .get_all(challenge_h)
-            .filter_map(|v| Challenge::parse(v).ok())
-            .find(|c| c.algorithm == Algorithm::Sha256)
-            .expect("SHA-256 challenge");
-        let ruri = first.split(' ').nth(1).expect("request URI").to_owned();
-        let creds = self
-            .digest
-            .respond(
-                &c,
-                method,
-                &ruri,
-                self.user,
-                ClientSecret::Password(self.password),
-            )
-            .expect("digest");
+        if sip_client::challenge_headers(&r).is_none() {
+            return r;
+        }
+        let (creds_h, creds) = sip_client::credentials_for(
+            &mut self.digest,
+            &r,
+            Algorithm::Sha256,
+            &first,
+            self.user,
+            self.password,
+        );
         let again = self.request(method, to_user, contact, &[format!("{creds_h}: {creds}")]);
         self.send(&again);
         self.final_response()
@@ -252,97 +165,59 @@ impl Ua {
     }
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
+/// `sotto init`, users alice and bob, UDP on `port`, TLS and metrics on free ports;
+/// returns (scratch dir, data dir).
+fn init(name: &str, port: u16) -> (PathBuf, DataDir) {
+    let (dir, data) = DataDir::fresh("restart", name, DOMAIN, &ALICE_BOB);
+    data.edit_config(|t| {
+        replace(t, "listen", "udp", addrs(&[&format!("127.0.0.1:{port}")]));
+        replace(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        replace(t, "metrics", "listen", "127.0.0.1:0".into());
+        assert_eq!(
+            t["storage"]["kind"].as_str(),
+            Some("sqlite"),
+            "SQLite is the default storage"
+        );
+    });
+    (dir, data)
 }
 
-/// `sotto init`, users alice and bob, UDP on `port`, TLS and metrics on free ports.
-fn init(name: &str, port: u16) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("sotto-restart-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
-    let ok = sotto()
-        .args(["init", "--dir"])
-        .arg(&data)
-        .args(["--domain", DOMAIN])
-        .stdout(Stdio::null())
-        .status()
-        .expect("run sotto init");
-    assert!(ok.success(), "sotto init failed");
-    let config = data.join("sotto.toml");
-    for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
-        let ok = sotto()
-            .args(["user", "add", user, "--password", pw, "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run sotto user add");
-        assert!(ok.success(), "sotto user add {user} failed");
-    }
-    let text = std::fs::read_to_string(&config).expect("read config");
-    let text: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("udp = ") {
-                format!("udp = [\"127.0.0.1:{port}\"]")
-            } else if l.starts_with("tls = ") {
-                "tls = [\"127.0.0.1:0\"]".to_owned()
-            } else if l.starts_with("listen = ") {
-                "listen = \"127.0.0.1:0\"".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    assert!(text.iter().any(|l| l.starts_with("kind = \"sqlite\"")));
-    std::fs::write(&config, text.join("\n")).expect("write config");
-    (dir, config)
+/// Stops the server with SIGTERM (`stopped`, exit status 0); no event may report an error.
+fn stop(server: Server) {
+    let events = server.stop_term();
+    let errors: Vec<&Value> = events.iter().filter(|v| v.get("error").is_some()).collect();
+    assert!(errors.is_empty(), "server errors: {errors:?}");
 }
 
 #[test]
 fn registration_survives_a_restart() {
     let port = free_udp_port();
-    let (dir, config) = init("udp", port);
+    let (dir, data) = init("udp", port);
     let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
 
-    let server = Server::start(&config);
+    let server = Server::start_all("restart", &data.config());
     let mut alice = Ua::new("alice", "alicepw", server_addr);
     let r = alice.authed("REGISTER", "alice", true);
     assert_eq!(r.status().0, 200, "alice REGISTER");
-    server.stop();
+    stop(server);
 
-    let server = Server::start(&config);
+    let server = Server::start_all("restart", &data.config());
     // bob reaches alice through the new process: her binding came back from the file.
     let mut bob = Ua::new("bob", "bobpw", server_addr);
     let first = bob.request("MESSAGE", "alice", false, &[]);
     bob.send(&first);
     let r = bob.final_response();
     assert_eq!(r.status().0, 407, "MESSAGE is challenged");
-    let c = r
-        .headers()
-        .get_all("Proxy-Authenticate")
-        .filter_map(|v| Challenge::parse(v).ok())
-        .find(|c| c.algorithm == Algorithm::Sha256)
-        .expect("challenge");
-    let creds = bob
-        .digest
-        .respond(
-            &c,
-            "MESSAGE",
-            &format!("sip:alice@{DOMAIN}"),
-            "bob",
-            ClientSecret::Password("bobpw"),
-        )
-        .expect("digest");
-    let m = bob.request(
+    let (creds_h, creds) = sip_client::credentials(
+        &mut bob.digest,
+        &r,
+        Algorithm::Sha256,
         "MESSAGE",
-        "alice",
-        false,
-        &[format!("Proxy-Authorization: {creds}")],
+        &format!("sip:alice@{DOMAIN}"),
+        "bob",
+        "bobpw",
     );
+    let m = bob.request("MESSAGE", "alice", false, &[format!("{creds_h}: {creds}")]);
     bob.send(&m);
     let req = match alice.recv() {
         Message::Request(r) => r,
@@ -365,6 +240,6 @@ fn registration_survives_a_restart() {
         contacts.iter().any(|c| c.contains(&alice.contact())),
         "{contacts:?}"
     );
-    server.stop();
+    stop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

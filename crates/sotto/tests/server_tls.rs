@@ -19,228 +19,44 @@
 //! Every wait is bounded by [`WAIT`] (a failure bound, never asserted on as a duration), and the
 //! server process is killed on every path.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+#[path = "common/pki.rs"]
+mod pki;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sip_client.rs"]
+mod sip_client;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
+use pki::init_ca_client_cert;
+use process::free_tcp_port;
 use sotto_net::tls;
 use sotto_net::{
     Destination, Incoming, IncomingReceiver, Transport, TransportConfig, TransportKind,
 };
-use sotto_sip::digest::{Algorithm, Challenge, ClientSecret, DigestClient};
-use sotto_sip::message::{Message, Request, Response, StatusCode};
-use sotto_sip::parse::{Limits, parse_message};
+use sotto_server::{ALICE_BOB, DataDir, Server, addrs, replace};
+use sotto_sip::digest::{Algorithm, DigestClient};
+use sotto_sip::message::{Request, Response};
 
 /// Failure bound for one wait.
 const WAIT: Duration = Duration::from_secs(20);
 const DOMAIN: &str = "example.test";
 
-/// Kills (and reaps) a child process when dropped.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn sotto() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sotto"))
-}
-
-/// `sotto init` into a fresh directory, users alice and bob; returns (dir, config path).
-fn init(name: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("sotto-srv-tls-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
-    let ok = sotto()
-        .args(["init", "--dir"])
-        .arg(&data)
-        .args(["--domain", DOMAIN])
-        .stdout(Stdio::null())
-        .status()
-        .expect("run sotto init");
-    assert!(ok.success(), "sotto init failed");
-    let config = data.join("sotto.toml");
-    for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
-        let ok = sotto()
-            .args(["user", "add", user, "--password", pw, "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run sotto user add");
-        assert!(ok.success(), "sotto user add {user} failed");
-    }
-    (dir, config)
-}
-
-/// Rewrites `key = ...` lines of the config file (the first of each key).
-fn set_keys(config: &Path, keys: &[(&str, &str)]) {
-    let text = std::fs::read_to_string(config).expect("read config");
-    let mut done = vec![false; keys.len()];
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            for (i, (k, v)) in keys.iter().enumerate() {
-                if !done[i] && l.starts_with(&format!("{k} = ")) {
-                    done[i] = true;
-                    return format!("{k} = {v}");
-                }
-            }
-            l.to_owned()
-        })
-        .collect();
-    assert!(
-        done.iter().all(|d| *d),
-        "a key is missing from the template"
-    );
-    std::fs::write(config, out.join("\n")).expect("write config");
-}
-
-/// A running `sotto --json server` and its event lines.
-struct Server {
-    guard: Guard,
-    events: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-    tls: Option<SocketAddr>,
-    udp: Option<SocketAddr>,
-    metrics: Option<SocketAddr>,
-}
-
-impl Server {
-    fn start(config: &Path) -> Server {
-        let mut child = sotto()
-            .args(["--json", "server", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sotto server");
-        let stdout = child.stdout.take().expect("server stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut s = Server {
-            guard: Guard(Some(child)),
-            events,
-            seen: Vec::new(),
-            tls: None,
-            udp: None,
-            metrics: None,
-        };
-        // The metrics line comes after every listener's.
-        loop {
-            let v = s.next_event();
-            assert!(v.get("error").is_none(), "server failed: {v}");
-            let addr = || v["addr"].as_str().and_then(|a| a.parse().ok());
-            match (v["event"].as_str(), v["transport"].as_str()) {
-                (Some("listening"), Some("tls")) => s.tls = addr(),
-                (Some("listening"), Some("udp")) => s.udp = addr(),
-                (Some("metrics"), _) => {
-                    s.metrics = addr();
-                    break;
-                }
-                (Some("metrics_unavailable"), _) => break,
-                _ => {}
-            }
-        }
-        s
-    }
-
-    fn next_event(&mut self) -> Value {
-        let v = self
-            .events
-            .recv_timeout(WAIT)
-            .expect("an event from sotto server");
-        self.seen.push(v.clone());
-        v
-    }
-
-    /// Waits for an event matching `pred` (seen before or coming).
-    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-            return v.clone();
-        }
-        loop {
-            let v = self.next_event();
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    /// Like [`Server::wait_for`], but lets the test's own runtime run meanwhile (its client
-    /// transports write from tasks).
-    async fn wait_for_async(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-            return v.clone();
-        }
-        let deadline = std::time::Instant::now() + WAIT;
-        while std::time::Instant::now() < deadline {
-            match self.events.try_recv() {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if pred(&v) {
-                        return v;
-                    }
-                }
-                Err(mpsc::TryRecvError::Empty) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => break,
-            }
-        }
-        panic!("no matching event from sotto server");
-    }
-
-    /// Sends SIGTERM without waiting.
-    fn terminate(&mut self) {
-        let child = self.guard.0.as_mut().expect("server running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success());
-    }
-
-    /// After [`Server::terminate`]: the server must print `stopped` and exit 0.
-    async fn exited(mut self) {
-        self.wait_for_async(|v| v["event"] == "stopped").await;
-        let mut child = self.guard.0.take().expect("server running");
-        let status = child.wait().expect("wait for server");
-        assert!(status.success(), "server exit status {status}");
-    }
-
-    /// SIGTERM; the server must print `stopped` and exit 0.
-    fn stop(mut self) {
-        let child = self.guard.0.as_mut().expect("server running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success());
-        self.wait_for(|v| v["event"] == "stopped");
-        let mut child = self.guard.0.take().expect("server running");
-        let status = child.wait().expect("wait for server");
-        assert!(status.success(), "server exit status {status}");
-    }
+/// `sotto init` into a fresh directory, users alice and bob, TLS on a free port, metrics on
+/// a free loopback port, then `edit` applied to the config; returns (scratch dir, data dir).
+fn init(name: &str, edit: impl FnOnce(&mut toml::Table)) -> (PathBuf, DataDir) {
+    let (dir, data) = DataDir::fresh("srv-tls", name, DOMAIN, &ALICE_BOB);
+    data.edit_config(|t| {
+        replace(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        replace(t, "metrics", "listen", "127.0.0.1:0".into());
+        edit(t);
+    });
+    (dir, data)
 }
 
 /// GET /metrics over plain HTTP/1.1.
@@ -259,14 +75,6 @@ fn scrape(addr: SocketAddr) -> String {
 fn sample(text: &str, series: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// A port nothing listens on (bound, then released).
-fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
@@ -332,7 +140,7 @@ impl Ua {
         // Nobody listens there: only the registration's connection reaches this UA.
         let contact = format!(
             "sip:{user}@127.0.0.1:{};transport={}",
-            dead_port(),
+            free_tcp_port(),
             kind.as_str()
         );
         Ua {
@@ -413,34 +221,14 @@ impl Ua {
             .map(|_| ())
     }
 
-    async fn next(&mut self) -> (Message, Incoming) {
-        let m = tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{}: nothing received", self.user))
-            .expect("transport running");
-        let msg = parse_message(m.data.clone(), &Limits::default()).expect("parsable message");
-        (msg, m)
-    }
-
     /// The next final response (1xx skipped).
     async fn final_response(&mut self) -> Response {
-        loop {
-            match self.next().await.0 {
-                Message::Response(r) if r.status().is_final() => return r,
-                Message::Response(_) => {}
-                Message::Request(r) => panic!("{}: unexpected request {}", self.user, r.method()),
-            }
-        }
+        sip_client::final_response(&mut self.rx, self.user, WAIT).await
     }
 
     /// The next request received (a response here is a failure).
     async fn next_request(&mut self) -> (Request, Incoming) {
-        match self.next().await {
-            (Message::Request(r), m) => (r, m),
-            (Message::Response(r), _) => {
-                panic!("{}: unexpected response {}", self.user, r.status().0)
-            }
-        }
+        sip_client::next_request(&mut self.rx, self.user, WAIT).await
     }
 
     /// Sends a request, answers a 401/407 with the challenge of `algorithm`, and returns the
@@ -476,41 +264,31 @@ impl Ua {
         let first = self.request(method, to_user, false, headers, body);
         self.send(first.clone()).await.expect("send");
         let r = self.final_response().await;
-        let (status, challenge_h, creds_h) = match r.status().0 {
-            401 => (401, "WWW-Authenticate", "Authorization"),
-            407 => (407, "Proxy-Authenticate", "Proxy-Authorization"),
-            _ => return Some(r),
-        };
-        let challenges: Vec<Challenge> = r
-            .headers()
-            .get_all(challenge_h)
-            .filter_map(|v| Challenge::parse(v).ok())
+        let status = r.status().0;
+        if sip_client::challenge_headers(&r).is_none() {
+            return Some(r);
+        }
+        let offered: Vec<Algorithm> = sip_client::challenges(&r)
+            .iter()
+            .map(|c| c.algorithm)
             .collect();
-        let offered: Vec<Algorithm> = challenges.iter().map(|c| c.algorithm).collect();
         assert!(
             offered.contains(&Algorithm::Sha256) && offered.contains(&Algorithm::Md5),
             "{status}: both SHA-256 and MD5 are offered, got {offered:?}"
         );
-        let c = challenges
-            .iter()
-            .find(|c| c.algorithm == algorithm)
-            .expect("challenge of the algorithm");
         if method == "INVITE" {
             self.ack_error(&first, &r).await;
         }
-        let ruri = first.split(' ').nth(1).expect("request URI").to_owned();
-        let creds = self
-            .digest
-            .respond(
-                c,
-                method,
-                &ruri,
-                self.user,
-                ClientSecret::Password(self.password),
-            )
-            .expect("digest response");
+        let creds = sip_client::credentials_for(
+            &mut self.digest,
+            &r,
+            algorithm,
+            &first,
+            self.user,
+            self.password,
+        );
         let mut hs = headers.to_vec();
-        hs.push((creds_h, creds.to_string()));
+        hs.push(creds);
         let again = self.request(method, to_user, true, &hs, body);
         self.send(again).await.expect("send");
         None
@@ -518,33 +296,13 @@ impl Ua {
 
     /// The ACK for a non-2xx final response to `invite` (same branch, RFC 3261 §17.1.1.3).
     async fn ack_error(&self, invite: &str, resp: &Response) {
-        let header = |name: &str| {
-            invite
-                .split("\r\n")
-                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-                .expect("header of our INVITE")
-                .to_owned()
-        };
-        let ruri = invite.split(' ').nth(1).expect("request URI");
-        let to = resp.headers().get("To").expect("To").to_owned();
-        let cseq = header("CSeq").replace("INVITE", "ACK");
-        let ack = format!(
-            "ACK {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
-            header("Via"),
-            header("From"),
-            header("Call-ID"),
-        );
+        let ack = sip_client::ack_for_error(invite, resp);
         self.send(ack).await.expect("send ACK");
     }
 
     /// Answers a received request with `status` (a To tag, and `body` if any).
     async fn answer(&self, req: &Request, incoming: &Incoming, status: u16, body: &str) {
-        let mut r = Response::from_request(req, StatusCode(status));
-        r.set_to_tag("bobtag");
-        // RFC 3261 §12.1.1: the UAS copies Record-Route into its dialog-forming responses.
-        for rr in req.headers().get_all("Record-Route") {
-            r.headers_mut().push("Record-Route", rr);
-        }
+        let mut r = sip_client::response_to(req, status, "bobtag");
         if !body.is_empty() {
             r.headers_mut()
                 .push("Contact", format!("<{}>", self.contact));
@@ -562,61 +320,30 @@ fn warning(r: &Response) -> String {
     r.headers().get("Warning").unwrap_or("").to_owned()
 }
 
-/// A client certificate for `uri`, issued by the init CA (its DN rebuilt as `sotto init`
-/// writes it, its key read from `ca.key`).
+/// A client certificate for `uri`, issued by the init CA (see [`init_ca_client_cert`]).
 fn client_cert(
-    data: &Path,
+    data: &DataDir,
     uri: &str,
 ) -> (
     Vec<rustls_pki_types::CertificateDer<'static>>,
     rustls_pki_types::PrivateKeyDer<'static>,
 ) {
-    let ca_key_pem = std::fs::read_to_string(data.join("ca.key")).expect("read ca.key");
-    let ca_key = rcgen::KeyPair::from_pem(&ca_key_pem).expect("CA key");
-    let mut ca = rcgen::CertificateParams::default();
-    ca.distinguished_name = rcgen::DistinguishedName::new();
-    ca.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        format!("sotto local CA for {DOMAIN}"),
-    );
-    ca.distinguished_name
-        .push(rcgen::DnType::OrganizationName, "sotto");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().expect("client key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "alice's phone");
-    params.subject_alt_names = vec![rcgen::SanType::URI(
-        rcgen::string::Ia5String::try_from(uri).expect("URI"),
-    )];
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    params.use_authority_key_identifier_extension = true;
-    let cert = params.signed_by(&key, &issuer).expect("sign client cert");
-    let chain = tls::certs_from_pem(cert.pem().as_bytes()).expect("cert PEM");
-    let key = tls::private_key_from_pem(key.serialize_pem().as_bytes()).expect("key PEM");
+    let (cert, key) = init_ca_client_cert(&data.ca_key(), DOMAIN, uri, "alice's phone");
+    let chain = tls::certs_from_pem(cert.as_bytes()).expect("cert PEM");
+    let key = tls::private_key_from_pem(key.as_bytes()).expect("key PEM");
     (chain, key)
 }
 
 #[tokio::test]
 async fn tls_register_message_invite_and_no_downgrade() {
-    let (dir, config) = init("main");
-    set_keys(
-        &config,
-        &[
-            ("tls", "[\"127.0.0.1:0\"]"),
-            ("udp", "[\"127.0.0.1:0\"]"),
-            ("client_auth", "\"optional\""),
-            ("listen", "\"127.0.0.1:0\""),
-        ],
-    );
-    let data = config.parent().expect("data dir").to_owned();
-    let ca = data.join("ca.pem");
-    let server = Server::start(&config);
-    let tls_addr = server.tls.expect("TLS listener");
-    let udp_addr = server.udp.expect("UDP listener");
+    let (dir, data) = init("main", |t| {
+        replace(t, "listen", "udp", addrs(&["127.0.0.1:0"]));
+        replace(t, "tls", "client_auth", "optional".into());
+    });
+    let ca = data.ca();
+    let server = Server::start_all("main", &data.config());
+    let tls_addr = server.addr("tls");
+    let udp_addr = server.addr("udp");
     let metrics = server.metrics.expect("metrics endpoint");
 
     // alice: SHA-256, then a refresh with MD5.
@@ -668,29 +395,16 @@ async fn tls_register_message_invite_and_no_downgrade() {
         alice.send(first).await.expect("send");
         let r = alice.final_response().await;
         assert_eq!(r.status().0, 407, "MESSAGE is challenged");
-        let c = r
-            .headers()
-            .get_all("Proxy-Authenticate")
-            .filter_map(|v| Challenge::parse(v).ok())
-            .find(|c| c.algorithm == Algorithm::Sha256)
-            .expect("SHA-256 challenge");
-        let creds = alice
-            .digest
-            .respond(
-                &c,
-                "MESSAGE",
-                &format!("sip:bob@{DOMAIN}"),
-                "alice",
-                ClientSecret::Password("alicepw"),
-            )
-            .expect("digest");
-        let mut m = alice.request(
+        let creds = sip_client::credentials(
+            &mut alice.digest,
+            &r,
+            Algorithm::Sha256,
             "MESSAGE",
-            "bob",
-            true,
-            &[("Proxy-Authorization", creds.to_string())],
-            "",
+            &format!("sip:bob@{DOMAIN}"),
+            "alice",
+            "alicepw",
         );
+        let mut m = alice.request("MESSAGE", "bob", true, &[creds], "");
         // A text body instead of SDP.
         m = m.replace(
             "Content-Length: 0\r\n\r\n",
@@ -724,29 +438,16 @@ async fn tls_register_message_invite_and_no_downgrade() {
         let r = alice.final_response().await;
         assert_eq!(r.status().0, 407, "INVITE is challenged");
         alice.ack_error(&first, &r).await;
-        let c = r
-            .headers()
-            .get_all("Proxy-Authenticate")
-            .filter_map(|v| Challenge::parse(v).ok())
-            .find(|c| c.algorithm == Algorithm::Md5)
-            .expect("MD5 challenge");
-        let creds = alice
-            .digest
-            .respond(
-                &c,
-                "INVITE",
-                &format!("sip:bob@{DOMAIN}"),
-                "alice",
-                ClientSecret::Password("alicepw"),
-            )
-            .expect("digest");
-        alice.request(
+        let creds = sip_client::credentials(
+            &mut alice.digest,
+            &r,
+            Algorithm::Md5,
             "INVITE",
-            "bob",
-            true,
-            &[("Proxy-Authorization", creds.to_string())],
-            SDP,
-        )
+            &format!("sip:bob@{DOMAIN}"),
+            "alice",
+            "alicepw",
+        );
+        alice.request("INVITE", "bob", true, &[creds], SDP)
     };
     alice.send(invite_task).await.expect("send INVITE");
     let (invite, incoming) = bob.next_request().await;
@@ -860,25 +561,19 @@ async fn tls_register_message_invite_and_no_downgrade() {
     assert_eq!(sample(&m, "sotto_auth_failures_total"), Some(0), "{m}");
     assert_eq!(sample(&m, "sotto_anti_flood_bans_total"), Some(0), "{m}");
 
-    server.stop();
+    server.stop_term();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn wrong_passwords_get_banned_and_counted() {
-    let (dir, config) = init("ban");
-    set_keys(
-        &config,
-        &[
-            ("tls", "[\"127.0.0.1:0\"]"),
-            ("ban_after_failures", "2"),
-            ("listen", "\"127.0.0.1:0\""),
-            ("format", "\"json\""),
-        ],
-    );
-    let ca = config.parent().expect("data dir").join("ca.pem");
-    let mut server = Server::start(&config);
-    let tls_addr = server.tls.expect("TLS listener");
+    let (dir, data) = init("ban", |t| {
+        replace(t, "modules.anti_flood", "ban_after_failures", 2.into());
+        replace(t, "log", "format", "json".into());
+    });
+    let ca = data.ca();
+    let mut server = Server::start_all("ban", &data.config());
+    let tls_addr = server.addr("tls");
     let metrics = server.metrics.expect("metrics endpoint");
 
     let mut mallory = Ua::tls("alice", "wrong", &ca, tls_addr, None);
@@ -896,7 +591,9 @@ async fn wrong_passwords_get_banned_and_counted() {
     let reg = mallory.request("REGISTER", "alice", false, &[], "");
     mallory.send(reg).await.expect("send");
     let ev = server
-        .wait_for_async(|v| v["event"] == "request" && v["outcome"] == "dropped")
+        .wait_match_async("a dropped request", |v| {
+            v["event"] == "request" && v["outcome"] == "dropped"
+        })
         .await;
     assert_eq!(ev["module"], "anti_flood", "{ev}");
     let m = scrape(metrics);
@@ -908,7 +605,7 @@ async fn wrong_passwords_get_banned_and_counted() {
         Some(1),
         "{m}"
     );
-    server.stop();
+    server.stop_term();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -918,14 +615,10 @@ async fn wrong_passwords_get_banned_and_counted() {
 /// connection of the new process) sends bob a MESSAGE: it must not come back to her.
 #[tokio::test]
 async fn stored_flow_does_not_reach_another_peer_after_restart() {
-    let (dir, config) = init("flow");
-    set_keys(
-        &config,
-        &[("tls", "[\"127.0.0.1:0\"]"), ("listen", "\"127.0.0.1:0\"")],
-    );
-    let ca = config.parent().expect("data dir").join("ca.pem");
-    let server = Server::start(&config);
-    let mut bob = Ua::tls("bob", "bobpw", &ca, server.tls.expect("TLS"), None);
+    let (dir, data) = init("flow", |_| {});
+    let ca = data.ca();
+    let server = Server::start_all("flow", &data.config());
+    let mut bob = Ua::tls("bob", "bobpw", &ca, server.addr("tls"), None);
     let r = bob
         .authed(
             "REGISTER",
@@ -936,11 +629,11 @@ async fn stored_flow_does_not_reach_another_peer_after_restart() {
         )
         .await;
     assert_eq!(r.status().0, 200, "bob REGISTER");
-    server.stop();
+    server.stop_term();
     drop(bob);
 
-    let server = Server::start(&config);
-    let mut alice = Ua::tls("alice", "alicepw", &ca, server.tls.expect("TLS"), None);
+    let server = Server::start_all("flow", &data.config());
+    let mut alice = Ua::tls("alice", "alicepw", &ca, server.addr("tls"), None);
     // final_response fails the test if a request (bob's MESSAGE) arrives here instead.
     let r = alice
         .authed("MESSAGE", "bob", &[], "", Algorithm::Sha256)
@@ -950,21 +643,17 @@ async fn stored_flow_does_not_reach_another_peer_after_restart() {
         "bob's old flow is gone; got {}",
         r.status().0
     );
-    server.stop();
+    server.stop_term();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Graceful shutdown: a call ringing when SIGTERM arrives still gets its answer through.
 #[tokio::test]
 async fn sigterm_lets_a_ringing_call_finish() {
-    let (dir, config) = init("drain");
-    set_keys(
-        &config,
-        &[("tls", "[\"127.0.0.1:0\"]"), ("listen", "\"127.0.0.1:0\"")],
-    );
-    let ca = config.parent().expect("data dir").join("ca.pem");
-    let mut server = Server::start(&config);
-    let tls_addr = server.tls.expect("TLS");
+    let (dir, data) = init("drain", |_| {});
+    let ca = data.ca();
+    let mut server = Server::start_all("drain", &data.config());
+    let tls_addr = server.addr("tls");
     let mut alice = Ua::tls("alice", "alicepw", &ca, tls_addr, None);
     let mut bob = Ua::tls("bob", "bobpw", &ca, tls_addr, None);
     for ua in [&mut alice, &mut bob] {
@@ -988,7 +677,9 @@ async fn sigterm_lets_a_ringing_call_finish() {
     bob.answer(&invite, &incoming, 180, "").await;
 
     server.terminate();
-    server.wait_for_async(|v| v["event"] == "stopping").await;
+    server
+        .wait_match_async("stopping", |v| v["event"] == "stopping")
+        .await;
     // The server is stopping; the call under way still gets bob's answer.
     bob.answer(&invite, &incoming, 200, SDP).await;
     let ok = alice.final_response().await;

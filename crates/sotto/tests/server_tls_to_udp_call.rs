@@ -11,164 +11,56 @@
 //! Every wait is bounded by [`WAIT`] (a failure bound, never asserted on as a duration), and the
 //! server process is killed on every path.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sip_client.rs"]
+mod sip_client;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
+use process::free_tcp_port;
 use serde_json::Value;
 use sotto_net::tls;
 use sotto_net::{
     Destination, Incoming, IncomingReceiver, Transport, TransportConfig, TransportKind,
 };
-use sotto_sip::digest::{Algorithm, Challenge, ClientSecret, DigestClient};
-use sotto_sip::message::{Message, Request, Response, StatusCode};
-use sotto_sip::parse::{Limits, parse_message};
+use sotto_server::{ALICE_BOB, DataDir, Server, addrs, replace};
+use sotto_sip::digest::{Algorithm, DigestClient};
+use sotto_sip::message::{Request, Response};
 
 /// Failure bound for one wait.
 const WAIT: Duration = Duration::from_secs(20);
 const DOMAIN: &str = "example.test";
 const CALLS: u32 = 3;
 
-/// Kills (and reaps) the server process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sotto() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sotto"))
-}
-
 /// `sotto init` + users alice and bob, then the bench's settings: TLS and UDP listeners on
-/// free loopback ports, `downgrade = "warn"`, MD5 only (as SIPp), metrics on a free port.
-fn init() -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("sotto-tls2udp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
-    let ok = sotto()
-        .args(["init", "--dir"])
-        .arg(&data)
-        .args(["--domain", DOMAIN])
-        .stdout(Stdio::null())
-        .status()
-        .expect("run sotto init");
-    assert!(ok.success(), "sotto init failed");
-    let config = data.join("sotto.toml");
-    for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
-        let ok = sotto()
-            .args(["user", "add", user, "--password", pw, "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run sotto user add");
-        assert!(ok.success(), "sotto user add {user} failed");
-    }
-    let text = std::fs::read_to_string(&config).expect("read config");
-    let mut changed = 0;
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            let new = if l.starts_with("tls = ") {
-                "tls = [\"127.0.0.1:0\"]"
-            } else if l.starts_with("udp = ") {
-                "udp = [\"127.0.0.1:0\"]"
-            } else if l.starts_with("downgrade = ") {
-                "downgrade = \"warn\""
-            } else if l.starts_with("algorithms = ") {
-                "algorithms = [\"MD5\"]"
-            } else if l.starts_with("listen = ") {
-                "listen = \"127.0.0.1:0\""
-            } else {
-                return l.to_owned();
-            };
-            changed += 1;
-            new.to_owned()
-        })
-        .collect();
-    assert_eq!(changed, 5, "the config template changed");
-    std::fs::write(&config, out.join("\n")).expect("write config");
-    (dir, config)
+/// free loopback ports, `downgrade = "warn"`, MD5 only (as SIPp), metrics on a free port;
+/// returns (scratch dir, data dir).
+fn init() -> (PathBuf, DataDir) {
+    let (dir, data) = DataDir::fresh("tls2udp", "call", DOMAIN, &ALICE_BOB);
+    data.edit_config(|t| {
+        replace(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        replace(t, "listen", "udp", addrs(&["127.0.0.1:0"]));
+        replace(t, "security", "downgrade", "warn".into());
+        replace(t, "modules.authentication", "algorithms", addrs(&["MD5"]));
+        replace(t, "metrics", "listen", "127.0.0.1:0".into());
+    });
+    (dir, data)
 }
 
-/// A running `sotto --json server`: its listeners and event lines.
-struct Server {
-    _guard: Guard,
-    events: mpsc::Receiver<Value>,
-    tls: SocketAddr,
-    udp: SocketAddr,
-}
-
-impl Server {
-    fn start(config: &Path) -> Server {
-        let mut child = sotto()
-            .args(["--json", "server", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sotto server");
-        let stdout = child.stdout.take().expect("server stdout");
-        let guard = Guard(child);
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut tls, mut udp) = (None, None);
-        // The metrics line comes after every listener's.
-        loop {
-            let v = events
-                .recv_timeout(WAIT)
-                .expect("an event from sotto server");
-            assert!(v.get("error").is_none(), "server failed: {v}");
-            let addr = || v["addr"].as_str().and_then(|a| a.parse().ok());
-            match (v["event"].as_str(), v["transport"].as_str()) {
-                (Some("listening"), Some("tls")) => tls = addr(),
-                (Some("listening"), Some("udp")) => udp = addr(),
-                (Some("metrics" | "metrics_unavailable"), _) => break,
-                _ => {}
-            }
-        }
-        Server {
-            _guard: guard,
-            events,
-            tls: tls.expect("a TLS listener"),
-            udp: udp.expect("a UDP listener"),
-        }
-    }
-
-    /// Every `request` event printed so far, as (method, outcome, transport).
-    fn requests(&self) -> Vec<(String, String, String)> {
-        let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
-        self.events
-            .try_iter()
-            .filter(|v| v["event"] == "request")
-            .map(|v| (s(&v, "method"), s(&v, "outcome"), s(&v, "transport")))
-            .collect()
-    }
-}
-
-/// A port nothing listens on (bound, then released).
-fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// Every `request` event the server printed so far, as (method, outcome, transport).
+fn requests(server: &mut Server) -> Vec<(String, String, String)> {
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    server.drain();
+    server
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "request")
+        .map(|v| (s(v, "method"), s(v, "outcome"), s(v, "transport")))
+        .collect()
 }
 
 const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
@@ -188,34 +80,14 @@ struct Ua {
 }
 
 impl Ua {
-    async fn next(&mut self) -> (Message, Incoming) {
-        let m = tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{}: nothing received", self.user))
-            .expect("transport running");
-        let msg = parse_message(m.data.clone(), &Limits::default()).expect("parsable message");
-        (msg, m)
-    }
-
     /// The next final response (1xx skipped; a request here is a failure).
     async fn final_response(&mut self) -> Response {
-        loop {
-            match self.next().await.0 {
-                Message::Response(r) if r.status().is_final() => return r,
-                Message::Response(_) => {}
-                Message::Request(r) => panic!("{}: unexpected request {}", self.user, r.method()),
-            }
-        }
+        sip_client::final_response(&mut self.rx, self.user, WAIT).await
     }
 
     /// The next request (a response here is a failure).
     async fn next_request(&mut self) -> (Request, Incoming) {
-        match self.next().await {
-            (Message::Request(r), m) => (r, m),
-            (Message::Response(r), _) => {
-                panic!("{}: unexpected response {}", self.user, r.status().0)
-            }
-        }
+        sip_client::next_request(&mut self.rx, self.user, WAIT).await
     }
 
     async fn send(&self, text: String) {
@@ -276,38 +148,23 @@ impl Ua {
         m
     }
 
-    /// Digest credentials (MD5) answering the challenge in `resp`.
+    /// Digest credentials (MD5) answering the challenge in `resp`, as a header line.
     fn credentials(&self, resp: &Response, method: &str, ruri: &str) -> String {
-        let (challenge_h, creds_h) = if resp.status().0 == 401 {
-            ("WWW-Authenticate", "Authorization")
-        } else {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        };
-        let c = resp
-            .headers()
-            .get_all(challenge_h)
-            .filter_map(|v| Challenge::parse(v).ok())
-            .find(|c| c.algorithm == Algorithm::Md5)
-            .expect("an MD5 challenge");
-        let creds = DigestClient::new(sotto_crypto_rust::provider())
-            .respond(
-                &c,
-                method,
-                ruri,
-                self.user,
-                ClientSecret::Password(self.password),
-            )
-            .expect("digest response");
+        let (creds_h, creds) = sip_client::credentials(
+            &mut DigestClient::new(sotto_crypto_rust::provider()),
+            resp,
+            Algorithm::Md5,
+            method,
+            ruri,
+            self.user,
+            self.password,
+        );
         format!("{creds_h}: {creds}")
     }
 
     /// Answers `req` with `status` (To tag, Record-Route copied, Contact, `body`).
     async fn answer(&self, req: &Request, incoming: &Incoming, status: u16, body: &str) {
-        let mut r = Response::from_request(req, StatusCode(status));
-        r.set_to_tag("bobtag");
-        for rr in req.headers().get_all("Record-Route") {
-            r.headers_mut().push("Record-Route", rr);
-        }
+        let mut r = sip_client::response_to(req, status, "bobtag");
         r.headers_mut()
             .push("Contact", format!("<{}>", self.contact));
         if !body.is_empty() {
@@ -327,8 +184,8 @@ fn cseq_of(r: &Response) -> String {
 
 #[tokio::test]
 async fn bye_from_a_tls_caller_to_a_udp_callee_is_answered() {
-    let (dir, config) = init();
-    let server = Server::start(&config);
+    let (dir, data) = init();
+    let mut server = Server::start_all("tls2udp", &data.config());
 
     // bob: a UDP endpoint, registered at its own address.
     let (transport, rx) = Transport::new(TransportConfig::default());
@@ -341,7 +198,7 @@ async fn bye_from_a_tls_caller_to_a_udp_callee_is_answered() {
         password: "bobpw",
         transport,
         rx,
-        server: Destination::new(TransportKind::Udp, server.udp),
+        server: Destination::new(TransportKind::Udp, server.addr("udp")),
         via_transport: "UDP",
         via_port: bob_addr.port(),
         contact: format!("sip:bob@{bob_addr}"),
@@ -358,19 +215,19 @@ async fn bye_from_a_tls_caller_to_a_udp_callee_is_answered() {
     assert_eq!(bob.final_response().await.status().0, 200, "bob registered");
 
     // alice: TLS, a Via like SIPp's behind stunnel (TCP, a port nobody listens on).
-    let ca = config.parent().expect("data dir").join("ca.pem");
+    let ca = data.ca();
     let client = tls::client_config_from_ca_file(&ca).expect("client config");
     let (transport, rx) = Transport::new(TransportConfig {
         tls_client: Some(client),
         ..TransportConfig::default()
     });
-    let port = dead_port();
+    let port = free_tcp_port();
     let mut alice = Ua {
         user: "alice",
         password: "alicepw",
         transport,
         rx,
-        server: Destination::new(TransportKind::Tls, server.tls),
+        server: Destination::new(TransportKind::Tls, server.addr("tls")),
         via_transport: "TCP",
         via_port: port,
         contact: format!("sip:alice@127.0.0.1:{port};transport=tcp"),
@@ -385,15 +242,7 @@ async fn bye_from_a_tls_caller_to_a_udp_callee_is_answered() {
         alice.send(invite.clone()).await;
         let r = alice.final_response().await;
         assert_eq!(r.status().0, 407, "call {n}: INVITE challenged");
-        let via = invite
-            .split("\r\n")
-            .find_map(|l| l.strip_prefix("Via: "))
-            .expect("our Via");
-        let to = r.headers().get("To").expect("To").to_owned();
-        let ack = format!(
-            "ACK {ruri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@{DOMAIN}>;tag=f-{call}\r\n\
-             To: {to}\r\nCall-ID: {call}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-        );
+        let ack = sip_client::ack_for_error(&invite, &r);
         alice.send(ack).await;
         let creds = alice.credentials(&r, "INVITE", &ruri);
         let invite = alice.request("INVITE", &ruri, &call, 2, None, &[], &[creds], SDP);
@@ -444,8 +293,7 @@ async fn bye_from_a_tls_caller_to_a_udp_callee_is_answered() {
     }
 
     // The server saw every call's requests over TLS and forwarded them.
-    let forwarded = server
-        .requests()
+    let forwarded = requests(&mut server)
         .into_iter()
         .filter(|(m, o, t)| o == "forwarded" && t == "tls" && (m == "BYE" || m == "INVITE"))
         .count();

@@ -1,5 +1,9 @@
-//! Test helper: headless `linphonec` instances (Debian package `linphone-cli`) and a
-//! `tshark` capture on the loopback interface.
+//! Test helper: headless `linphonec` instances (Debian package `linphone-cli`), registered
+//! over TLS with ZRTP, or with SRTP keyed by SDES (RFC 4568, `media_encryption=srtp`,
+//! mandatory) for calls through a proxy or direct ones.
+//!
+//! Included with `#[path = "common/linphone.rs"] mod linphone;` next to `common/process.rs`
+//! (`mod process`) and `common/pki.rs` (`mod pki`).
 //!
 //! How linphonec is run without a sound card and side by side (facts from the project's peer
 //! bench notes, checked here):
@@ -15,9 +19,10 @@
 //! - after `quit` the pipe thread may stay blocked in `accept()`: [`Linphonec`]'s drop sends
 //!   `exit`, then one more connection to the socket, then SIGKILL, each bounded in time.
 
+// Each integration test is its own crate and uses a different subset of these helpers: the
+// ones a given test does not call would otherwise be reported as dead code there.
 #![allow(dead_code)]
 
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,6 +30,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::pki::{TestPki, test_pki};
+use crate::process::{is_root, require_tools};
 
 /// The apt-get line printed when a peer is missing.
 pub(crate) const INSTALL: &str = "install with: apt-get install -y linphone-cli tshark";
@@ -160,21 +168,33 @@ pub(crate) struct Linphonec {
 }
 
 impl Linphonec {
-    /// Writes the config (audio RTP on `rtp_port`, RTCP on the next) and starts
-    /// `linphonec --pipe` (with `-a`, auto-answer, when `auto_answer`) under its own uid, then waits for its control socket and switches it
-    /// to file audio (`soundcard use files`).
+    /// An instance registered over TLS with mandatory ZRTP (see `linphonerc`): audio RTP on
+    /// `rtp_port`, RTCP on the next; see [`Linphonec::start_with`].
     pub(crate) fn start(
         base: &Path,
         account: &Account<'_>,
         rtp_port: u16,
         auto_answer: bool,
     ) -> Linphonec {
+        let rc = linphonerc(account, rtp_port);
+        Self::start_with(base, account.user, rtp_port, auto_answer, &rc)
+    }
+
+    /// Writes `linphonerc` under `base/<user>` and starts `linphonec --pipe` (with `-a`,
+    /// auto-answer, when `auto_answer`) under its own uid, then waits for its control socket
+    /// and switches it to file audio (`soundcard use files`).
+    pub(crate) fn start_with(
+        base: &Path,
+        user: &str,
+        rtp_port: u16,
+        auto_answer: bool,
+        linphonerc: &str,
+    ) -> Linphonec {
         let claim = UidClaim::claim();
-        let dir = base.join(account.user);
+        let dir = base.join(user);
         std::fs::create_dir_all(dir.join("home/.local/share/linphone")).expect("mkdir home");
         std::fs::create_dir_all(dir.join("rec")).expect("mkdir rec");
-        std::fs::write(dir.join("linphonerc"), linphonerc(account, rtp_port))
-            .expect("write linphonerc");
+        std::fs::write(dir.join("linphonerc"), linphonerc).expect("write linphonerc");
         chown_tree(&dir, claim.uid);
         open_up(&dir);
         let out = File::create(dir.join("stdout.log")).expect("create stdout.log");
@@ -210,7 +230,7 @@ impl Linphonec {
             .spawn()
             .expect("spawn setpriv linphonec");
         let mut lp = Linphonec {
-            name: account.user.to_owned(),
+            name: user.to_owned(),
             dir,
             rtp_port,
             claim,
@@ -240,11 +260,6 @@ impl Linphonec {
         }
         lp.cmd("soundcard use files");
         lp
-    }
-
-    /// The uid it runs as.
-    pub(crate) fn uid(&self) -> u32 {
-        self.claim.uid
     }
 
     /// `linphonecsh <args>` as the instance's uid, bounded by `timeout 5`: (exit status
@@ -312,26 +327,57 @@ impl Linphonec {
         std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
     }
 
-    /// Waits until the stdout holds `n` lines (1-based count) that contain every one of
-    /// `parts`; returns the `n`-th.
-    pub(crate) fn wait_line(&self, parts: &[&str], n: usize, bound: Duration) -> String {
+    /// Its debug log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("liblinphone.log")).unwrap_or_default()
+    }
+
+    /// Polls the stdout (at most `bound`) until `find` picks a line from it; `what` names
+    /// the line in the failure message.
+    fn wait_stdout(
+        &self,
+        what: &str,
+        bound: Duration,
+        find: impl Fn(&str) -> Option<String>,
+    ) -> String {
         let deadline = Instant::now() + bound;
         loop {
             let out = self.stdout();
-            if let Some(l) = out
-                .lines()
-                .filter(|l| parts.iter().all(|p| l.contains(p)))
-                .nth(n.saturating_sub(1))
-            {
-                return l.to_owned();
+            if let Some(l) = find(&out) {
+                return l;
             }
             assert!(
                 Instant::now() < deadline,
-                "linphonec {}: no line #{n} with {parts:?}; stdout:\n{out}",
+                "linphonec {}: no {what}; stdout:\n{out}",
                 self.name
             );
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Waits until the stdout holds a line containing every one of `parts` of any of
+    /// `alternatives`; returns it.
+    pub(crate) fn wait_any_line(&self, alternatives: &[&[&str]], bound: Duration) -> String {
+        let what = format!("line with any of {alternatives:?}");
+        self.wait_stdout(&what, bound, |out| {
+            alternatives.iter().find_map(|parts| {
+                out.lines()
+                    .find(|l| parts.iter().all(|p| l.contains(p)))
+                    .map(str::to_owned)
+            })
+        })
+    }
+
+    /// Waits until the stdout holds `n` lines (1-based count) that contain every one of
+    /// `parts`; returns the `n`-th.
+    pub(crate) fn wait_line(&self, parts: &[&str], n: usize, bound: Duration) -> String {
+        let what = format!("line #{n} with {parts:?}");
+        self.wait_stdout(&what, bound, |out| {
+            out.lines()
+                .filter(|l| parts.iter().all(|p| l.contains(p)))
+                .nth(n.saturating_sub(1))
+                .map(str::to_owned)
+        })
     }
 
     /// The ZRTP short authentication string of the `n`-th encrypted call, from `Call N is
@@ -389,53 +435,69 @@ pub(crate) fn sas_of(line: &str) -> Option<String> {
     (!sas.is_empty() && sas.chars().all(|c| c.is_ascii_alphanumeric())).then(|| sas.to_owned())
 }
 
-/// The linphonerc of an instance: TLS only (no UDP/TCP SIP listener), ZRTP mandatory,
-/// server certificate verified, SIP and RTP bound to 127.0.0.1, video off.
-fn linphonerc(a: &Account<'_>, rtp_port: u16) -> String {
-    let mut s = String::new();
-    let proxy = a.proxy;
-    let user = a.user;
-    let _ = write!(
-        s,
+/// The `[sip]` section: SIP bound to 127.0.0.1 with the given Contact port suffix and
+/// listeners (`0`: none, `-1`: a random port), `encryption` mandatory, no network-state
+/// tricks.
+fn sip_section(user: &str, contact_port: &str, udp: &str, tls: &str, encryption: &str) -> String {
+    format!(
         "[sip]\n\
-         contact=sip:{user}@127.0.0.1\n\
-         sip_port=0\n\
+         contact=sip:{user}@127.0.0.1{contact_port}\n\
+         sip_port={udp}\n\
          sip_tcp_port=0\n\
-         sip_tls_port=-1\n\
+         sip_tls_port={tls}\n\
          bind_address=127.0.0.1\n\
          guess_hostname=0\n\
          use_ipv6=0\n\
-         media_encryption=zrtp\n\
+         media_encryption={encryption}\n\
          media_encryption_mandatory=1\n\
          inc_timeout=30\n\
          register_only_when_network_is_up=0\n\
          auto_net_state_mon=0\n\
-         ping_with_options=0\n\
-         default_proxy=0\n\
-         root_ca={ca}\n\
+         ping_with_options=0\n"
+    )
+}
+
+/// The `[sip]` lines of an account's proxy: the server certificate (and name) verified
+/// against `root_ca`.
+fn verify_lines(root_ca: &Path) -> String {
+    format!(
+        "default_proxy=0\n\
+         root_ca={}\n\
          verify_server_certs=1\n\
-         verify_server_cn=1\n\
-         \n\
-         [rtp]\n\
+         verify_server_cn=1\n",
+        root_ca.display()
+    )
+}
+
+/// The `[rtp]`, `[sound]`, `[video]` and `[net]` sections: audio RTP on 127.0.0.1 at
+/// `rtp_port` (RTCP on the next), no echo canceller, video off.
+fn media_sections(rtp_port: u16) -> String {
+    format!(
+        "\n[rtp]\n\
          audio_rtp_port={rtp_port}\n\
          video_rtp_port={video}\n\
          text_rtp_port={text}\n\
          bind_address=127.0.0.1\n\
-         \n\
-         [sound]\n\
+         \n[sound]\n\
          echocancellation=0\n\
-         \n\
-         [video]\n\
+         \n[video]\n\
          enabled=0\n\
          capture=0\n\
          display=0\n\
          automatically_initiate=0\n\
          automatically_accept=0\n\
-         \n\
-         [net]\n\
-         firewall_policy=0\n\
-         \n\
-         [proxy_0]\n\
+         \n[net]\n\
+         firewall_policy=0\n",
+        video = rtp_port + 10,
+        text = rtp_port + 20,
+    )
+}
+
+/// The `[proxy_0]` and `[auth_info_0]` sections: `sip:<user>@127.0.0.1` registered over TLS
+/// at `proxy` (also the outbound route) with digest `password`.
+fn account_sections(proxy: SocketAddr, user: &str, password: &str) -> String {
+    format!(
+        "\n[proxy_0]\n\
          reg_proxy=<sip:{proxy};transport=tls>\n\
          reg_route=<sip:{proxy};transport=tls;lr>\n\
          reg_identity=sip:{user}@127.0.0.1\n\
@@ -443,190 +505,141 @@ fn linphonerc(a: &Account<'_>, rtp_port: u16) -> String {
          reg_sendregister=1\n\
          publish=0\n\
          avpf=0\n\
-         \n\
-         [auth_info_0]\n\
+         \n[auth_info_0]\n\
          username={user}\n\
-         passwd={pw}\n\
+         passwd={password}\n\
          realm=127.0.0.1\n\
-         domain=127.0.0.1\n",
-        ca = a.root_ca.display(),
-        video = rtp_port + 10,
-        text = rtp_port + 20,
-        pw = a.password,
+         domain=127.0.0.1\n"
+    )
+}
+
+/// The linphonerc of an instance: TLS only (no UDP/TCP SIP listener), ZRTP mandatory,
+/// server certificate verified, SIP and RTP bound to 127.0.0.1, video off.
+fn linphonerc(a: &Account<'_>, rtp_port: u16) -> String {
+    sip_section(a.user, "", "0", "-1", "zrtp")
+        + &verify_lines(a.root_ca)
+        + &media_sections(rtp_port)
+        + &account_sections(a.proxy, a.user, a.password)
+}
+
+// ---------------------------------------------------------------------------------------
+// linphonec with SRTP keyed by SDES
+// ---------------------------------------------------------------------------------------
+//
+// linphonec with SDES (facts from the peer bench notes, checked by the agent tests): it
+// offers `m=audio … RTP/SAVP` with `a=crypto:1 AES_CM_128_HMAC_SHA1_80`,
+// `:2 AES_CM_128_HMAC_SHA1_32`, `:3 AES_256_CM_HMAC_SHA1_80`, `:4 AES_256_CM_HMAC_SHA1_32`; it
+// prints no "encrypted" event line for SDES (only ZRTP gets one); its log says `Negotiated
+// media encryption is LinphoneMediaEncryptionSRTP`.
+
+/// How an SDES linphonec instance is set up.
+pub(crate) struct SdesSetup<'a> {
+    /// The user (also the digest user name and the directory name).
+    pub(crate) user: &'a str,
+    /// Register `sip:<user>@127.0.0.1` over TLS at this proxy with this password, checking
+    /// the server certificate against `root_ca`; `None`: no account (direct calls only).
+    pub(crate) registrar: Option<(SocketAddr, &'a str, &'a Path)>,
+    /// A UDP SIP listener on 127.0.0.1 at this port (direct calls); `None`: none.
+    pub(crate) udp_port: Option<u16>,
+    /// Its RTP port (RTCP is the next one).
+    pub(crate) rtp_port: u16,
+    /// Answer incoming calls at once (`-a`).
+    pub(crate) auto_answer: bool,
+}
+
+/// The linphonerc: SIP and RTP on 127.0.0.1, `media_encryption=srtp` mandatory, video off,
+/// TLS registration (server certificate and name verified) when there is a registrar.
+fn sdes_linphonerc(s: &SdesSetup<'_>) -> String {
+    let mut c = sip_section(
+        s.user,
+        &s.udp_port.map(|p| format!(":{p}")).unwrap_or_default(),
+        &s.udp_port.unwrap_or(0).to_string(),
+        if s.registrar.is_some() { "-1" } else { "0" },
+        "srtp",
     );
-    s
+    if let Some((_, _, ca)) = s.registrar {
+        c.push_str(&verify_lines(ca));
+    }
+    c.push_str(&media_sections(s.rtp_port));
+    if let Some((proxy, password, _)) = s.registrar {
+        c.push_str(&account_sections(proxy, s.user, password));
+    }
+    c
 }
 
-/// Writes an 8 kHz mono 16-bit WAV of a sine at `freq_hz` lasting `secs`, readable by all.
-pub(crate) fn write_tone(path: &Path, freq_hz: f64, secs: u32) {
-    let mut tone = sotto_media::audio::tone::Tone::new(freq_hz, 12000, 8000);
-    let samples = tone.samples(8000 * secs as usize);
-    let wav = sotto_media::audio::wav::Wav::mono(8000, samples);
-    std::fs::write(path, wav.to_bytes().expect("encode WAV")).expect("write WAV");
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+/// The linphonerc of a direct-TLS instance: no account, no UDP/TCP listener, a TLS SIP
+/// transport on `tls_port` (`-1`: a random port, enough to place calls), server certificates
+/// verified against `root_ca` (name included: linphonec matches the dNSName SANs only).
+fn direct_tls_linphonerc(user: &str, rtp_port: u16, tls_port: i32, root_ca: &Path) -> String {
+    let base = sdes_linphonerc(&SdesSetup {
+        user,
+        registrar: None,
+        udp_port: None,
+        rtp_port,
+        auto_answer: false,
+    });
+    base.replacen(
+        "sip_tls_port=0\n",
+        &format!(
+            "sip_tls_port={tls_port}\n\
+             root_ca={}\n\
+             verify_server_certs=1\n\
+             verify_server_cn=1\n",
+            root_ca.display()
+        ),
+        1,
+    )
 }
 
-/// Goertzel figures of a recording at `freq_hz` (half-second windows), with the recording's
-/// rate and length for messages.
-pub(crate) fn tone_report(
-    path: &Path,
-    freq_hz: f64,
-) -> (sotto_media::audio::goertzel::ToneReport, String) {
-    let bytes =
-        std::fs::read(path).unwrap_or_else(|e| panic!("read recording {}: {e}", path.display()));
-    let wav = sotto_media::audio::wav::Wav::parse(&bytes)
-        .unwrap_or_else(|e| panic!("parse recording {}: {e:?}", path.display()));
-    let mono: Vec<i16> = wav
-        .samples
-        .chunks(usize::from(wav.channels.max(1)))
-        .filter_map(|f| f.first().copied())
-        .collect();
-    let report =
-        sotto_media::audio::goertzel::ToneReport::analyze(&mono, wav.sample_rate, freq_hz, 0);
-    let info = format!(
-        "{}: rate={} channels={} samples={}",
-        path.display(),
-        wav.sample_rate,
-        wav.channels,
-        mono.len()
+impl Linphonec {
+    /// An instance with mandatory SRTP keyed by SDES, set up as `setup` says (see
+    /// `sdes_linphonerc`).
+    pub(crate) fn start_sdes(base: &Path, setup: &SdesSetup<'_>) -> Linphonec {
+        let rc = sdes_linphonerc(setup);
+        Self::start_with(base, setup.user, setup.rtp_port, setup.auto_answer, &rc)
+    }
+
+    /// An instance for direct calls over TLS (no account; see `direct_tls_linphonerc`),
+    /// with mandatory SRTP keyed by SDES.
+    pub(crate) fn start_direct_tls(
+        base: &Path,
+        user: &str,
+        rtp_port: u16,
+        tls_port: i32,
+        root_ca: &Path,
+        auto_answer: bool,
+    ) -> Linphonec {
+        let rc = direct_tls_linphonerc(user, rtp_port, tls_port, root_ca);
+        Self::start_with(base, user, rtp_port, auto_answer, &rc)
+    }
+}
+
+/// A [`TestPki`] for direct TLS calls in `dir` (`direct-ca.pem`, `direct-cert.pem`,
+/// `direct-key.pem`), its directory and public files opened up for the linphonec uids.
+pub(crate) fn direct_pki(dir: &Path) -> TestPki {
+    let pki = test_pki(dir, "direct");
+    open_up(dir);
+    for f in [&pki.ca, &pki.cert] {
+        open_up(f);
+    }
+    pki
+}
+
+/// The linphonec tools (and tshark, for the captures).
+pub(crate) const LINPHONE_TOOLS: [(&str, &str); 4] = [
+    ("linphonec", "--version"),
+    ("linphonecsh", "--help"),
+    ("tshark", "--version"),
+    ("setpriv", "--version"),
+];
+
+/// Fails (naming `install`) unless every tool in `tools` is installed, and unless the test
+/// runs as root (one uid per linphonec, tshark on `lo`).
+pub(crate) fn require_as_root(tools: &[(&str, &str)], install: &str) {
+    require_tools(tools, install);
+    assert!(
+        is_root(),
+        "this test must run as root: each linphonec runs under its own uid (setpriv) and \
+         tshark captures on lo (CI runs as root)"
     );
-    (report, info)
-}
-
-/// A `tshark` capture on `lo` into a pcap file; stopped with SIGINT, killed on drop.
-pub(crate) struct Capture {
-    /// The pcap file.
-    pub(crate) pcap: PathBuf,
-    child: Option<Child>,
-}
-
-impl Capture {
-    /// Starts `tshark -i lo -q -w <pcap> -f <filter>` and waits until it is capturing.
-    pub(crate) fn start(pcap: &Path, filter: &str) -> Capture {
-        let err_path = pcap.with_extension("err");
-        let err = File::create(&err_path).expect("create tshark stderr file");
-        let child = Command::new("tshark")
-            .args(["-i", "lo", "-q", "-w"])
-            .arg(pcap)
-            .args(["-f", filter])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("spawn tshark");
-        let mut cap = Capture {
-            pcap: pcap.to_path_buf(),
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let text = std::fs::read_to_string(&err_path).unwrap_or_default();
-            if text.contains("Capturing on") {
-                break;
-            }
-            if let Some(c) = cap.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                panic!("tshark exited ({status}): {text}");
-            }
-            assert!(Instant::now() < deadline, "tshark did not start: {text}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // Let the capture settle (what tshark prints precedes the first packet captured).
-        std::thread::sleep(Duration::from_millis(300));
-        cap
-    }
-
-    /// Stops the capture (SIGINT, so the pcap is complete), bounded; SIGKILL if it hangs.
-    pub(crate) fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    /// Reads the pcap with `tshark -r`, the given decode hints (`-d` values), display filter
-    /// and fields: one `Vec` of field values per frame.
-    pub(crate) fn fields(
-        &self,
-        decode: &[String],
-        filter: &str,
-        fields: &[&str],
-    ) -> Vec<Vec<String>> {
-        let mut cmd = Command::new("tshark");
-        cmd.arg("-r").arg(&self.pcap);
-        for d in decode {
-            cmd.args(["-d", d]);
-        }
-        if !filter.is_empty() {
-            cmd.args(["-Y", filter]);
-        }
-        cmd.args(["-T", "fields", "-E", "separator=|"]);
-        for f in fields {
-            cmd.args(["-e", f]);
-        }
-        let out = cmd.output().expect("run tshark -r");
-        assert!(
-            out.status.success(),
-            "tshark -r failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('|').map(str::to_owned).collect())
-            .collect()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The local ports of the UDP sockets a process holds: the socket inodes among its open
-/// files matched against `/proc/net/udp` and `/proc/net/udp6`.
-pub(crate) fn udp_ports_of(pid: u32) -> Vec<u16> {
-    let mut inodes = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        for e in entries.flatten() {
-            if let Ok(target) = std::fs::read_link(e.path()) {
-                let t = target.to_string_lossy();
-                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                    inodes.push(inode.to_owned());
-                }
-            }
-        }
-    }
-    let mut ports = Vec::new();
-    for table in ["/proc/net/udp", "/proc/net/udp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(inode)) = (cols.get(1), cols.get(9)) else {
-                continue;
-            };
-            if inodes.iter().any(|i| i == inode)
-                && let Some(port) = local
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-            {
-                ports.push(port);
-            }
-        }
-    }
-    ports
 }

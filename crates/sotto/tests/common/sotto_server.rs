@@ -1,51 +1,33 @@
 //! Test helper: one `sotto server` child process on loopback, set up with `sotto init` and
 //! `sotto user add`, its config adjusted (listeners, storage), and its `--json` event lines
-//! collected by a reader thread. Every child is killed and reaped on drop.
+//! collected by a reader thread. The child is killed and reaped on drop.
 //!
-//! Included with `#[path = "common/sotto_server.rs"] mod sotto_server;` by the interop tests
-//! that drive a real server (linphonec, Redis pair).
+//! Included with `#[path = "common/sotto_server.rs"] mod sotto_server;` (next to
+//! `common/process.rs`, `mod process`) by every test that drives a real server.
 
+// Each integration test is its own crate and uses a different subset of these helpers: the
+// ones a given test does not call would otherwise be reported as dead code there.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::process::{ChildGuard, NonJson, scratch, signal, sotto, spawn_json};
+
 /// Failure bound of one wait for a server event (never asserted on as a duration).
 pub(crate) const EVENT_WAIT: Duration = Duration::from_secs(30);
 
-/// Kills (SIGKILL) and reaps a child process when dropped.
-pub(crate) struct ChildGuard(pub(crate) Option<Child>);
+/// The users most tests add, with their passwords.
+pub(crate) const ALICE_BOB: [(&str, &str); 2] = [("alice", "alicepw"), ("bob", "bobpw")];
 
-impl ChildGuard {
-    /// The child's process id, while it runs.
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.0.as_ref().map(Child::id)
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The `sotto` binary under test.
-pub(crate) fn sotto() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sotto"))
-}
-
-/// A data directory written by `sotto init --domain 127.0.0.1` with users added.
+/// A data directory written by `sotto init` with users added.
 pub(crate) struct DataDir {
-    /// The directory (holds `sotto.toml`, `ca.pem`, `server.pem`, `sotto.db`).
+    /// The directory (holds `sotto.toml`, `ca.pem`, `ca.key`, `server.pem`, `sotto.db`).
     pub(crate) dir: PathBuf,
 }
 
@@ -53,10 +35,17 @@ impl DataDir {
     /// `sotto init --dir <dir> --domain 127.0.0.1`, then `sotto user add` for each
     /// `(user, password)`.
     pub(crate) fn init(dir: &Path, users: &[(&str, &str)]) -> DataDir {
+        Self::init_for(dir, "127.0.0.1", users)
+    }
+
+    /// `sotto init --dir <dir> --domain <domain>`, then `sotto user add` for each
+    /// `(user, password)`.
+    pub(crate) fn init_for(dir: &Path, domain: &str, users: &[(&str, &str)]) -> DataDir {
         let out = sotto()
             .args(["init", "--dir"])
             .arg(dir)
-            .args(["--domain", "127.0.0.1"])
+            .args(["--domain", domain])
+            .stdin(Stdio::null())
             .output()
             .expect("run sotto init");
         assert!(
@@ -71,6 +60,7 @@ impl DataDir {
             let out = sotto()
                 .args(["user", "add", user, "--password", pw, "--config"])
                 .arg(data.config())
+                .stdin(Stdio::null())
                 .output()
                 .expect("run sotto user add");
             assert!(
@@ -80,6 +70,19 @@ impl DataDir {
             );
         }
         data
+    }
+
+    /// A fresh scratch directory (see [`scratch`]) and, in its `data` subdirectory,
+    /// [`DataDir::init_for`]; returns (scratch directory, data directory).
+    pub(crate) fn fresh(
+        tag: &str,
+        name: &str,
+        domain: &str,
+        users: &[(&str, &str)],
+    ) -> (PathBuf, DataDir) {
+        let dir = scratch(tag, name);
+        let data = Self::init_for(&dir.join("data"), domain, users);
+        (dir, data)
     }
 
     /// The config file.
@@ -92,6 +95,11 @@ impl DataDir {
         self.dir.join("ca.pem")
     }
 
+    /// The local CA's private key.
+    pub(crate) fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+
     /// Rewrites the config file with `edit` applied to its TOML table.
     pub(crate) fn edit_config(&self, edit: impl FnOnce(&mut toml::Table)) {
         let text = std::fs::read_to_string(self.config()).expect("read sotto.toml");
@@ -102,9 +110,9 @@ impl DataDir {
     }
 }
 
-/// Sets `[section] key = value` in a config table; `section` may be dotted
+/// The table `[section]` of a config table; `section` may be dotted
 /// (`modules.authentication`), and missing tables are created.
-pub(crate) fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
+pub(crate) fn section<'a>(table: &'a mut toml::Table, section: &str) -> &'a mut toml::Table {
     let mut t = table;
     for name in section.split('.') {
         let entry = t
@@ -115,10 +123,25 @@ pub(crate) fn set(table: &mut toml::Table, section: &str, key: &str, value: toml
         };
         t = inner;
     }
-    t.insert(key.to_owned(), value);
+    t
 }
 
-/// A list of address strings as a TOML value.
+/// Sets `[section] key = value` in a config table (see [`section`]).
+pub(crate) fn set(table: &mut toml::Table, section_name: &str, key: &str, value: toml::Value) {
+    section(table, section_name).insert(key.to_owned(), value);
+}
+
+/// Replaces `[section] key`, which the config `sotto init` wrote must already hold (fails
+/// the test if the template no longer has it).
+pub(crate) fn replace(table: &mut toml::Table, section_name: &str, key: &str, value: toml::Value) {
+    let old = section(table, section_name).insert(key.to_owned(), value);
+    assert!(
+        old.is_some(),
+        "[{section_name}] {key} is missing from the config template"
+    );
+}
+
+/// A list of strings (addresses, algorithm names) as a TOML value.
 pub(crate) fn addrs(list: &[&str]) -> toml::Value {
     toml::Value::Array(
         list.iter()
@@ -135,55 +158,64 @@ pub(crate) struct Server {
     pub(crate) seen: Vec<Value>,
     /// The listeners it reported: (transport, address).
     pub(crate) listeners: Vec<(String, SocketAddr)>,
+    /// The metrics endpoint it reported (after [`Server::start_all`]).
+    pub(crate) metrics: Option<SocketAddr>,
     /// A name for messages.
     pub(crate) name: String,
 }
 
 impl Server {
-    /// Starts `sotto --json server --config <config>` and waits for its `expected_listeners`
-    /// `listening` events.
-    pub(crate) fn start(name: &str, config: &Path, expected_listeners: usize) -> Server {
-        let mut child = sotto()
-            .args(["--json", "server", "--config"])
+    fn spawn(name: &str, config: &Path) -> Server {
+        let mut cmd = sotto();
+        cmd.args(["--json", "server", "--config"])
             .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sotto server");
-        let stdout = child.stdout.take().expect("server stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            guard: ChildGuard(Some(child)),
+            .stderr(Stdio::inherit());
+        let (guard, events) = spawn_json(&mut cmd, "sotto server", NonJson::Print("sotto server"));
+        Server {
+            guard,
             events,
             seen: Vec::new(),
             listeners: Vec::new(),
+            metrics: None,
             name: name.to_owned(),
-        };
+        }
+    }
+
+    /// Records a `listening` or `metrics` event; fails on an `error` one.
+    fn note_startup(&mut self, v: &Value) {
+        assert!(v.get("error").is_none(), "server {} failed: {v}", self.name);
+        let addr = || -> Option<SocketAddr> { v["addr"].as_str().and_then(|a| a.parse().ok()) };
+        if v["event"] == "listening" {
+            let transport = v["transport"].as_str().unwrap_or_default().to_owned();
+            let addr = addr().expect("listening event with an address");
+            self.listeners.push((transport, addr));
+        } else if v["event"] == "metrics" {
+            self.metrics = addr();
+        }
+    }
+
+    /// Starts `sotto --json server --config <config>` and waits for its `expected_listeners`
+    /// `listening` events.
+    pub(crate) fn start(name: &str, config: &Path, expected_listeners: usize) -> Server {
+        let mut server = Self::spawn(name, config);
         while server.listeners.len() < expected_listeners {
             let v = server.next_event();
-            assert!(v.get("error").is_none(), "server {name} failed: {v}");
-            if v["event"] == "listening" {
-                let transport = v["transport"].as_str().unwrap_or_default().to_owned();
-                let addr: SocketAddr = v["addr"]
-                    .as_str()
-                    .and_then(|a| a.parse().ok())
-                    .expect("listening event with an address");
-                server.listeners.push((transport, addr));
-            }
+            server.note_startup(&v);
         }
         server
+    }
+
+    /// Starts `sotto --json server --config <config>` and waits until every listener is up:
+    /// the `metrics` (or `metrics_unavailable`) line comes after every listener's.
+    pub(crate) fn start_all(name: &str, config: &Path) -> Server {
+        let mut server = Self::spawn(name, config);
+        loop {
+            let v = server.next_event();
+            server.note_startup(&v);
+            if v["event"] == "metrics" || v["event"] == "metrics_unavailable" {
+                return server;
+            }
+        }
     }
 
     /// The address of the first listener of `transport` (`"tls"`, `"udp"`, `"tcp"`).
@@ -200,7 +232,8 @@ impl Server {
         self.guard.pid().expect("server running")
     }
 
-    fn next_event(&mut self) -> Value {
+    /// The next event (fails after [`EVENT_WAIT`] without one).
+    pub(crate) fn next_event(&mut self) -> Value {
         let v = self.events.recv_timeout(EVENT_WAIT).unwrap_or_else(|_| {
             panic!(
                 "no event from sotto server {} within {EVENT_WAIT:?}; seen: {:#?}",
@@ -232,6 +265,30 @@ impl Server {
         }
     }
 
+    /// The first event matching `pred`, among those seen so far or new ones (fails after
+    /// [`EVENT_WAIT`]); lets the test's own tokio runtime run meanwhile (its client
+    /// transports write from tasks).
+    pub(crate) async fn wait_match_async(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + EVENT_WAIT;
+        loop {
+            self.drain();
+            if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server {}: no {what} within {EVENT_WAIT:?}; events: {:#?}",
+                self.name,
+                self.seen
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Takes the events that arrived so far without waiting.
     pub(crate) fn drain(&mut self) {
         while let Ok(v) = self.events.try_recv() {
@@ -252,15 +309,35 @@ impl Server {
         }
     }
 
-    /// SIGINT; the server must print `stopped` and exit 0.
-    pub(crate) fn stop(mut self) {
-        let pid = self.pid();
-        let ok = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success(), "kill -INT {pid}");
-        self.wait_for(1, "stopped", |v| v["event"] == "stopped");
+    /// Sends SIGTERM without waiting (see [`Server::exited`]).
+    pub(crate) fn terminate(&self) {
+        signal(self.pid(), "TERM");
+    }
+
+    /// After a signal: the server must print `stopped` and exit 0. Returns every event it
+    /// printed.
+    pub(crate) fn stopped(mut self) -> Vec<Value> {
+        let deadline = Instant::now() + EVENT_WAIT;
+        while !self.seen.iter().any(|v| v["event"] == "stopped") {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(e) => {
+                    // At end of output the process is exiting: say how it ended.
+                    let status = match e {
+                        mpsc::RecvTimeoutError::Disconnected => {
+                            self.guard.0.as_mut().and_then(|c| c.wait().ok())
+                        }
+                        mpsc::RecvTimeoutError::Timeout => None,
+                    };
+                    panic!(
+                        "server {}: no `stopped` event ({e:?}); exit status {status:?}; \
+                         events: {:#?}",
+                        self.name, self.seen
+                    );
+                }
+            }
+        }
         let mut child = self.guard.0.take().expect("server running");
         let status = child.wait().expect("wait for server");
         assert!(
@@ -268,32 +345,35 @@ impl Server {
             "server {} exit status {status}",
             self.name
         );
+        // The reader thread ends at end of output; take what it still holds.
+        while let Ok(v) = self.events.recv_timeout(EVENT_WAIT) {
+            self.seen.push(v);
+        }
+        self.seen
+    }
+
+    /// [`Server::stopped`] for a test on a tokio runtime: lets it run while waiting for
+    /// `stopped`.
+    pub(crate) async fn exited(mut self) -> Vec<Value> {
+        self.wait_match_async("stopped", |v| v["event"] == "stopped")
+            .await;
+        self.stopped()
+    }
+
+    /// SIGINT (Ctrl-C), then [`Server::stopped`].
+    pub(crate) fn stop(self) -> Vec<Value> {
+        signal(self.pid(), "INT");
+        self.stopped()
+    }
+
+    /// SIGTERM, then [`Server::stopped`].
+    pub(crate) fn stop_term(self) -> Vec<Value> {
+        self.terminate();
+        self.stopped()
     }
 }
 
 /// A `request` event of `method` with `outcome` (`replied`, `forwarded`, `dropped`).
 pub(crate) fn is_request(v: &Value, method: &str, outcome: &str) -> bool {
     v["event"] == "request" && v["method"] == method && v["outcome"] == outcome
-}
-
-/// Whether the command exists on PATH (runs it with `arg`, any exit status).
-pub(crate) fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Whether the test runs as root (read from `/proc/self/status`; no libc call).
-pub(crate) fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }

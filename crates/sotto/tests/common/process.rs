@@ -1,0 +1,233 @@
+//! Test helper: child processes and the loopback machine they run on — a guard that kills
+//! and reaps a child, signals, the `sotto` binary under test, JSON event lines read on a
+//! thread, tool checks, free loopback ports and scratch directories.
+//!
+//! Included with `#[path = "common/process.rs"] mod process;` by every test that runs a
+//! child process (the other `common/` modules build on it).
+
+// Each integration test is its own crate and uses a different subset of these helpers: the
+// ones a given test does not call would otherwise be reported as dead code there.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Kills (SIGKILL) and reaps a child process when dropped.
+pub(crate) struct ChildGuard(pub(crate) Option<Child>);
+
+impl ChildGuard {
+    /// Guards `child`.
+    pub(crate) fn new(child: Child) -> ChildGuard {
+        ChildGuard(Some(child))
+    }
+
+    /// The child's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
+    /// Waits at most `bound` for the child to exit and returns its status; fails the test if
+    /// it is still running then (the guard kills it).
+    pub(crate) fn wait_bounded(&mut self, bound: Duration) -> ExitStatus {
+        let child = self.0.as_mut().expect("child present");
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.0 = None;
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!("process {} did not exit within {bound:?}", child.id());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits, at most `bound`, for the exit status.
+    pub(crate) fn interrupt(&mut self, bound: Duration) -> ExitStatus {
+        signal(self.pid().expect("child present"), "INT");
+        self.wait_bounded(bound)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `kill -<sig> <pid>`; fails the test if `kill` fails.
+pub(crate) fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(ok.success(), "kill -{sig} {pid}");
+}
+
+/// The `sotto` binary under test.
+pub(crate) fn sotto() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sotto"))
+}
+
+/// What the reader of a child's JSON lines does with a line that is not JSON.
+#[derive(Clone, Copy)]
+pub(crate) enum NonJson {
+    /// Drops it.
+    Skip,
+    /// Passes it on as a JSON string (so a failure message shows it).
+    Keep,
+    /// Prints it on stderr with this prefix, then drops it.
+    Print(&'static str),
+}
+
+/// Reads `out` line by line on a thread and sends each JSON line as a value; the channel
+/// closes at end of output.
+pub(crate) fn json_lines(
+    out: impl Read + Send + 'static,
+    non_json: NonJson,
+) -> mpsc::Receiver<Value> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let v = match (serde_json::from_str::<Value>(&line), non_json) {
+                (Ok(v), _) => v,
+                (Err(_), NonJson::Keep) => Value::String(line),
+                (Err(_), NonJson::Print(prefix)) => {
+                    eprintln!("{prefix}: {line}");
+                    continue;
+                }
+                (Err(_), NonJson::Skip) => continue,
+            };
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Spawns `cmd` with stdin closed and stdout piped into [`json_lines`]; stderr as `cmd` set
+/// it (inherited by default).
+pub(crate) fn spawn_json(
+    cmd: &mut Command,
+    what: &str,
+    non_json: NonJson,
+) -> (ChildGuard, mpsc::Receiver<Value>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let stdout = child.stdout.take().expect("child stdout");
+    (ChildGuard::new(child), json_lines(stdout, non_json))
+}
+
+/// Whether the command exists on PATH (runs it with `arg`, any exit status).
+pub(crate) fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Fails the test, naming `install`, unless every `(command, probe argument)` runs.
+pub(crate) fn require_tools(tools: &[(&str, &str)], install: &str) {
+    for (cmd, arg) in tools {
+        assert!(have(cmd, arg), "`{cmd}` is not installed: {install}");
+    }
+}
+
+/// Whether the test runs as root (read from `/proc/self/status`; no libc call).
+pub(crate) fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (bound, then released).
+pub(crate) fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free UDP port")
+        .port()
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
+pub(crate) fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free TCP port")
+        .port()
+}
+
+/// `127.0.0.1:<port>`.
+pub(crate) fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A fresh (emptied, then created) directory `sotto-<tag>-<pid>-<name>` under the temporary
+/// directory.
+pub(crate) fn scratch(tag: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sotto-{tag}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// The peer configurations and scenarios kept with the tests (`tests/peers`).
+pub(crate) fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+/// The local ports of the UDP sockets a process holds: the socket inodes among its open
+/// files matched against `/proc/net/udp` and `/proc/net/udp6`.
+pub(crate) fn udp_ports_of(pid: u32) -> Vec<u16> {
+    let mut inodes = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in entries.flatten() {
+            if let Ok(target) = std::fs::read_link(e.path()) {
+                let t = target.to_string_lossy();
+                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                    inodes.push(inode.to_owned());
+                }
+            }
+        }
+    }
+    let mut ports = Vec::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (cols.get(1), cols.get(9)) else {
+                continue;
+            };
+            if inodes.iter().any(|i| i == inode)
+                && let Some(port) = local
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports
+}
