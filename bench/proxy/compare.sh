@@ -18,14 +18,17 @@
 #
 # Memory per registered contact: a fresh `sotto server` (authentication off, so no accounts are
 # needed; storage "memory" and the default "sqlite") gets MEM_CONTACTS distinct REGISTERs;
-# (RSS after - RSS before) / MEM_CONTACTS. For Kamailio the same with its shared memory in use
-# (kamcmd core.shmmem), which is where usrloc keeps contacts.
+# (RSS after - RSS before) / MEM_CONTACTS, and the same with the heap bytes in use that the
+# server's counting allocator reports (gauge sotto_heap_bytes on /metrics). For Kamailio its
+# shared memory in use (kamcmd core.shmmem: its allocator's used bytes), which is where usrloc
+# keeps contacts: the like-for-like figure is sotto's heap bytes.
 #
 # Output (stdout): one JSON object per line:
 #   {"target":"sotto"|"kamailio","workload":...,"rate_per_s":..,"offered_per_s":..,"calls":..,
 #    "failed":..,"failed_pct":..}
 #   {"ratio":..,"workload":..,"want":..,"met":..}              sotto / kamailio per workload
-#   {"target":..,"workload":"memory_per_contact","storage":..,"contacts":..,"bytes_per_contact":..}
+#   {"target":..,"workload":"memory_per_contact","storage":..,"contacts":..,"bytes_per_contact":..,
+#    "heap_bytes_per_contact":..}  (sotto: RSS and heap in use; Kamailio: shm in use)
 # Progress and per-step lines go to stderr; everything else to the run directory.
 #
 # usage: bench/proxy/compare.sh
@@ -34,8 +37,9 @@
 #   RATES="250 500 1000 1500 2000 3000 4000 6000", STEP_S=4 (seconds of load per step),
 #   HOLD_MS=0 (call hold between ACK and BYE), USERS=500 (accounts for REGISTER load),
 #   MEM_CONTACTS=10000 (0 skips the memory runs), MEM_SETTLE_S=35 (second RSS reading, after
-#   the REGISTER transactions are gone), BUDGET_S=480, BENCH_RUN (run directory),
-#   KAM_SHM_MB=512.
+#   the REGISTER transactions are gone), MEM_STORAGES="memory sqlite" (sotto's stores measured),
+#   BUDGET_S=480, BENCH_RUN (run directory), KAM_SHM_MB=512.
+#   WORKLOADS=none runs only the memory runs.
 # needs: sipp (sip-tester), stunnel4, kamailio + kamailio-tls-modules, openssl, python3, ss.
 set -u
 
@@ -50,6 +54,7 @@ HOLD_MS=${HOLD_MS:-0}
 USERS=${USERS:-500}
 MEM_CONTACTS=${MEM_CONTACTS:-10000}
 MEM_SETTLE_S=${MEM_SETTLE_S:-35}
+MEM_STORAGES=${MEM_STORAGES:-"memory sqlite"}
 BUDGET_S=${BUDGET_S:-480}
 KAM_SHM_MB=${KAM_SHM_MB:-512}
 RUN=${BENCH_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/sotto-bench-proxy.XXXXXX")}
@@ -161,6 +166,7 @@ read -r LOADGEN_USER LOADGEN_PW < "$RUN/users/loadgen.txt"
 
 # ---------------------------------------------------------------- targets
 SIP_PORT=""; TLS_PORT=""; CA_FILE=""; SERVER_PID=""
+METRICS_PORT=0 # sotto's metrics endpoint: any free port (0) unless a memory run reads it
 
 start_kamailio() { # start_kamailio auth|noauth
 	local dir=$RUN/kamailio defs
@@ -207,7 +213,7 @@ sotto_config() {
 	[ "$auth" = noauth ] && auth_on=false
 	sed -e "s|^tls = \[\"0.0.0.0:5061\"\]|tls = [\"127.0.0.1:$TLS_PORT\"]|" \
 		-e "s|^udp = \[\]|udp = [\"127.0.0.1:$SIP_PORT\"]|" \
-		-e 's|^listen = "127.0.0.1:9464"|listen = "127.0.0.1:0"|' \
+		-e "s|^listen = \"127.0.0.1:9464\"|listen = \"127.0.0.1:$METRICS_PORT\"|" \
 		-e '/^\[modules.anti_flood\]/,/^\[/ s|^enabled = true|enabled = false|' \
 		-e "/^\[modules.authentication\]/,/^\[/ s|^enabled = true|enabled = $auth_on|" \
 		-e "s|^kind = \"sqlite\"|kind = \"$kind\"|" \
@@ -357,14 +363,17 @@ run_target() { # run_target kamailio|sotto
 
 # memory TARGET STORAGE: bytes per registered contact.
 memory() {
-	local t=$1 kind=$2 before after r
+	local t=$1 kind=$2 before after r heap_before="" heap_after="" heap_settled=""
 	python3 "$HERE/gen_users.py" "$RUN/mem-users" "$MEM_CONTACTS" 127.0.0.1:5999 || die "gen_users.py failed"
 	if [ "$t" = kamailio ]; then
 		start_kamailio noauth
 		sleep 1
 	else
+		METRICS_PORT=$(free_port tcp)
 		start_sotto noauth "$kind"
+		wait_listen tcp "$METRICS_PORT" || log "sotto metrics endpoint not up: no heap figures"
 		sleep 1
+		heap_before=$(heap_now)
 	fi
 	before=$(mem_now "$t")
 	r=$(run_sipp "$t-mem-$kind" $((MEM_CONTACTS / 500 + 60)) "127.0.0.1:$SIP_PORT" \
@@ -372,23 +381,34 @@ memory() {
 		-p "$(free_port udp)" -r 1000 -m "$MEM_CONTACTS" -l 2000)
 	sleep 1
 	after=$(mem_now "$t")
+	[ "$t" = sotto ] && heap_after=$(heap_now)
 	# Again once the REGISTER transactions are gone (RFC 3261 Timer J: 64*T1 = 32 s for UDP),
 	# so that what remains is the registrations. (Kamailio answers REGISTER statelessly.)
 	local settled=$after
+	heap_settled=$heap_after
 	if [ "$t" = sotto ] && [ "$MEM_SETTLE_S" -gt 0 ]; then
 		sleep "$MEM_SETTLE_S"
 		settled=$(mem_now "$t")
+		heap_settled=$(heap_now)
 	fi
 	stop "$SERVER_PID"
+	METRICS_PORT=0
 	python3 -c 'import json,sys
 t,kind,b,a,s,ok,wait=sys.argv[1],sys.argv[2],int(sys.argv[3] or 0),int(sys.argv[4] or 0),int(sys.argv[5] or 0),int(sys.argv[6]),int(sys.argv[7])
+hb,ha,hs=[int(x) if x else None for x in sys.argv[8:11]]
 what = "shm_used" if t=="kamailio" else "rss"
-per = lambda x: round((x-b)/ok,1) if ok else None
+per = lambda x,b=b: round((x-b)/ok,1) if ok else None
 d={"target":t,"workload":"memory_per_contact","storage":kind,"contacts":ok,"measure":what,
   "before_bytes":b,"after_bytes":a,"bytes_per_contact":per(s),"bytes_per_contact_at_once":per(a)}
 if t=="sotto":
     d.update({"settled_after_s":wait,"settled_bytes":s,"want_max_bytes":614,"met":bool(ok and per(s)<=614)})
-print(json.dumps(d))' "$t" "$kind" "$before" "$after" "$settled" "${r%% *}" "$MEM_SETTLE_S"
+    if hb is not None and hs is not None:
+        # The counting allocator'"'"'s live bytes: what Kamailio'"'"'s shm "used" figure measures.
+        d.update({"heap_before_bytes":hb,"heap_settled_bytes":hs,"heap_bytes_per_contact":per(hs,hb),
+          "heap_bytes_per_contact_at_once":per(ha,hb) if ha is not None else None,
+          "heap_met":bool(ok and per(hs,hb)<=614)})
+print(json.dumps(d))' "$t" "$kind" "$before" "$after" "$settled" "${r%% *}" "$MEM_SETTLE_S" \
+		"$heap_before" "$heap_after" "$heap_settled"
 }
 
 # mem_now TARGET: Kamailio's shared memory in use, or the sotto server's resident set (bytes).
@@ -400,8 +420,19 @@ mem_now() {
 	fi
 }
 
+# heap_now: the sotto server's heap bytes in use (gauge sotto_heap_bytes), empty if unknown.
+heap_now() {
+	python3 -c 'import sys,urllib.request
+try:
+    body=urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+    print(next(l.split()[1] for l in body.splitlines() if l.startswith("sotto_heap_bytes ")))
+except Exception:
+    pass' "$METRICS_PORT"
+}
+
 for t in $TARGETS; do
-	case $t in kamailio | sotto) run_target "$t" ;; *) die "unknown target $t" ;; esac
+	case $t in kamailio | sotto) ;; *) die "unknown target $t" ;; esac
+	[ "$WORKLOADS" = none ] || [ -z "${WORKLOADS// /}" ] || run_target "$t"
 done
 
 # Targets of issue 4: sotto / kamailio >= 1.0 (calls UDP), 1.5 (calls TLS), 1.2 (REGISTER).
@@ -419,7 +450,11 @@ if [ "$MEM_CONTACTS" -gt 0 ]; then
 	for t in $TARGETS; do
 		if over_budget; then log "time budget used up: skipping memory runs"; break; fi
 		log "=== $t: memory per contact ($MEM_CONTACTS contacts)"
-		if [ "$t" = sotto ]; then memory sotto memory; memory sotto sqlite; else memory kamailio memory; fi
+		if [ "$t" = sotto ]; then
+			for kind in $MEM_STORAGES; do memory sotto "$kind"; done
+		else
+			memory kamailio memory
+		fi
 	done
 fi
 log "done in $((SECONDS - START_S)) s; logs and SIPp outputs in $RUN"
