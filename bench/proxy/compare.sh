@@ -34,11 +34,11 @@
 # usage: bench/proxy/compare.sh
 # knobs (environment): SOTTO_BIN (default target/release/sotto, built if missing),
 #   TARGETS="kamailio sotto", WORKLOADS="call_udp call_tls register_digest_udp register_digest_tls",
-#   RATES="250 500 1000 1500 2000 3000 4000 6000", STEP_S=4 (seconds of load per step),
+#   RATES="250 500 1000 1500 2000 3000 4000 5000 6000 7000 8000 10000", STEP_S=4 (seconds of load per step),
 #   HOLD_MS=0 (call hold between ACK and BYE), USERS=500 (accounts for REGISTER load),
 #   MEM_CONTACTS=10000 (0 skips the memory runs), MEM_SETTLE_S=35 (second RSS reading, after
 #   the REGISTER transactions are gone), MEM_STORAGES="memory sqlite" (sotto's stores measured),
-#   BUDGET_S=480, BENCH_RUN (run directory), KAM_SHM_MB=512.
+#   BUDGET_S=900, BENCH_RUN (run directory), KAM_SHM_MB=512.
 #   WORKLOADS=none runs only the memory runs.
 # needs: sipp (sip-tester), stunnel4, kamailio + kamailio-tls-modules, openssl, python3, ss.
 set -u
@@ -48,14 +48,14 @@ REPO=$(cd "$HERE/../.." && pwd)
 SOTTO_BIN=${SOTTO_BIN:-$REPO/target/release/sotto}
 TARGETS=${TARGETS:-"kamailio sotto"}
 WORKLOADS=${WORKLOADS:-"call_udp call_tls register_digest_udp register_digest_tls"}
-RATES=${RATES:-"250 500 1000 1500 2000 3000 4000 6000"}
+RATES=${RATES:-"250 500 1000 1500 2000 3000 4000 5000 6000 7000 8000 10000"}
 STEP_S=${STEP_S:-4}
 HOLD_MS=${HOLD_MS:-0}
 USERS=${USERS:-500}
 MEM_CONTACTS=${MEM_CONTACTS:-10000}
 MEM_SETTLE_S=${MEM_SETTLE_S:-35}
 MEM_STORAGES=${MEM_STORAGES:-"memory sqlite"}
-BUDGET_S=${BUDGET_S:-480}
+BUDGET_S=${BUDGET_S:-900}
 KAM_SHM_MB=${KAM_SHM_MB:-512}
 RUN=${BENCH_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/sotto-bench-proxy.XXXXXX")}
 START_S=$SECONDS
