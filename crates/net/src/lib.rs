@@ -47,7 +47,9 @@ pub use error::Error;
 /// The rustls version this crate is built on (for building custom configs).
 pub use rustls;
 pub use tls::{ClientAuth, TlsInfo};
-pub use transport::{Connecting, IncomingReceiver, Queued, Sent, Transport, TransportConfig};
+pub use transport::{
+    Connecting, IncomingReceiver, Queued, Sent, Transport, TransportConfig, UDP_SEND_QUEUE,
+};
 
 /// The transport protocol a message travels over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -45,6 +45,12 @@ pub struct TransportConfig {
     /// Client config for outbound TLS connections (see [`crate::tls::client_config`]);
     /// without it, sending to a TLS destination with no open connection fails.
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
+    /// Send UDP datagrams from one OS thread per UDP socket instead of the async task that
+    /// asks to send: the caller only queues (up to [`UDP_SEND_QUEUE`] datagrams, then it sends
+    /// inline). A busy server's sans-IO loop then shares no core with `sendto` (which, on
+    /// loopback, also pays for delivering to the receiver). A datagram that the kernel refuses
+    /// is then logged rather than reported to the caller. Default off.
+    pub udp_send_thread: bool,
 }
 
 impl Default for TransportConfig {
@@ -59,6 +65,7 @@ impl Default for TransportConfig {
             incoming_queue: 1024,
             max_queued_bytes: 1 << 20,
             tls_client: None,
+            udp_send_thread: false,
         }
     }
 }
@@ -150,11 +157,23 @@ pub struct Transport {
 struct Shared {
     config: TransportConfig,
     incoming: mpsc::Sender<Incoming>,
-    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    udp: Mutex<Vec<UdpEndpoint>>,
     table: Mutex<Table>,
     next_id: AtomicU64,
     stop: watch::Receiver<()>,
 }
+
+/// A bound UDP socket, and the queue of its sending thread when
+/// [`TransportConfig::udp_send_thread`] is on.
+#[derive(Debug, Clone)]
+struct UdpEndpoint {
+    local: SocketAddr,
+    socket: Arc<UdpSocket>,
+    sender: Option<std::sync::mpsc::SyncSender<(Bytes, SocketAddr)>>,
+}
+
+/// Datagrams queued for a UDP sending thread before senders fall back to sending inline.
+pub const UDP_SEND_QUEUE: usize = 8192;
 
 #[derive(Debug, Default)]
 struct Table {
@@ -280,10 +299,26 @@ impl Transport {
 
     /// Binds a UDP socket (e.g. `127.0.0.1:5060`, `[::1]:0`) and returns its bound address.
     pub async fn bind_udp(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
-        let socket = UdpSocket::bind(addr).await.map_err(Error::Io)?;
-        let local = socket.local_addr().map_err(Error::Io)?;
-        let socket = Arc::new(socket);
-        lock(&self.shared.udp).push((local, socket.clone()));
+        let std_socket = std::net::UdpSocket::bind(addr).map_err(Error::Io)?;
+        std_socket.set_nonblocking(true).map_err(Error::Io)?;
+        let local = std_socket.local_addr().map_err(Error::Io)?;
+        let sender = if self.shared.config.udp_send_thread {
+            let (tx, rx) = std::sync::mpsc::sync_channel(UDP_SEND_QUEUE);
+            let thread_socket = std_socket.try_clone().map_err(Error::Io)?;
+            std::thread::Builder::new()
+                .name(format!("sotto-udp-send {local}"))
+                .spawn(move || udp_send_thread(thread_socket, rx))
+                .map_err(Error::Io)?;
+            Some(tx)
+        } else {
+            None
+        };
+        let socket = Arc::new(UdpSocket::from_std(std_socket).map_err(Error::Io)?);
+        lock(&self.shared.udp).push(UdpEndpoint {
+            local,
+            socket: socket.clone(),
+            sender,
+        });
         tokio::spawn(udp_loop(self.shared.clone(), socket, local));
         Ok(local)
     }
@@ -421,20 +456,35 @@ impl Transport {
                 max_bytes: max,
             });
         }
-        let (local, socket) = {
+        let endpoint = {
             let sockets = lock(&self.shared.udp);
-            let by_local = local.and_then(|l| sockets.iter().find(|(a, _)| *a == l));
+            let by_local = local.and_then(|l| sockets.iter().find(|e| e.local == l));
             let by_family = || {
                 sockets
                     .iter()
-                    .find(|(a, _)| a.is_ipv4() == remote.is_ipv4())
+                    .find(|e| e.local.is_ipv4() == remote.is_ipv4())
             };
             by_local
                 .or_else(by_family)
                 .cloned()
                 .ok_or(Error::NoUdpSocket(remote))?
         };
-        socket.send_to(&data, remote).await.map_err(Error::Io)?;
+        let local = endpoint.local;
+        let data = match &endpoint.sender {
+            Some(tx) => match tx.try_send((data, remote)) {
+                Ok(()) => None,
+                Err(std::sync::mpsc::TrySendError::Full((data, _)))
+                | Err(std::sync::mpsc::TrySendError::Disconnected((data, _))) => Some(data),
+            },
+            None => Some(data),
+        };
+        if let Some(data) = data {
+            endpoint
+                .socket
+                .send_to(&data, remote)
+                .await
+                .map_err(Error::Io)?;
+        }
         Ok(Sent {
             connection: None,
             local,
@@ -690,6 +740,34 @@ impl Shared {
     fn opened(&self, id: ConnectionId, local: SocketAddr) {
         if let Some(c) = lock(&self.table).conns.get_mut(&id) {
             c.local = local;
+        }
+    }
+}
+
+/// The body of a UDP sending thread ([`TransportConfig::udp_send_thread`]): sends what is
+/// queued, in order, until the transport is dropped. The socket shares the async socket's
+/// non-blocking mode, so a full send buffer is waited out in short sleeps (bounded), then the
+/// datagram is dropped, as a congested link would.
+fn udp_send_thread(
+    socket: std::net::UdpSocket,
+    queue: std::sync::mpsc::Receiver<(Bytes, SocketAddr)>,
+) {
+    const RETRIES: u32 = 200;
+    const PAUSE: Duration = Duration::from_micros(50);
+    while let Ok((data, remote)) = queue.recv() {
+        let mut tries = 0;
+        loop {
+            match socket.send_to(&data, remote) {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(PAUSE);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, dest = %remote, "udp send failed");
+                    break;
+                }
+            }
         }
     }
 }

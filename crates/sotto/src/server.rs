@@ -152,7 +152,12 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     let signals = crate::signals::ShutdownSignals::install()?;
     let (users, bindings) = open_stores(&c)?;
     let core = core_config(&c);
-    let (transport, mut incoming) = Transport::new(TransportConfig::default());
+    // The proxy loop is one task; datagrams leave from their own thread so that `sendto`
+    // runs beside it (see TransportConfig::udp_send_thread).
+    let (transport, mut incoming) = Transport::new(TransportConfig {
+        udp_send_thread: true,
+        ..TransportConfig::default()
+    });
     let mut listeners: Vec<(TransportKind, SocketAddr)> = Vec::new();
     if !c.listen.tls.is_empty() {
         let tls_config = tls_server_config(&c)?;
