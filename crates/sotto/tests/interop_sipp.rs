@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use pki::test_pki;
 use process::{
-    ChildGuard, NonJson, free_tcp_port, free_udp_port, loopback, require_tools, scratch, sotto,
+    ChildGuard, NonJson, free_tcp_port, free_tcp_udp_port, loopback, require_tools, scratch, sotto,
     spawn_json,
 };
 use serde_json::Value;
@@ -108,7 +108,8 @@ fn run_sipp(dir: &Path, name: &str, target: SocketAddr, extra: &[&str]) -> SippR
     let scenario = scenario("options_uac.xml");
     let stat = dir.join(format!("{name}.csv"));
     let errors = dir.join(format!("{name}.errors.log"));
-    let local_port = free_udp_port().to_string();
+    // SIPp binds its port on the transport `-t` names (UDP or TCP): free on both.
+    let local_port = free_tcp_udp_port().to_string();
     let calls = CALLS.to_string();
     let rate = RATE.to_string();
     let child = Command::new("timeout")

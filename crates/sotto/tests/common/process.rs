@@ -178,6 +178,19 @@ pub(crate) fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// A port on 127.0.0.1 free for both TCP and UDP (bound on both, then released): for a peer
+/// such as SIPp whose `-p` port is bound on whichever transport `-t` names.
+pub(crate) fn free_tcp_udp_port() -> u16 {
+    for _ in 0..64 {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("free TCP port");
+        let port = tcp.local_addr().expect("local address").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port on 127.0.0.1 free for both TCP and UDP in 64 tries");
+}
+
 /// `127.0.0.1:<port>`.
 pub(crate) fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
