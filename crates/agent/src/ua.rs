@@ -597,17 +597,7 @@ impl UserAgent {
         .direct(call.direct)
         .sdes_without_tls();
         self.layer.send_response(tx, resp, now)?;
-        self.events.push_back(UaEvent::CallState {
-            call: id,
-            state: CallState::Connected,
-            reason: None,
-        });
-        self.events
-            .push_back(UaEvent::CallSecurity { call: id, report });
-        self.events.push_back(UaEvent::MediaReady {
-            call: id,
-            media: Box::new(neg),
-        });
+        self.announce_connected(id, report, neg);
         self.pump(now);
         Ok(())
     }
@@ -1028,6 +1018,22 @@ impl UserAgent {
     }
 
     /// Moves the layer's output to our queues and handles its events, until both are empty.
+    /// A call became connected (either side): its state, its security report, then its
+    /// media, in that order.
+    fn announce_connected(&mut self, id: CallId, report: SecurityReport, neg: NegotiatedMedia) {
+        self.events.push_back(UaEvent::CallState {
+            call: id,
+            state: CallState::Connected,
+            reason: None,
+        });
+        self.events
+            .push_back(UaEvent::CallSecurity { call: id, report });
+        self.events.push_back(UaEvent::MediaReady {
+            call: id,
+            media: Box::new(neg),
+        });
+    }
+
     fn pump(&mut self, now: Instant) {
         for _ in 0..1024 {
             let mut progressed = false;
@@ -1387,17 +1393,7 @@ impl UserAgent {
                 .sdes_without_tls();
                 call.negotiated = Some(neg.clone());
                 self.calls.insert(id, call);
-                self.events.push_back(UaEvent::CallState {
-                    call: id,
-                    state: CallState::Connected,
-                    reason: None,
-                });
-                self.events
-                    .push_back(UaEvent::CallSecurity { call: id, report });
-                self.events.push_back(UaEvent::MediaReady {
-                    call: id,
-                    media: Box::new(neg),
-                });
+                self.announce_connected(id, report, neg);
             }
             Err(refusal) => {
                 // The dialog exists: end it at once, saying why.
