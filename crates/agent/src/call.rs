@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use serde::Serialize;
-use sotto_net::Destination;
+use sotto_sip::transport::Destination;
 use sotto_sdp::{NegotiatedMedia, Session};
 use sotto_sip::message::{Request, Uri};
 use sotto_sip::transaction::TransactionId;

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
-use sotto_net::{ConnectionId, Destination, TransportKind};
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sdp::{
     EncryptionMode, EncryptionPolicy, LocalCapabilities, NegotiatedMedia, Refusal, Session,
 };

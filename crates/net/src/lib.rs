@@ -44,52 +44,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use error::Error;
+/// The address, transport and connection value types live in the sans-IO SIP core (so no
+/// core depends on this IO crate); they are re-exported here for the drivers.
+pub use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 /// The rustls version this crate is built on (for building custom configs).
 pub use rustls;
 pub use tls::{ClientAuth, TlsInfo};
 pub use transport::{
     Connecting, IncomingReceiver, Queued, Sent, Transport, TransportConfig, UDP_SEND_QUEUE,
 };
-
-/// The transport protocol a message travels over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TransportKind {
-    /// UDP (RFC 3261 §18): one datagram, one message.
-    Udp,
-    /// TCP (RFC 3261 §18): a stream framed by Content-Length.
-    Tcp,
-    /// TLS over TCP (RFC 3261 §26.2): like TCP, encrypted and authenticated.
-    Tls,
-}
-
-impl TransportKind {
-    /// The token used in a Via header's sent-protocol (`UDP`, `TCP`, `TLS`).
-    pub fn via_token(self) -> &'static str {
-        match self {
-            Self::Udp => "UDP",
-            Self::Tcp => "TCP",
-            Self::Tls => "TLS",
-        }
-    }
-
-    /// Lower-case name (`udp`, `tcp`, `tls`), as in a `transport=` URI parameter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-            Self::Tls => "tls",
-        }
-    }
-
-    /// Whether this is a stream transport (TCP or TLS).
-    pub fn is_stream(self) -> bool {
-        !matches!(self, Self::Udp)
-    }
-}
-
-/// Identifies one TCP or TLS connection for the life of a [`Transport`]; never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub u64);
 
 /// A message (or what claims to be one) received from the network.
 #[derive(Debug, Clone)]
@@ -129,29 +92,3 @@ impl Incoming {
     }
 }
 
-/// Where to send a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
-    /// The transport to use.
-    pub transport: TransportKind,
-    /// The peer's address.
-    pub remote: SocketAddr,
-    /// A connection to use if it is still open (TCP and TLS only); [`Transport::send_on`]
-    /// uses this one or none.
-    pub connection: Option<ConnectionId>,
-    /// For a new TLS connection: the name to verify the server certificate against (DNS name
-    /// or IP address). Defaults to the IP address of `remote`.
-    pub server_name: Option<String>,
-}
-
-impl Destination {
-    /// A destination by transport and address, with no connection or server name preference.
-    pub fn new(transport: TransportKind, remote: SocketAddr) -> Self {
-        Self {
-            transport,
-            remote,
-            connection: None,
-            server_name: None,
-        }
-    }
-}

@@ -343,7 +343,7 @@ mod tests {
         ProxyEvent {
             method: method.to_owned(),
             source: SocketAddr::from(([127, 0, 0, 1], 5060)),
-            transport: sotto_net::TransportKind::Tls,
+            transport: sotto_sip::transport::TransportKind::Tls,
             outcome,
             module: "test",
             auth_failure,

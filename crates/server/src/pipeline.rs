@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
-use sotto_net::{ConnectionId, Destination, TransportKind};
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::{Request, StatusCode, Uri};
 
 /// What a module decided.

@@ -28,6 +28,7 @@ pub mod digest;
 pub mod message;
 pub mod parse;
 pub mod transaction;
+pub mod transport;
 pub mod validate;
 
 pub use message::{Message, Method, Request, Response, StatusCode, Uri};

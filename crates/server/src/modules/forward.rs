@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use sotto_net::TransportKind;
+use sotto_sip::transport::TransportKind;
 use sotto_sip::message::StatusCode;
 
 use crate::config::{DowngradePolicy, ForwardConfig};
@@ -95,7 +95,7 @@ impl Module for Forward {
 mod tests {
     use super::*;
     use crate::modules::testutil::ctx_from;
-    use sotto_net::Destination;
+    use sotto_sip::transport::Destination;
     use sotto_sip::message::Uri;
 
     fn target(t: TransportKind, registered: Option<TransportKind>) -> Target {

@@ -21,7 +21,7 @@ pub(crate) mod testutil {
     use std::net::SocketAddr;
     use std::time::SystemTime;
 
-    use sotto_net::TransportKind;
+    use sotto_sip::transport::TransportKind;
     use sotto_sip::message::{Message, Request};
     use sotto_sip::parse::{Limits, parse_message};
 

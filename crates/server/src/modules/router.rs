@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sotto_net::{ConnectionId, Destination, TransportKind};
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::{Method, Scheme, StatusCode, Uri};
 use sotto_store::{Binding, BindingStore};
 

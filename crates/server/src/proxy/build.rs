@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use sotto_net::{Destination, TransportKind};
+use sotto_sip::transport::{Destination, TransportKind};
 use sotto_sip::message::{Headers, Method, Request, Response, Via};
 
 use super::flow::{Flow, FlowTokens};

@@ -28,7 +28,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
-use sotto_net::{ConnectionId, Destination, TransportKind};
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::{Message, Method, Request, Response, StatusCode};
 use sotto_sip::parse::{Limits, parse_message};
 use sotto_sip::transaction::{Incoming, LayerConfig, Received, TransactionId, TransactionLayer};

@@ -178,8 +178,8 @@ fn flow_of_a_stream_registration_is_remembered() {
         "c1",
         "Contact: <sip:alice@127.0.0.1:4000;transport=tls>\r\n",
     );
-    ctx.transport = sotto_net::TransportKind::Tls;
-    ctx.connection = Some(sotto_net::ConnectionId(42));
+    ctx.transport = sotto_sip::transport::TransportKind::Tls;
+    ctx.connection = Some(sotto_sip::transport::ConnectionId(42));
     let wall = ctx.wall;
     reply(m.on_request(&mut ctx, now));
     let b = store.bindings("sip:alice@example.test", wall).unwrap();
