@@ -33,6 +33,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dns;
 mod error;
 mod framing;
 pub mod tls;

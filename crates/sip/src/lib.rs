@@ -27,6 +27,7 @@
 pub mod digest;
 pub mod message;
 pub mod parse;
+pub mod resolve;
 pub mod transaction;
 pub mod transport;
 pub mod validate;
