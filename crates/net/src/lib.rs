@@ -36,6 +36,7 @@
 pub mod dns;
 mod error;
 mod framing;
+mod route;
 pub mod tls;
 mod transport;
 

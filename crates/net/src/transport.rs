@@ -458,7 +458,15 @@ impl Transport {
         }
         let endpoint = {
             let sockets = lock(&self.shared.udp);
-            let by_local = local.and_then(|l| sockets.iter().find(|e| e.local == l));
+            // The socket a message arrived on: its exact address, or the wildcard socket on
+            // that port (a wildcard socket reports the address the peer reached it at).
+            let by_local = local.and_then(|l| {
+                sockets.iter().find(|e| e.local == l).or_else(|| {
+                    sockets
+                        .iter()
+                        .find(|e| e.local.ip().is_unspecified() && e.local.port() == l.port())
+                })
+            });
             let by_family = || {
                 sockets
                     .iter()
@@ -777,6 +785,7 @@ async fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr
     // One byte more than the maximum, so an oversize datagram is seen as such, not truncated.
     let mut buf = vec![0u8; max.saturating_add(1)];
     let mut stop = shared.stop.clone();
+    let mut routes = crate::route::LocalRoutes::new(local);
     loop {
         let received = tokio::select! {
             _ = stop.changed() => return,
@@ -809,7 +818,7 @@ async fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr
         let incoming = Incoming {
             data: Bytes::copy_from_slice(datagram),
             source,
-            local,
+            local: routes.local_for(source),
             transport: TransportKind::Udp,
             connection: None,
             tls: None,

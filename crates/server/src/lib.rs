@@ -25,6 +25,7 @@ mod branch;
 pub mod config;
 pub mod driver;
 pub mod identity;
+pub mod locality;
 pub mod metrics;
 pub mod modules;
 pub mod pipeline;

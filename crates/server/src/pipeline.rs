@@ -9,6 +9,8 @@ use std::time::{Instant, SystemTime};
 use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::{Request, StatusCode, Uri};
 
+pub use crate::locality::{Alias, Locality};
+
 /// What a module decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -52,58 +54,69 @@ impl Reply {
     }
 }
 
+/// Where a target's requests go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextHop {
+    /// An address already known (a contact, a flow, an IP literal).
+    Address(Destination),
+    /// A host name to locate first (RFC 3263): the proxy asks the IO edge and waits for the
+    /// candidates without blocking.
+    Resolve {
+        /// The URI whose host, port and transport are looked up (a Route value, the
+        /// Request-URI).
+        uri: Uri,
+        /// Only TLS candidates (a `sips:` URI, a federated domain, a TLS inbound hop).
+        tls_only: bool,
+        /// The far side is another domain's server (federation): our Record-Route toward it
+        /// names our domain, which it can resolve and verify.
+        peer: bool,
+    },
+}
+
+impl NextHop {
+    /// The transport, when the address is known.
+    pub fn transport(&self) -> Option<TransportKind> {
+        match self {
+            NextHop::Address(d) => Some(d.transport),
+            NextHop::Resolve { .. } => None,
+        }
+    }
+}
+
 /// One place to send a forwarded request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     /// The Request-URI the branch carries.
     pub uri: Uri,
     /// Where the branch is sent.
-    pub destination: Destination,
+    pub hop: NextHop,
     /// Route values to put in front (the Path of the registration, RFC 3327), in order.
     pub route: Vec<String>,
     /// The transport the contact registered over, if it came from a registration.
     pub registered_over: Option<TransportKind>,
+    /// Our address on the target's side, when known (the address its registration arrived
+    /// on): what our Record-Route and Via name toward it.
+    pub local: Option<SocketAddr>,
 }
 
-/// The server's own addresses and domains: what "local" means.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Locality {
-    /// Local domains (lower case).
-    pub domains: Vec<String>,
-    /// Listening addresses, with the transport of each.
-    pub listeners: Vec<(TransportKind, SocketAddr)>,
-}
-
-impl Locality {
-    /// Whether `host` (a domain or an IP literal, possibly in brackets) is one of ours.
-    pub fn is_local_host(&self, host: &str) -> bool {
-        let h = host.trim_start_matches('[').trim_end_matches(']');
-        if self.domains.iter().any(|d| d.eq_ignore_ascii_case(h)) {
-            return true;
-        }
-        match h.parse::<IpAddr>() {
-            Ok(ip) => self.listeners.iter().any(|(_, a)| a.ip() == ip),
-            Err(_) => false,
+impl Target {
+    /// A target at a known address.
+    pub fn to(uri: Uri, destination: Destination) -> Self {
+        Target {
+            uri,
+            hop: NextHop::Address(destination),
+            route: Vec::new(),
+            registered_over: None,
+            local: None,
         }
     }
 
-    /// Whether `uri` names this server itself (a local host, and a port we listen on or none).
-    pub fn is_self(&self, uri: &Uri) -> bool {
-        if !self.is_local_host(uri.host()) {
-            return false;
+    /// The destination, when the address is known.
+    pub fn destination(&self) -> Option<&Destination> {
+        match &self.hop {
+            NextHop::Address(d) => Some(d),
+            NextHop::Resolve { .. } => None,
         }
-        match uri.port() {
-            None => true,
-            Some(p) => self.listeners.iter().any(|(_, a)| a.port() == p),
-        }
-    }
-
-    /// The listener for `transport`, if any.
-    pub fn listener(&self, transport: TransportKind) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
-            .find(|(t, _)| *t == transport)
-            .map(|(_, a)| *a)
     }
 }
 
@@ -116,11 +129,19 @@ pub struct RequestContext {
     pub source: SocketAddr,
     /// The transport it came over.
     pub transport: TransportKind,
+    /// Our address it arrived on.
+    pub local: SocketAddr,
     /// The connection it came over (TCP/TLS).
     pub connection: Option<ConnectionId>,
     /// Identities of the TLS client certificate the connection presented (SAN URIs, then the
     /// CN), if any. The transport verified the chain before.
     pub client_identities: Vec<String>,
+    /// The domains the TLS client certificate is valid for (SAN DNS names, and the hosts of
+    /// user-less SAN `sip:` URIs; RFC 5922 §7.1): a peer server's.
+    pub client_domains: Vec<String>,
+    /// The domain of the peer server this request came from, once the federation module
+    /// accepted it.
+    pub federated: Option<String>,
     /// Wall-clock time (for the stores).
     pub wall: SystemTime,
     /// The authenticated user name, once the authentication module accepted the request.
@@ -145,8 +166,11 @@ impl RequestContext {
             request,
             source,
             transport,
+            local: SocketAddr::from(([0, 0, 0, 0], 0)),
             connection: None,
             client_identities: Vec::new(),
+            client_domains: Vec::new(),
+            federated: None,
             wall,
             authenticated: None,
             auth_failure: false,
