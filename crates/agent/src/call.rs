@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 use serde::Serialize;
-use sotto_sip::transport::Destination;
 use sotto_sdp::{NegotiatedMedia, Session};
 use sotto_sip::message::{Request, Uri};
 use sotto_sip::transaction::TransactionId;
+use sotto_sip::transport::Destination;
 
 /// Identifies a call inside one [`crate::UserAgent`] (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -41,7 +41,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
-use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sdp::{
     EncryptionMode, EncryptionPolicy, LocalCapabilities, NegotiatedMedia, Refusal, Session,
 };
@@ -52,6 +51,7 @@ use sotto_sip::transaction::{
     ClientEvent, LayerConfig, LayerEvent, Received, ServerEvent, TimerConfig, TransactionId,
     TransactionLayer,
 };
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use zeroize::Zeroizing;
 
 use crate::call::{Call, CallId, CallState, Role};

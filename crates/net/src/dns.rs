@@ -22,7 +22,9 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType as DnsType};
 use hickory_resolver::{Hosts, TokioResolver};
 use sotto_crypto::rng::SecureRandom;
 use sotto_sip::message::Uri;
-use sotto_sip::resolve::{Answer, Candidate, Lookup, Policy, Query, Record, RecordType, ResolveError};
+use sotto_sip::resolve::{
+    Answer, Candidate, Lookup, Policy, Query, Record, RecordType, ResolveError,
+};
 
 /// Where and how to ask.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,6 +36,7 @@
 pub mod dns;
 mod error;
 mod framing;
+pub mod interfaces;
 mod route;
 pub mod tls;
 mod transport;
@@ -46,11 +47,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use error::Error;
+/// The rustls version this crate is built on (for building custom configs).
+pub use rustls;
 /// The address, transport and connection value types live in the sans-IO SIP core (so no
 /// core depends on this IO crate); they are re-exported here for the drivers.
 pub use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
-/// The rustls version this crate is built on (for building custom configs).
-pub use rustls;
 pub use tls::{ClientAuth, TlsInfo};
 pub use transport::{
     Connecting, IncomingReceiver, Queued, Sent, Transport, TransportConfig, UDP_SEND_QUEUE,
@@ -93,4 +94,3 @@ impl Incoming {
         }
     }
 }
-

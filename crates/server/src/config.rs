@@ -6,6 +6,8 @@ use std::time::Duration;
 use sotto_sip::digest::Algorithm;
 use sotto_sip::transaction::TimerConfig;
 
+use crate::locality::Alias;
+
 /// Everything the proxy/registrar core needs to know (no file paths, no sockets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -14,6 +16,13 @@ pub struct ServerConfig {
     pub domains: Vec<String>,
     /// The digest realm (default: the first domain).
     pub realm: String,
+    /// Other names and addresses that mean this server (`[server] aliases`).
+    pub aliases: Vec<Alias>,
+    /// The host our Via and Record-Route name (a public name or address), instead of the
+    /// address each request arrived on.
+    pub public_host: Option<String>,
+    /// Calls and messages between domains (server-to-server over mutual TLS, RFC 5922).
+    pub federation: FederationConfig,
     /// Anti-flood module.
     pub anti_flood: AntiFloodConfig,
     /// Sanity module.
@@ -45,6 +54,9 @@ impl ServerConfig {
         ServerConfig {
             domains: vec![domain.to_ascii_lowercase()],
             realm: domain.to_owned(),
+            aliases: Vec::new(),
+            public_host: None,
+            federation: FederationConfig::default(),
             anti_flood: AntiFloodConfig::default(),
             sanity: SanityConfig::default(),
             authentication: AuthenticationConfig::default(),
@@ -198,5 +210,26 @@ impl Default for ForwardConfig {
             enabled: true,
             downgrade: DowngradePolicy::Refuse,
         }
+    }
+}
+
+/// Federation: requests to and from other domains' servers (RFC 3263 to find them, RFC 5922
+/// to authenticate them). Off by default: requests from other domains are refused, and
+/// requests for other domains are never relayed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FederationConfig {
+    /// Whether the module runs.
+    pub enabled: bool,
+    /// The domains whose servers may send to us and that we send to; empty: any domain whose
+    /// server presents a certificate for it.
+    pub domains: Vec<String>,
+}
+
+impl FederationConfig {
+    /// Whether `domain` may be federated with.
+    pub fn allows(&self, domain: &str) -> bool {
+        self.enabled
+            && (self.domains.is_empty()
+                || self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
     }
 }

@@ -13,15 +13,17 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
+use sotto_net::dns::Resolver;
 use sotto_net::{Incoming, IncomingReceiver, Queued, Transport};
 use sotto_sip::message::{Message, Method};
 use sotto_sip::parse::{Limits, parse_message};
+use sotto_sip::resolve::{Candidate, ResolveError};
 use sotto_sip::transaction::TransactionId;
 use tokio::sync::mpsc;
 
-use crate::identity::client_identities;
+use crate::identity::{client_domains, client_identities};
 use crate::metrics::Metrics;
-use crate::proxy::{Packet, Proxy, ProxyEvent};
+use crate::proxy::{LookupRequest, Packet, Proxy, ProxyEvent};
 
 /// How long, by default, a stopping server lets forwarded requests finish.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
@@ -51,6 +53,8 @@ pub struct RunOptions<'a> {
     /// is sent only after `batch_end`, so nothing is acknowledged before it is committed.
     /// `None`: one message per step.
     pub batch: Option<&'a dyn sotto_store::BindingStore>,
+    /// Locates next hops named by host names (RFC 3263); `None`: such requests fail with 503.
+    pub resolver: Option<&'a Resolver>,
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -59,6 +63,7 @@ impl std::fmt::Debug for RunOptions<'_> {
             .field("metrics", &self.metrics)
             .field("grace", &self.grace)
             .field("batch", &self.batch.is_some())
+            .field("resolver", &self.resolver.is_some())
             .finish()
     }
 }
@@ -69,24 +74,26 @@ impl Default for RunOptions<'_> {
             metrics: None,
             grace: DEFAULT_GRACE,
             batch: None,
+            resolver: None,
         }
     }
 }
 
 /// Converts a received message for the proxy (the client certificate's identities included).
 pub fn packet_of(m: &Incoming) -> Packet {
-    let client_identities = m
-        .tls
-        .as_ref()
-        .and_then(|t| t.peer_certificates.first())
-        .map(|der| client_identities(der.as_ref()))
-        .unwrap_or_default();
+    let cert = m.tls.as_ref().and_then(|t| t.peer_certificates.first());
     Packet {
         data: m.data.clone(),
         source: m.source,
+        local: m.local,
         transport: m.transport,
         connection: m.connection,
-        client_identities,
+        client_identities: cert
+            .map(|der| client_identities(der.as_ref()))
+            .unwrap_or_default(),
+        client_domains: cert
+            .map(|der| client_domains(der.as_ref()))
+            .unwrap_or_default(),
     }
 }
 
@@ -103,8 +110,40 @@ pub fn belongs_to_ongoing_work(data: &bytes::Bytes) -> bool {
     }
 }
 
-/// Sends everything the proxy queued; failures go back to their transaction. Counts events
-/// in `metrics`; sampling the proxy is left to the caller ([`Sampler`]).
+/// A DNS answer for the proxy: the lookup's id and its outcome.
+type LookupAnswer = (u64, Result<Vec<Candidate>, ResolveError>);
+
+/// Where the driver's background work reports back: sends whose new connection failed, and
+/// DNS answers.
+struct Callbacks {
+    failed: mpsc::UnboundedSender<(TransactionId, String)>,
+    lookups: mpsc::UnboundedSender<LookupAnswer>,
+}
+
+/// Runs one lookup in the background (DNS never blocks the proxy's loop).
+fn spawn_lookup(resolver: Option<&Resolver>, l: LookupRequest, answers: &Callbacks) {
+    let tx = answers.lookups.clone();
+    let Some(resolver) = resolver.cloned() else {
+        let domain = l.uri.host().to_owned();
+        let _ = tx.send((
+            l.id,
+            Err(ResolveError::Unavailable {
+                domain,
+                reason: "no DNS resolver configured".into(),
+            }),
+        ));
+        return;
+    };
+    tokio::spawn(async move {
+        let result = resolver.resolve(&l.uri, l.policy).await;
+        let _ = tx.send((l.id, result));
+    });
+}
+
+/// Sends everything the proxy queued, starts the lookups it asked for, then hands its events
+/// to `metrics` and `on_event`; sampling the proxy is left to the caller ([`Sampler`]).
+/// Sends go first: one that fails at once is reported to the proxy, which then turns the
+/// request's queued `forwarded` event into the failure it was.
 ///
 /// A stream destination that names a connection (a flow, a registration's connection, the
 /// connection a request came over) is sent on that connection only
@@ -112,56 +151,87 @@ pub fn belongs_to_ongoing_work(data: &bytes::Bytes) -> bool {
 /// the next branch), instead of the loop stalling on a connect to an address behind NAT.
 /// Otherwise a needed new connection is opened in the background
 /// ([`Transport::send_nowait`]) so that other messages keep flowing; if it fails, its
-/// transaction id comes back on `failed`.
+/// transaction id and the reason come back on `callbacks.failed`.
 async fn flush(
     proxy: &mut Proxy,
     transport: &Transport,
-    metrics: Option<&Metrics>,
+    options: &RunOptions<'_>,
     on_event: &mut impl FnMut(&ProxyEvent),
-    failed: &mpsc::UnboundedSender<TransactionId>,
+    callbacks: &Callbacks,
 ) {
     loop {
+        while let Some(t) = proxy.poll_transmit() {
+            send(proxy, transport, t, callbacks).await;
+        }
+        while let Some(l) = proxy.poll_lookup() {
+            spawn_lookup(options.resolver, l, callbacks);
+        }
+        let mut any = false;
         while let Some(ev) = proxy.poll_event() {
-            if let Some(m) = metrics {
+            any = true;
+            if let Some(m) = options.metrics {
                 m.record(&ev);
             }
             on_event(&ev);
         }
-        let Some(t) = proxy.poll_transmit() else {
+        if !any {
             break;
-        };
-        let dest = &t.destination;
-        let sent = if dest.transport.is_stream() && dest.connection.is_some() {
-            transport.send_on(dest, t.data).await.map(|_| None)
-        } else {
-            match transport.send_nowait(dest, t.data).await {
-                Ok(Queued::Sent(_)) => Ok(None),
-                Ok(Queued::Connecting(c)) => Ok(Some(c)),
-                Err(e) => Err(e),
+        }
+    }
+}
+
+async fn send(
+    proxy: &mut Proxy,
+    transport: &Transport,
+    t: crate::proxy::Transmit,
+    callbacks: &Callbacks,
+) {
+    let dest = &t.destination;
+    let sent = if dest.transport.is_stream() && dest.connection.is_some() {
+        transport.send_on(dest, t.data).await.map(|_| None)
+    } else {
+        match transport.send_nowait(dest, t.data).await {
+            Ok(Queued::Sent(_)) => Ok(None),
+            Ok(Queued::Connecting(c)) => Ok(Some(c)),
+            Err(e) => Err(e),
+        }
+    };
+    match sent {
+        Ok(None) => {}
+        Ok(Some(connecting)) => {
+            if let Some(id) = t.transaction {
+                let failed = callbacks.failed.clone();
+                let remote = dest.remote;
+                tokio::spawn(async move {
+                    if let Err(e) = connecting.outcome().await {
+                        tracing::debug!(error = %e, dest = %remote, "send failed");
+                        let _ = failed.send((id, error_text(&e)));
+                    }
+                });
             }
-        };
-        match sent {
-            Ok(None) => {}
-            Ok(Some(connecting)) => {
-                if let Some(id) = t.transaction {
-                    let failed = failed.clone();
-                    let remote = dest.remote;
-                    tokio::spawn(async move {
-                        if let Err(e) = connecting.outcome().await {
-                            tracing::debug!(error = %e, dest = %remote, "send failed");
-                            let _ = failed.send(id);
-                        }
-                    });
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, dest = %dest.remote, "send failed");
-                if let Some(id) = t.transaction {
-                    proxy.handle_send_error(id, Instant::now());
-                }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, dest = %dest.remote, "send failed");
+            if let Some(id) = t.transaction {
+                proxy.handle_send_error(id, &error_text(&e), Instant::now());
             }
         }
     }
+}
+
+/// An error and its causes in one line, each cause once.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Rate-limits [`Metrics::observe`] to one sample per [`OBSERVE_INTERVAL`] while messages are
@@ -244,8 +314,14 @@ pub async fn run_with(
     let mut sampler = Sampler::new(metrics);
     tokio::pin!(shutdown);
     let mut stopping: Option<tokio::time::Instant> = None;
-    // Transactions whose message waited on a connection that could not be opened.
-    let (failed_tx, mut failed) = mpsc::unbounded_channel::<TransactionId>();
+    // Transactions whose message waited on a connection that could not be opened, and DNS
+    // answers.
+    let (failed_tx, mut failed) = mpsc::unbounded_channel::<(TransactionId, String)>();
+    let (lookups_tx, mut lookups) = mpsc::unbounded_channel::<LookupAnswer>();
+    let callbacks = Callbacks {
+        failed: failed_tx,
+        lookups: lookups_tx,
+    };
     loop {
         if let Some(deadline) = stopping
             && (proxy.pending_forks() == 0 || tokio::time::Instant::now() >= deadline)
@@ -311,7 +387,10 @@ pub async fn run_with(
                 }
             }
             () = timer => proxy.handle_timeout(Instant::now()),
-            Some(id) = failed.recv() => proxy.handle_send_error(id, Instant::now()),
+            Some((id, reason)) = failed.recv() => {
+                proxy.handle_send_error(id, &reason, Instant::now());
+            }
+            Some((id, result)) = lookups.recv() => proxy.handle_lookup(id, result, Instant::now()),
             () = grace_over => {}
             () = sample_due => {
                 sampler.sample(proxy, tokio::time::Instant::now());
@@ -319,9 +398,9 @@ pub async fn run_with(
             }
         }
         sampler.changed(proxy, tokio::time::Instant::now(), incoming.is_empty());
-        flush(proxy, transport, metrics, &mut on_event, &failed_tx).await;
+        flush(proxy, transport, &options, &mut on_event, &callbacks).await;
     }
-    flush(proxy, transport, metrics, &mut on_event, &failed_tx).await;
+    flush(proxy, transport, &options, &mut on_event, &callbacks).await;
     sampler.sample(proxy, tokio::time::Instant::now());
     if stopping.is_some() {
         tokio::time::sleep(LINGER).await;

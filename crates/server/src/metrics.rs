@@ -102,6 +102,7 @@ impl Metrics {
             Outcome::Replied(s) => ("replied", Some(s)),
             Outcome::Forwarded(_) => ("forwarded", None),
             Outcome::Dropped => ("dropped", None),
+            Outcome::Failed { status, .. } => ("failed", Some(status)),
         };
         *lock(&self.requests)
             .entry((method_label(&ev.method), outcome, status))
@@ -347,6 +348,7 @@ mod tests {
             outcome,
             module: "test",
             auth_failure,
+            fork: None,
         }
     }
 

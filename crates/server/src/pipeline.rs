@@ -6,8 +6,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
-use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::{Request, StatusCode, Uri};
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 
 pub use crate::locality::{Alias, Locality};
 
@@ -100,15 +100,20 @@ pub struct Target {
 }
 
 impl Target {
-    /// A target at a known address.
-    pub fn to(uri: Uri, destination: Destination) -> Self {
+    /// A target reached through `hop`, with no Path, registration or known local address.
+    pub fn new(uri: Uri, hop: NextHop) -> Self {
         Target {
             uri,
-            hop: NextHop::Address(destination),
+            hop,
             route: Vec::new(),
             registered_over: None,
             local: None,
         }
+    }
+
+    /// A target at a known address.
+    pub fn to(uri: Uri, destination: Destination) -> Self {
+        Target::new(uri, NextHop::Address(destination))
     }
 
     /// The destination, when the address is known.

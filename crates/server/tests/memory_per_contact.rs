@@ -116,6 +116,8 @@ impl Server {
             transport: TransportKind::Udp,
             connection: None,
             client_identities: Vec::new(),
+            client_domains: Vec::new(),
+            local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
         };
         self.proxy.handle_packet(packet, self.now, self.wall);
         let mut first = None;

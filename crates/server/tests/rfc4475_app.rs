@@ -40,6 +40,8 @@ fn run(data: &[u8], authentication: bool) -> (Vec<u16>, Arc<MemoryStore>) {
         transport: TransportKind::Udp,
         connection: None,
         client_identities: Vec::new(),
+        client_domains: Vec::new(),
+        local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
     };
     proxy.handle_packet(packet, now, SystemTime::now());
     let mut statuses = Vec::new();

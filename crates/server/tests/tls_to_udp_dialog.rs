@@ -65,6 +65,8 @@ impl Net {
                 transport,
                 connection,
                 client_identities: Vec::new(),
+                client_domains: Vec::new(),
+                local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
             },
             self.now,
             self.wall,

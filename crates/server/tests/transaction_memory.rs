@@ -184,6 +184,8 @@ fn proxy_keeps_little_per_digest_register_exchange() {
                 transport: TransportKind::Udp,
                 connection: None,
                 client_identities: Vec::new(),
+                client_domains: Vec::new(),
+                local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
             },
             now,
             wall,

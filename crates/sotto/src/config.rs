@@ -49,6 +49,10 @@ pub(crate) struct Config {
     pub(crate) log: LogConfig,
     /// `[metrics]`.
     pub(crate) metrics: MetricsConfig,
+    /// `[dns]`: how host names are looked up (RFC 3263).
+    pub(crate) dns: DnsConfig,
+    /// `[federation]`: calls between domains.
+    pub(crate) federation: FederationConfig,
     /// The directory relative paths are taken from (the config file's); not in the file.
     #[serde(skip)]
     pub(crate) base_dir: PathBuf,
@@ -63,6 +67,12 @@ pub(crate) struct ServerConfig {
     /// The digest realm (RFC 3261 §22.1). Stored HA1 values are bound to it: changing it
     /// invalidates every password.
     pub(crate) realm: String,
+    /// Other names and addresses of this server (`host` or `host:port`): a Route or
+    /// Request-URI naming one of them is for us.
+    pub(crate) aliases: Vec<String>,
+    /// The host (name or address) our Via and Record-Route headers name, for a server behind
+    /// NAT or with a public name. Empty: the address each request arrived on.
+    pub(crate) public_host: String,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +80,60 @@ impl Default for ServerConfig {
         ServerConfig {
             domain: "localhost".to_owned(),
             realm: "localhost".to_owned(),
+            aliases: Vec::new(),
+            public_host: String::new(),
+        }
+    }
+}
+
+/// `[dns]`: the name servers asked for NAPTR, SRV and address records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DnsConfig {
+    /// Name servers as `address:port`; empty: the system's (`/etc/resolv.conf`).
+    pub(crate) servers: Vec<SocketAddr>,
+    /// Seconds one query waits for an answer.
+    pub(crate) timeout_secs: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            servers: Vec::new(),
+            timeout_secs: 2,
+        }
+    }
+}
+
+impl DnsConfig {
+    /// The resolver's settings.
+    pub(crate) fn resolver(&self) -> sotto_net::dns::DnsConfig {
+        sotto_net::dns::DnsConfig {
+            servers: self.servers.clone(),
+            timeout: std::time::Duration::from_secs(u64::from(self.timeout_secs.max(1))),
+            ..sotto_net::dns::DnsConfig::default()
+        }
+    }
+}
+
+/// `[federation]`: requests to and from other domains' servers, over mutual TLS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FederationConfig {
+    /// Off by default: requests from other domains are refused, none are sent to them.
+    pub(crate) enabled: bool,
+    /// The domains allowed; empty: every domain whose server proves it with its certificate.
+    pub(crate) domains: Vec<String>,
+    /// PEM CA certificates that other domains' servers' certificates must chain to.
+    pub(crate) ca: PathBuf,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            enabled: false,
+            domains: Vec::new(),
+            ca: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
         }
     }
 }
@@ -472,6 +536,20 @@ impl Config {
         if self.server.domain.trim().is_empty() {
             anyhow::bail!("server.domain must not be empty");
         }
+        for a in &self.server.aliases {
+            if sotto_server::locality::Alias::parse(a).is_none() {
+                anyhow::bail!("server.aliases: {a:?} is not a host or host:port");
+            }
+        }
+        if self.server.public_host.contains([' ', '/', '@', ';']) {
+            anyhow::bail!(
+                "server.public_host: {:?} is not a host name or address",
+                self.server.public_host
+            );
+        }
+        if self.federation.enabled && self.listen.tls.is_empty() {
+            anyhow::bail!("federation.enabled needs a TLS listener ([listen] tls)");
+        }
         if self.server.realm.is_empty() || self.server.realm.contains(['"', '\\', '\r', '\n']) {
             anyhow::bail!(
                 "server.realm must be non-empty and contain no quote, backslash or newline"
@@ -549,6 +627,12 @@ domain = {domain}
 # The digest authentication realm. Stored password hashes (HA1) are bound to it:
 # changing it means setting every user's password again (`sotto user passwd`).
 realm = {domain}
+# Other names and addresses that mean this server ("host" or "host:port"), besides the
+# domain and the addresses of the machine's interfaces, e.g. ["sip.example.org"].
+aliases = []
+# The host our Via and Record-Route name, for a server behind NAT or with a public name.
+# Empty: the address each client reached us at.
+public_host = ""
 
 [listen]
 # SIP over TLS, on all IPv4 interfaces (the certificate from `sotto init` names the domain,
@@ -631,6 +715,23 @@ level = "info"   # error, warn, info, debug or trace
 # Prometheus metrics over HTTP; loopback only by default.
 enabled = true
 listen = "127.0.0.1:9464"
+
+[dns]
+# Name servers for NAPTR/SRV/A lookups (RFC 3263), e.g. ["192.0.2.53:53"]; empty: the
+# system's (/etc/resolv.conf). Names in /etc/hosts need no name server.
+servers = []
+timeout_secs = 2
+
+[federation]
+# Calls and messages between domains: requests of our users for other domains go to those
+# domains' servers (found by DNS, over TLS), and other domains' servers may send to us if
+# their certificate proves their domain (mutual TLS, RFC 5922). Off: requests from other
+# domains are refused.
+enabled = false
+# Domains allowed (empty: any domain that proves itself), e.g. ["partner.example"].
+domains = []
+# CA certificates the other servers' certificates must chain to.
+ca = "/etc/ssl/certs/ca-certificates.crt"
 "#,
         min = r.min_expires,
         def = r.default_expires,

@@ -75,6 +75,22 @@ pub(crate) fn run(args: ServerArgs, json: bool) -> anyhow::Result<()> {
 pub(crate) fn core_config(c: &Config) -> ServerConfig {
     let mut s = ServerConfig::for_domain(&c.server.domain);
     s.realm = c.server.realm.clone();
+    s.aliases = c
+        .server
+        .aliases
+        .iter()
+        .filter_map(|a| sotto_server::locality::Alias::parse(a))
+        .collect();
+    s.public_host = Some(c.server.public_host.trim().to_owned()).filter(|h| !h.is_empty());
+    s.federation = sotto_server::config::FederationConfig {
+        enabled: c.federation.enabled,
+        domains: c
+            .federation
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+    };
     let m = &c.modules;
     s.anti_flood.enabled = m.anti_flood.enabled;
     let window = f64::from(m.anti_flood.window_secs.max(1));
@@ -134,17 +150,46 @@ pub(crate) fn open_stores(c: &Config) -> anyhow::Result<Stores> {
 fn tls_server_config(c: &Config) -> anyhow::Result<Arc<sotto_net::rustls::ServerConfig>> {
     let cert = c.resolve(&c.tls.certificate);
     let key = c.resolve(&c.tls.key);
-    let roots = || {
-        let ca = c.resolve(&c.tls.ca);
-        tls::read_certs(&ca).with_context(|| format!("reading CA {}", ca.display()))
+    let read = |path: &std::path::Path, what: &str| {
+        tls::read_certs(path).with_context(|| format!("reading {what} {}", path.display()))
     };
+    // Client certificates are checked against the CA of `[tls] ca` (users' certificates) and,
+    // with federation, the CA of other domains' servers (their domain certificates).
+    let mut roots = Vec::new();
+    if c.tls.client_auth != config::ClientAuth::None {
+        roots.extend(read(&c.resolve(&c.tls.ca), "CA")?);
+    }
+    if c.federation.enabled {
+        roots.extend(read(&c.resolve(&c.federation.ca), "federation CA")?);
+    }
     let client_auth = match c.tls.client_auth {
-        config::ClientAuth::None => ClientAuth::None,
-        config::ClientAuth::Optional => ClientAuth::Optional { roots: roots()? },
-        config::ClientAuth::Required => ClientAuth::Required { roots: roots()? },
+        config::ClientAuth::Required => ClientAuth::Required { roots },
+        _ if roots.is_empty() => ClientAuth::None,
+        _ => ClientAuth::Optional { roots },
     };
     tls::server_config_from_files(&cert, &key, client_auth)
         .with_context(|| format!("loading TLS certificate {} and key", cert.display()))
+}
+
+/// With federation: the TLS client side of connections to other domains' servers, which
+/// presents our certificate (mutual TLS, RFC 5922) and checks theirs against the federation
+/// CA. Without: none (the server opens no TLS connection of its own).
+fn tls_client_config(c: &Config) -> anyhow::Result<Option<Arc<sotto_net::rustls::ClientConfig>>> {
+    if !c.federation.enabled {
+        return Ok(None);
+    }
+    let ca = c.resolve(&c.federation.ca);
+    let roots =
+        tls::read_certs(&ca).with_context(|| format!("reading federation CA {}", ca.display()))?;
+    let cert = c.resolve(&c.tls.certificate);
+    let chain = tls::read_certs(&cert)
+        .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
+    let key = c.resolve(&c.tls.key);
+    let key = tls::read_private_key(&key)
+        .with_context(|| format!("reading TLS key {}", key.display()))?;
+    Ok(Some(
+        tls::client_config(roots, Some((chain, key))).context("TLS client configuration")?,
+    ))
 }
 
 async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
@@ -156,8 +201,12 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     // runs beside it (see TransportConfig::udp_send_thread).
     let (transport, mut incoming) = Transport::new(TransportConfig {
         udp_send_thread: true,
+        tls_client: tls_client_config(&c)?,
         ..TransportConfig::default()
     });
+    let resolver =
+        sotto_net::dns::Resolver::new(&c.dns.resolver(), sotto_crypto_rust::provider().rng)
+            .context("DNS resolver ([dns])")?;
     let mut listeners: Vec<(TransportKind, SocketAddr)> = Vec::new();
     if !c.listen.tls.is_empty() {
         let tls_config = tls_server_config(&c)?;
@@ -205,11 +254,16 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
         Instant::now(),
     )
     .context("building the proxy")?;
+    // What a wildcard listener stands for: the interface addresses, now and as they change.
+    let locality = proxy.locality();
+    locality.set_interfaces(sotto_net::interfaces::addresses());
+    let watcher = sotto_net::interfaces::watch(move |a| locality.set_interfaces(a));
     let metrics = Arc::new(Metrics::new());
     metrics.observe(&proxy);
     if c.metrics.enabled {
-        start_metrics(&c, metrics.clone(), bindings.clone(), json).await;
+        start_metrics(&c, metrics.clone(), bindings.clone(), json).await?;
     }
+    print_ready(&c, json);
     // Group commit: the driver batches the store's writes per burst of received messages.
     let bindings_batch = bindings.clone();
     let purge = tokio::spawn(purge_expired(bindings));
@@ -231,6 +285,7 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
             metrics: Some(&metrics),
             grace: DEFAULT_GRACE,
             batch: Some(&*bindings_batch),
+            resolver: Some(&resolver),
         },
         |ev| {
             handled += 1;
@@ -239,6 +294,7 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     )
     .await;
     purge.abort();
+    watcher.abort();
     if json {
         println!(
             "{}",
@@ -251,10 +307,11 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
 }
 
 fn print_event(ev: &ProxyEvent, json: bool) {
-    let (outcome, status, branches) = match ev.outcome {
-        Outcome::Replied(s) => ("replied", Some(s), None),
-        Outcome::Forwarded(n) => ("forwarded", None, Some(n)),
-        Outcome::Dropped => ("dropped", None, None),
+    let (outcome, status, branches, reason) = match &ev.outcome {
+        Outcome::Replied(s) => ("replied", Some(*s), None, None),
+        Outcome::Forwarded(n) => ("forwarded", None, Some(*n), None),
+        Outcome::Dropped => ("dropped", None, None, None),
+        Outcome::Failed { status, reason } => ("failed", Some(*status), None, Some(reason)),
     };
     if json {
         let mut v = serde_json::json!({
@@ -274,14 +331,18 @@ fn print_event(ev: &ProxyEvent, json: bool) {
         if ev.auth_failure {
             v["auth_failure"] = true.into();
         }
+        if let Some(r) = reason {
+            v["reason"] = r.clone().into();
+        }
         println!("{v}");
     } else {
         println!(
-            "{} from {} over {}: {outcome}{} ({})",
+            "{} from {} over {}: {outcome}{}{} ({})",
             ev.method,
             ev.source,
             ev.transport.as_str(),
             status.map(|s| format!(" {s}")).unwrap_or_default(),
+            reason.map(|r| format!(": {r}")).unwrap_or_default(),
             ev.module
         );
     }
@@ -309,29 +370,24 @@ fn init_logs(json: bool, level: config::LogLevel) {
     };
 }
 
-/// Binds the metrics endpoint and serves it in the background. A failure to bind is reported
-/// and the server runs on without metrics (the SIP service matters more).
+/// Binds the metrics endpoint and serves it in the background. An address that cannot be
+/// bound stops the start, saying what to change: a server must not run without the
+/// monitoring its operator configured.
 async fn start_metrics(
     c: &Config,
     metrics: Arc<Metrics>,
     bindings: Arc<dyn BindingStore>,
     json: bool,
-) {
-    let listener = match tokio::net::TcpListener::bind(c.metrics.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(addr = %c.metrics.listen, error = %e, "metrics endpoint not started");
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "metrics_unavailable", "addr": c.metrics.listen.to_string(), "error": e.to_string()})
-                );
-            } else {
-                println!("metrics unavailable on {}: {e}", c.metrics.listen);
-            }
-            return;
-        }
-    };
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(c.metrics.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "metrics endpoint {}: cannot listen (set [metrics] listen to a free address, \
+                 or enabled = false)",
+                c.metrics.listen
+            )
+        })?;
     let addr = listener.local_addr().unwrap_or(c.metrics.listen);
     if json {
         println!(
@@ -342,6 +398,41 @@ async fn start_metrics(
         println!("metrics on http://{addr}/metrics");
     }
     tokio::spawn(sotto_server::metrics::serve(listener, metrics, bindings));
+    Ok(())
+}
+
+/// The startup summary: what the server serves and how, once it is listening.
+fn print_ready(c: &Config, json: bool) {
+    let dns = if c.dns.servers.is_empty() {
+        "system".to_owned()
+    } else {
+        c.dns
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "ready", "domain": c.server.domain,
+                "aliases": c.server.aliases, "federation": c.federation.enabled,
+                "dns": dns, "metrics": c.metrics.enabled})
+        );
+    } else {
+        println!(
+            "ready: domain {}{}, federation {}, DNS {dns}, metrics {}",
+            c.server.domain,
+            if c.server.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (aliases {})", c.server.aliases.join(", "))
+            },
+            if c.federation.enabled { "on" } else { "off" },
+            if c.metrics.enabled { "on" } else { "off" }
+        );
+    }
 }
 
 /// Deletes expired registrations every [`PURGE_INTERVAL`].

@@ -29,7 +29,14 @@ fn resolver(server: Option<std::net::SocketAddr>) -> Resolver {
 
 fn texts(c: &[sotto_sip::resolve::Candidate]) -> Vec<String> {
     c.iter()
-        .map(|c| format!("{}/{}/{}", c.transport.as_str(), c.addr, c.server_name.as_deref().unwrap_or("-")))
+        .map(|c| {
+            format!(
+                "{}/{}/{}",
+                c.transport.as_str(),
+                c.addr,
+                c.server_name.as_deref().unwrap_or("-")
+            )
+        })
         .collect()
 }
 
@@ -50,25 +57,41 @@ async fn naptr_srv_and_addresses_from_a_real_dns_server() {
     let dns = Dnsmasq::start(&dir, &zone, 300);
     let r = resolver(Some(dns.addr));
 
-    let a = r.resolve(&Uri::parse("sip:alice@a.example").unwrap(), ANY).await.unwrap();
+    let a = r
+        .resolve(&Uri::parse("sip:alice@a.example").unwrap(), ANY)
+        .await
+        .unwrap();
     assert_eq!(texts(&a), ["tls/127.0.0.1:15061/a.example"]);
-    let b = r.resolve(&Uri::parse("sips:b.example").unwrap(), ANY).await.unwrap();
+    let b = r
+        .resolve(&Uri::parse("sips:b.example").unwrap(), ANY)
+        .await
+        .unwrap();
     assert_eq!(
         texts(&b),
-        ["tls/127.0.0.2:25999/b.example", "tls/127.0.0.3:25061/b.example"]
+        [
+            "tls/127.0.0.2:25999/b.example",
+            "tls/127.0.0.3:25061/b.example"
+        ]
     );
     assert_eq!(
-        r.resolve(&Uri::parse("sip:x@nowhere.a.example").unwrap(), ANY).await,
+        r.resolve(&Uri::parse("sip:x@nowhere.a.example").unwrap(), ANY)
+            .await,
         Err(ResolveError::NoSuchDomain("nowhere.a.example".into()))
     );
 
     // Cached by TTL: the same answers once the server is gone.
     dns.stop();
-    let again = r.resolve(&Uri::parse("sip:alice@a.example").unwrap(), ANY).await.unwrap();
+    let again = r
+        .resolve(&Uri::parse("sip:alice@a.example").unwrap(), ANY)
+        .await
+        .unwrap();
     assert_eq!(texts(&again), texts(&a));
     // A name never asked is not cached: the server's absence shows.
     let gone = r.resolve(&Uri::parse("sips:c.example").unwrap(), ANY).await;
-    assert!(matches!(gone, Err(ResolveError::Unavailable { .. })), "{gone:?}");
+    assert!(
+        matches!(gone, Err(ResolveError::Unavailable { .. })),
+        "{gone:?}"
+    );
 }
 
 #[tokio::test]
@@ -80,9 +103,18 @@ async fn hosts_file_names_and_ip_literals_need_no_server() {
         .resolve(&Uri::parse("sips:localhost:5061").unwrap(), ANY)
         .await
         .unwrap();
-    assert!(texts(&c).contains(&"tls/127.0.0.1:5061/localhost".to_owned()), "{c:?}");
-    let c = r.resolve(&Uri::parse("sips:localhost").unwrap(), ANY).await.unwrap();
-    assert!(texts(&c).contains(&"tls/127.0.0.1:5061/localhost".to_owned()), "{c:?}");
+    assert!(
+        texts(&c).contains(&"tls/127.0.0.1:5061/localhost".to_owned()),
+        "{c:?}"
+    );
+    let c = r
+        .resolve(&Uri::parse("sips:localhost").unwrap(), ANY)
+        .await
+        .unwrap();
+    assert!(
+        texts(&c).contains(&"tls/127.0.0.1:5061/localhost".to_owned()),
+        "{c:?}"
+    );
     let c = r
         .resolve(&Uri::parse("sip:10.1.2.3:5070;transport=tcp").unwrap(), ANY)
         .await

@@ -25,7 +25,11 @@ impl Alias {
         if t.is_empty() {
             return None;
         }
-        if let Ok(ip) = t.parse::<IpAddr>() {
+        let unbracketed = t
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(t);
+        if let Ok(ip) = unbracketed.parse::<IpAddr>() {
             return Some(Alias {
                 host: ip.to_string(),
                 port: None,
@@ -119,7 +123,10 @@ impl Locality {
     /// listener of its family) an interface's or a loopback one; or an alias.
     pub fn is_local_ip(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        let wildcard_v4 = self.listeners.iter().any(|(_, a)| a.ip() == IpAddr::from([0u8; 4]));
+        let wildcard_v4 = self
+            .listeners
+            .iter()
+            .any(|(_, a)| a.ip() == IpAddr::from([0u8; 4]));
         let wildcard_v6 = self
             .listeners
             .iter()
@@ -180,7 +187,8 @@ impl Locality {
             }
         }
         h.parse::<IpAddr>().is_ok_and(|ip| {
-            self.is_local_ip(ip) && self.listens_on_port(port.unwrap_or_else(|| default_port_of(uri)))
+            self.is_local_ip(ip)
+                && self.listens_on_port(port.unwrap_or_else(|| default_port_of(uri)))
         })
     }
 

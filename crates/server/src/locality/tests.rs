@@ -27,7 +27,10 @@ fn a_wildcard_listener_stands_for_every_interface_address() {
     // Linphone's usual route: the server's address, which a 0.0.0.0 listener must own.
     assert!(l.is_self(&uri("sip:127.0.0.1:5061;transport=tls;lr")));
     assert!(l.is_self(&uri("sip:192.0.2.10:5061;transport=tls;lr")));
-    assert!(l.is_self(&uri("sips:127.0.0.2:5061;lr")), "all of 127/8 is loopback");
+    assert!(
+        l.is_self(&uri("sips:127.0.0.2:5061;lr")),
+        "all of 127/8 is loopback"
+    );
     assert!(l.is_self(&uri("sip:example.test;lr")));
     assert!(l.is_self(&uri("sip:EXAMPLE.test:5060")));
     // The URI's default port: 5061 for TLS, 5060 otherwise.
@@ -128,7 +131,11 @@ fn what_we_advertise() {
         l.advertised(TransportKind::Tls, internet, None).as_deref(),
         Some("192.0.2.10:5061")
     );
-    assert_eq!(l.advertised(TransportKind::Tcp, lo, lo), None, "no TCP listener");
+    assert_eq!(
+        l.advertised(TransportKind::Tcp, lo, lo),
+        None,
+        "no TCP listener"
+    );
     assert_eq!(l.peer_host(), "example.test");
     // A configured public host wins.
     let mut l = wildcard();

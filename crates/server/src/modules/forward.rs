@@ -10,11 +10,11 @@
 
 use std::time::Instant;
 
-use sotto_sip::transport::TransportKind;
 use sotto_sip::message::StatusCode;
+use sotto_sip::transport::TransportKind;
 
 use crate::config::{DowngradePolicy, ForwardConfig};
-use crate::pipeline::{Module, Reply, RequestContext, Target, Verdict};
+use crate::pipeline::{Module, NextHop, Reply, RequestContext, Target, Verdict};
 
 /// The Warning added when a downgrade is refused or flagged.
 pub const DOWNGRADE_WARNING: &str = "399 sotto \"TLS hop downgraded to a non-TLS hop\"";
@@ -49,11 +49,24 @@ fn is_tls(t: TransportKind) -> bool {
     t == TransportKind::Tls
 }
 
-/// Whether forwarding from `inbound` to `target` changes the hop's security.
-fn downgrades(inbound: TransportKind, target: &Target) -> bool {
-    let out = is_tls(target.destination.transport);
-    let registered_tls = target.registered_over.is_some_and(is_tls);
-    is_tls(inbound) != out || (registered_tls && !is_tls(inbound))
+/// Whether forwarding from `inbound` over `out` changes the hop's security (a contact that
+/// registered over TLS is a TLS hop, whatever reaches it).
+pub fn downgrades(
+    inbound: TransportKind,
+    out: TransportKind,
+    registered_over: Option<TransportKind>,
+) -> bool {
+    let registered_tls = registered_over.is_some_and(is_tls);
+    is_tls(inbound) != is_tls(out) || (registered_tls && !is_tls(inbound))
+}
+
+/// [`downgrades`] for a target; one located by DNS is checked once its candidates are known
+/// (the lookup asks for TLS only when the inbound hop is TLS).
+fn target_downgrades(inbound: TransportKind, target: &Target) -> bool {
+    match target.hop.transport() {
+        Some(out) => downgrades(inbound, out, target.registered_over),
+        None => false,
+    }
 }
 
 impl Module for Forward {
@@ -65,17 +78,27 @@ impl Module for Forward {
         if !self.config.enabled || ctx.targets.is_empty() {
             return Reply::new(StatusCode::FORBIDDEN).verdict();
         }
-        let targets = std::mem::take(&mut ctx.targets);
-        if has_sdes(ctx.request.body())
-            && (!is_tls(ctx.transport) || targets.iter().any(|t| !is_tls(t.destination.transport)))
+        let mut targets = std::mem::take(&mut ctx.targets);
+        let sdes = has_sdes(ctx.request.body());
+        if sdes
+            && (!is_tls(ctx.transport)
+                || targets
+                    .iter()
+                    .any(|t| t.hop.transport().is_some_and(|out| !is_tls(out))))
         {
             return Reply::new(StatusCode::NOT_ACCEPTABLE_HERE)
                 .with("Warning", SDES_WARNING)
                 .verdict();
         }
+        // A hop located by DNS keeps to TLS when the request came over TLS or carries keys.
+        for t in &mut targets {
+            if let NextHop::Resolve { tls_only, .. } = &mut t.hop {
+                *tls_only |= sdes || is_tls(ctx.transport);
+            }
+        }
         let (safe, unsafe_): (Vec<Target>, Vec<Target>) = targets
             .into_iter()
-            .partition(|t| !downgrades(ctx.transport, t));
+            .partition(|t| !target_downgrades(ctx.transport, t));
         match self.config.downgrade {
             DowngradePolicy::Refuse if safe.is_empty() => Reply::new(StatusCode::FORBIDDEN)
                 .with("Warning", DOWNGRADE_WARNING)
@@ -95,16 +118,16 @@ impl Module for Forward {
 mod tests {
     use super::*;
     use crate::modules::testutil::ctx_from;
-    use sotto_sip::transport::Destination;
     use sotto_sip::message::Uri;
+    use sotto_sip::transport::Destination;
 
     fn target(t: TransportKind, registered: Option<TransportKind>) -> Target {
-        Target {
-            uri: Uri::parse("sip:bob@127.0.0.1:5090").unwrap(),
-            destination: Destination::new(t, "127.0.0.1:5090".parse().unwrap()),
-            route: Vec::new(),
-            registered_over: registered,
-        }
+        let mut target = Target::to(
+            Uri::parse("sip:bob@127.0.0.1:5090").unwrap(),
+            Destination::new(t, "127.0.0.1:5090".parse().unwrap()),
+        );
+        target.registered_over = registered;
+        target
     }
 
     fn run(
@@ -177,7 +200,7 @@ mod tests {
             panic!("not forwarded")
         };
         assert_eq!(t.len(), 1);
-        assert_eq!(t[0].destination.transport, TransportKind::Tls);
+        assert_eq!(t[0].hop.transport(), Some(TransportKind::Tls));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod anti_flood;
 pub mod authentication;
+pub mod federation;
 pub mod forward;
 pub mod registrar;
 pub mod router;
@@ -9,6 +10,7 @@ pub mod sanity;
 
 pub use anti_flood::AntiFlood;
 pub use authentication::Authentication;
+pub use federation::Federation;
 pub use forward::Forward;
 pub use registrar::Registrar;
 pub use router::Router;
@@ -21,21 +23,21 @@ pub(crate) mod testutil {
     use std::net::SocketAddr;
     use std::time::SystemTime;
 
-    use sotto_sip::transport::TransportKind;
     use sotto_sip::message::{Message, Request};
     use sotto_sip::parse::{Limits, parse_message};
+    use sotto_sip::transport::TransportKind;
 
     use crate::pipeline::{Locality, RequestContext};
 
     /// `example.test` on UDP 127.0.0.1:5060 and TLS 127.0.0.1:5061.
     pub(crate) fn locality() -> Locality {
-        Locality {
-            domains: vec!["example.test".into()],
-            listeners: vec![
+        Locality::new(
+            vec!["example.test".into()],
+            vec![
                 (TransportKind::Udp, "127.0.0.1:5060".parse().unwrap()),
                 (TransportKind::Tls, "127.0.0.1:5061".parse().unwrap()),
             ],
-        }
+        )
     }
 
     pub(crate) fn parse_request(text: &str) -> Request {

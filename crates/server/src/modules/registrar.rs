@@ -105,7 +105,16 @@ impl Registrar {
         }
         b.source = Some(ctx.source);
         b.transport = Some(ctx.transport.via_token().to_owned());
-        b.flow = ctx.connection.map(|c| c.0.to_string());
+        // The connection, and our address it arrived on: what our Record-Route names toward
+        // this device (`router::parse_flow` reads it back).
+        b.flow = ctx.connection.map(|c| {
+            let mut f = c.0.to_string();
+            if !ctx.local.ip().is_unspecified() {
+                f.push('@');
+                f.push_str(&ctx.local.to_string());
+            }
+            f
+        });
         b.user_agent = req.headers().get("User-Agent").map(str::to_owned);
         if b.instance_id.is_some() && supports(req, "gruu") {
             let host = aor.rsplit_once('@').map_or("", |(_, h)| h);

@@ -9,9 +9,12 @@
 //!   gives 480, whether the user exists or not (no enumeration).
 //! - Anything else is refused with 403: this is not an open relay.
 //!
-//! Destinations are IP literals (contacts, Record-Route and Path entries carry them); a
-//! contact that registered over TCP/TLS is reached over its registration connection
-//! (RFC 5626 flow reuse).
+//! - With federation on, a request of one of our authenticated users for another domain
+//!   goes to that domain's server, found by DNS (RFC 3263, TLS only).
+//!
+//! A next hop that is an IP literal is a known address; a host name is located by DNS
+//! (RFC 3263) before the branch is sent ([`NextHop::Resolve`]). A contact that registered
+//! over TCP/TLS is reached over its registration connection (RFC 5626 flow reuse).
 //!
 //! Flow tokens (RFC 5626 §5.3, [`crate::proxy::flow`]): a Route value naming us may carry the
 //! flow token our Record-Route put there. Each is verified (a forged or altered one gives
@@ -24,14 +27,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::{Method, Scheme, StatusCode, Uri};
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_store::{Binding, BindingStore};
 
-use crate::config::RouterConfig;
+use crate::config::{FederationConfig, RouterConfig};
 use crate::modules::registrar::aor_of;
 use crate::modules::sanity::is_for_server;
-use crate::pipeline::{Locality, Module, Reply, RequestContext, Target, Verdict};
+use crate::pipeline::{Locality, Module, NextHop, Reply, RequestContext, Target, Verdict};
 use crate::proxy::flow::{Flow, FlowTokens};
 
 /// Methods this server handles.
@@ -43,6 +46,7 @@ pub struct Router {
     locality: Arc<Locality>,
     bindings: Arc<dyn BindingStore>,
     flows: Option<Arc<FlowTokens>>,
+    federation: FederationConfig,
     /// Requests sent over the flow a token named.
     flow_routed: u64,
     /// Requests refused for a token that did not verify.
@@ -66,7 +70,8 @@ pub fn transport_of(uri: &Uri) -> TransportKind {
     }
 }
 
-/// Where to send a request for `uri` (no DNS: the host must be an IP literal).
+/// Where to send a request for `uri` when its host is an IP literal (else `None`: see
+/// [`hop_for`]).
 pub fn destination_for(uri: &Uri) -> Option<Destination> {
     let host = uri.host().trim_start_matches('[').trim_end_matches(']');
     let ip: IpAddr = host.parse().ok()?;
@@ -79,6 +84,29 @@ pub fn destination_for(uri: &Uri) -> Option<Destination> {
     Some(Destination::new(transport, SocketAddr::new(ip, port)))
 }
 
+/// The next hop for `uri`: its address when the host is an IP literal, else a DNS lookup
+/// (RFC 3263; TLS only when `tls_only` or for a `sips:` URI).
+pub fn hop_for(uri: &Uri, tls_only: bool, peer: bool) -> NextHop {
+    match destination_for(uri) {
+        Some(d) => NextHop::Address(d),
+        None => NextHop::Resolve {
+            uri: uri.clone(),
+            tls_only: tls_only || uri.scheme() == Scheme::Sips,
+            peer,
+        },
+    }
+}
+
+/// The binding's flow as stored by the registrar: `<connection id>` or
+/// `<connection id>@<our address it arrived on>`.
+pub fn parse_flow(flow: &str) -> Option<(ConnectionId, Option<SocketAddr>)> {
+    let (id, local) = match flow.split_once('@') {
+        Some((id, local)) => (id, local.parse().ok()),
+        None => (flow, None),
+    };
+    Some((ConnectionId(id.parse().ok()?), local))
+}
+
 fn kind_of(token: &str) -> Option<TransportKind> {
     match token.to_ascii_uppercase().as_str() {
         "UDP" => Some(TransportKind::Udp),
@@ -89,7 +117,7 @@ fn kind_of(token: &str) -> Option<TransportKind> {
 }
 
 /// The target for one binding (its flow if it registered over a connection, else its Path or
-/// contact address).
+/// contact address, looked up by DNS when it is a name).
 pub fn target_for(b: &Binding) -> Option<Target> {
     let uri = Uri::parse(&b.contact).ok()?;
     let registered_over = b.transport.as_deref().and_then(kind_of);
@@ -101,21 +129,25 @@ pub fn target_for(b: &Binding) -> Option<Target> {
             .map_or(p, |(u, _)| u);
         Uri::parse(inner).ok()
     });
-    let destination = match (registered_over, b.source, &b.flow, first_path) {
-        (_, _, _, Some(path)) => destination_for(&path)?,
-        (Some(kind), Some(source), Some(flow), None) if kind.is_stream() => Destination {
-            transport: kind,
-            remote: source,
-            connection: flow.parse().ok().map(ConnectionId),
-            server_name: None,
-        },
-        _ => destination_for(&uri)?,
+    let flow = b.flow.as_deref().and_then(parse_flow);
+    let hop = match (registered_over, b.source, flow, first_path) {
+        (_, _, _, Some(path)) => hop_for(&path, false, false),
+        (Some(kind), Some(source), Some((id, _)), None) if kind.is_stream() => {
+            NextHop::Address(Destination {
+                transport: kind,
+                remote: source,
+                connection: Some(id),
+                server_name: None,
+            })
+        }
+        _ => hop_for(&uri, registered_over == Some(TransportKind::Tls), false),
     };
     Some(Target {
         uri,
-        destination,
+        hop,
         route: b.path.clone(),
         registered_over,
+        local: flow.and_then(|(_, local)| local),
     })
 }
 
@@ -131,6 +163,7 @@ impl Router {
             locality,
             bindings,
             flows: None,
+            federation: FederationConfig::default(),
             flow_routed: 0,
             flow_refused: 0,
         }
@@ -140,6 +173,12 @@ impl Router {
     /// proxy's, which issued them in its Record-Route). Without it, tokens are ignored.
     pub fn with_flow_tokens(mut self, tokens: Arc<FlowTokens>) -> Self {
         self.flows = Some(tokens);
+        self
+    }
+
+    /// Sends requests of our users for other domains to those domains' servers.
+    pub fn with_federation(mut self, federation: FederationConfig) -> Self {
+        self.federation = federation;
         self
     }
 
@@ -211,6 +250,18 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Whether a request for `uri` (not ours) goes to its domain's server: federation on, the
+    /// domain allowed, and the request from one of our users, authenticated (never relayed
+    /// for anyone else: no open relay).
+    fn federates(&self, ctx: &RequestContext, uri: &Uri) -> bool {
+        ctx.authenticated.is_some()
+            && ctx.federated.is_none()
+            && uri.is_sip()
+            && self.federation.allows(uri.host())
+    }
+}
+
 impl Module for Router {
     fn name(&self) -> &'static str {
         "router"
@@ -236,36 +287,23 @@ impl Module for Router {
         };
         let popped = popped.len();
         let next_route = ctx.request.routes().ok().and_then(|r| r.into_iter().next());
+        let inbound_tls = ctx.transport == TransportKind::Tls;
         let decided = if let Some(flow) = flow {
             // RFC 5626 §5.3: over the flow the token names, whatever the Request-URI.
             self.flow_routed += 1;
-            Verdict::Forward(vec![Target {
-                uri: ctx.request.uri().clone(),
-                destination: flow.destination(),
-                route: Vec::new(),
-                registered_over: Some(flow.transport),
-            }])
+            let mut t = Target::to(ctx.request.uri().clone(), flow.destination());
+            t.registered_over = Some(flow.transport);
+            Verdict::Forward(vec![t])
         } else if let Some(route) = next_route {
-            match destination_for(&route.uri) {
-                Some(d) => Verdict::Forward(vec![Target {
-                    uri: ctx.request.uri().clone(),
-                    destination: d,
-                    route: Vec::new(),
-                    registered_over: None,
-                }]),
-                None => Reply::new(StatusCode::NOT_FOUND).verdict(),
-            }
+            Verdict::Forward(vec![Target::new(
+                ctx.request.uri().clone(),
+                hop_for(&route.uri, inbound_tls, false),
+            )])
         } else if popped > 0 && !self.locality.is_self(ctx.request.uri()) {
             // In a dialog we record-routed: straight to the remote target.
-            match destination_for(ctx.request.uri()) {
-                Some(d) => Verdict::Forward(vec![Target {
-                    uri: ctx.request.uri().clone(),
-                    destination: d,
-                    route: Vec::new(),
-                    registered_over: None,
-                }]),
-                None => Reply::new(StatusCode::NOT_FOUND).verdict(),
-            }
+            let uri = ctx.request.uri().clone();
+            let hop = hop_for(&uri, inbound_tls, false);
+            Verdict::Forward(vec![Target::new(uri, hop)])
         } else if is_for_server(&self.locality, &ctx.request) {
             match ctx.request.method() {
                 Method::Options => Reply::new(StatusCode::OK)
@@ -282,6 +320,14 @@ impl Module for Router {
                 self.local_targets(ctx)
             } else if local {
                 Reply::new(StatusCode::NOT_FOUND).verdict()
+            } else if self.federates(ctx, uri) {
+                // One of our users calls another domain: its server, by DNS, over TLS.
+                let hop = NextHop::Resolve {
+                    uri: uri.clone(),
+                    tls_only: true,
+                    peer: true,
+                };
+                Verdict::Forward(vec![Target::new(uri.clone(), hop)])
             } else {
                 Reply::new(StatusCode::FORBIDDEN)
                     .with("Warning", "399 sotto \"relaying denied\"")

@@ -2,52 +2,59 @@
 
 use std::net::SocketAddr;
 
+use sotto_sip::message::{Headers, Method, Request, Response, Scheme, Via};
 use sotto_sip::transport::{Destination, TransportKind};
-use sotto_sip::message::{Headers, Method, Request, Response, Via};
 
 use super::flow::{Flow, FlowTokens};
 use crate::pipeline::{Locality, Target};
 
-/// `host:port` of a listener as written in Via and Record-Route.
-pub(crate) fn advertised(locality: &Locality, addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        let host = locality.domains.first().map_or("localhost", String::as_str);
-        return format!("{host}:{}", addr.port());
-    }
-    addr.to_string()
-}
-
-/// The Record-Route value naming our listener for `transport`, with a flow token (RFC 5626
-/// §5.3, see [`super::flow`]) as its user part when given.
+/// The Record-Route value naming us at `host_port` on `transport`, with a flow token (RFC 5626
+/// §5.3, see [`super::flow`]) as its user part when given. Its scheme follows the request's
+/// (RFC 3261 §16.6 step 4): `sips:` only for a `sips:` request, else `sip:` with the transport
+/// named (`transport=tls`), which every client can follow.
 pub(crate) fn record_route(
-    locality: &Locality,
     transport: TransportKind,
+    host_port: &str,
+    sips: bool,
     token: Option<&str>,
-) -> Option<String> {
-    let addr = locality.listener(transport)?;
-    let hp = advertised(locality, addr);
+) -> String {
     let (user, ob) = match token {
         Some(t) => (format!("{t}@"), ";ob"),
         None => (String::new(), ""),
     };
-    Some(match transport {
-        TransportKind::Tls => format!("<sips:{user}{hp};lr{ob}>"),
-        TransportKind::Tcp => format!("<sip:{user}{hp};transport=tcp;lr{ob}>"),
-        TransportKind::Udp => format!("<sip:{user}{hp};lr{ob}>"),
-    })
+    match transport {
+        TransportKind::Tls if sips => format!("<sips:{user}{host_port};lr{ob}>"),
+        TransportKind::Tls => format!("<sip:{user}{host_port};transport=tls;lr{ob}>"),
+        TransportKind::Tcp => format!("<sip:{user}{host_port};transport=tcp;lr{ob}>"),
+        TransportKind::Udp => format!("<sip:{user}{host_port};lr{ob}>"),
+    }
 }
 
-/// Where a request came from, as [`branch_request`] needs it.
+/// Where a request came from, as [`branch_request`] needs it (kept with a fork, so that
+/// branches can be built after a DNS lookup or for the next candidate).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Inbound<'a> {
+pub(crate) struct Inbound {
     /// The transport it came over.
     pub(crate) transport: TransportKind,
     /// The peer that sent it.
     pub(crate) source: SocketAddr,
+    /// Our address it arrived on.
+    pub(crate) local: SocketAddr,
     /// The connection it came on (TCP/TLS).
     pub(crate) flow: Option<Flow>,
-    /// Issues the flow tokens of our Record-Route.
-    pub(crate) tokens: &'a FlowTokens,
+    /// It came from another domain's server (federation).
+    pub(crate) peer: bool,
+}
+
+/// Where a branch goes, as [`branch_request`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outbound<'a> {
+    /// The target (Request-URI, Path, our address on its side).
+    pub(crate) target: &'a Target,
+    /// The address it is sent to.
+    pub(crate) destination: &'a Destination,
+    /// It goes to another domain's server (federation).
+    pub(crate) peer: bool,
 }
 
 fn is_dialog_creating(m: &Method) -> bool {
@@ -94,26 +101,35 @@ pub(crate) fn stamp_response_via(resp: &mut Response, source: SocketAddr) {
 
 /// The request of one branch: retargeted, Route for the target's Path, Max-Forwards
 /// decremented, Record-Route for dialog-creating requests, `received` stamped, and our Via on
-/// top with `branch`. The body is not touched.
+/// top with `branch`. The body is not touched. `None` when we have no listener for the
+/// branch's transport (nothing could come back to us).
 ///
 /// The Record-Route is doubled when the transport changes, and when either side is a flow
-/// (the request came on a connection, or the target is reached over one): the value of
-/// each side then carries that side's flow token, if any (RFC 5626 §5.3). The router tells
-/// the sides apart by position: the last Route value naming us is the destination's side.
+/// (the request came on a connection, or the target is reached over one) or another domain's
+/// server: the value of each side names us as that side reaches us (the address its messages
+/// arrive on, or our domain for a peer server, which resolves it by DNS and checks our
+/// certificate for it) and carries that side's flow token, if any (RFC 5626 §5.3). The router
+/// tells the sides apart by position: the last Route value naming us is the destination's
+/// side.
 pub(crate) fn branch_request(
     locality: &Locality,
+    tokens: &FlowTokens,
     original: &Request,
-    target: &Target,
-    inbound: Inbound<'_>,
+    inbound: &Inbound,
+    outbound: Outbound<'_>,
     branch: &str,
 ) -> Option<Request> {
+    let (target, dest) = (outbound.target, outbound.destination);
     let source = inbound.source;
+    let sips = original.uri().scheme() == Scheme::Sips;
     let mut r = original.clone();
     if r.uri() != &target.uri {
         r.set_uri(target.uri.clone());
     }
     stamp_top_via(&mut r, source);
-    let out = target.destination.transport;
+    let out = dest.transport;
+    // What the far side reaches us at: its registration's arrival address when known.
+    let out_hp = locality.advertised(out, Some(dest.remote.ip()), target.local.map(|l| l.ip()))?;
     let mf = r
         .max_forwards()
         .ok()
@@ -127,22 +143,48 @@ pub(crate) fn branch_request(
     }
     let in_dialog = original.to_tag().ok().flatten().is_some();
     if is_dialog_creating(original.method()) && !in_dialog {
-        let tokens = inbound.tokens;
-        let in_token = inbound.flow.map(|f| tokens.encode(&f));
-        let out_token = Flow::of_destination(&target.destination).map(|f| tokens.encode(&f));
-        let double = out != inbound.transport || in_token.is_some() || out_token.is_some();
-        if let Some(rr) = record_route(locality, inbound.transport, in_token.as_deref()) {
-            h.insert_first("Record-Route", rr);
+        // A peer server is reached by its domain (DNS, its certificate), not by the
+        // connection it opened to us.
+        let in_token = inbound
+            .flow
+            .filter(|_| !inbound.peer)
+            .map(|f| tokens.encode(&f));
+        let out_token = Flow::of_destination(dest).map(|f| tokens.encode(&f));
+        let double = out != inbound.transport
+            || in_token.is_some()
+            || out_token.is_some()
+            || inbound.peer
+            || outbound.peer;
+        let in_hp = if inbound.peer {
+            Some(locality.peer_host())
+        } else {
+            locality.advertised(
+                inbound.transport,
+                Some(source.ip()),
+                Some(inbound.local.ip()),
+            )
+        };
+        if let Some(hp) = in_hp {
+            h.insert_first(
+                "Record-Route",
+                record_route(inbound.transport, &hp, sips, in_token.as_deref()),
+            );
         }
-        if double && let Some(rr) = record_route(locality, out, out_token.as_deref()) {
-            h.insert_first("Record-Route", rr);
+        if double {
+            let hp = if outbound.peer {
+                locality.peer_host()
+            } else {
+                out_hp.clone()
+            };
+            h.insert_first(
+                "Record-Route",
+                record_route(out, &hp, sips, out_token.as_deref()),
+            );
         }
     }
-    let listener = locality.listener(out)?;
-    let hp = advertised(locality, listener);
-    let (host, port) = match hp.rsplit_once(':') {
+    let (host, port) = match out_hp.rsplit_once(':') {
         Some((h, p)) => (h.to_owned(), p.parse().ok()),
-        None => (hp.clone(), None),
+        None => (out_hp.clone(), None),
     };
     let via = Via::new(out.via_token(), &host, port, branch).with_rport();
     h.insert_first("Via", via.to_string());

@@ -28,8 +28,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use sotto_crypto::CryptoProvider;
 use sotto_crypto::mac::{MacAlgorithm, MacKey};
 use sotto_crypto::secret::SecretBytes;
-use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::Uri;
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 
 /// The token format version.
 const VERSION: u8 = 1;

@@ -13,13 +13,22 @@
 //! callee's registration flow), so that in-dialog requests in both directions go back over
 //! those connections instead of to Contacts a NAT makes unreachable.
 //!
+//! A next hop named by a host name is located by DNS (RFC 3263) at the IO edge: the proxy
+//! queues a [`LookupRequest`] ([`Proxy::poll_lookup`]) and goes on; the answer comes back
+//! through [`Proxy::handle_lookup`], and the branch is sent to the first candidate, the
+//! others kept for failover. A next hop that is this server itself is never sent to (482).
+//!
 //! ## Driving contract
-//! After each `handle_*` call, drain [`Proxy::poll_transmit`] and [`Proxy::poll_event`], then
-//! wake up at [`Proxy::poll_timeout`] and call [`Proxy::handle_timeout`].
+//! After each `handle_*` call, drain [`Proxy::poll_transmit`], [`Proxy::poll_lookup`] and
+//! [`Proxy::poll_event`] (send first: a send that fails at once, reported with
+//! [`Proxy::handle_send_error`], turns the request's queued `forwarded` event into a
+//! `failed` one), then wake up at [`Proxy::poll_timeout`] and call
+//! [`Proxy::handle_timeout`].
 
 mod build;
 pub mod flow;
 mod fork;
+mod lookup;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -28,19 +37,20 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
-use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_sip::message::{Message, Method, Request, Response, StatusCode};
 use sotto_sip::parse::{Limits, parse_message};
 use sotto_sip::transaction::{Incoming, LayerConfig, Received, TransactionId, TransactionLayer};
+use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_store::{BindingStore, UserStore};
 
-use crate::config::ServerConfig;
-use crate::modules::{AntiFlood, Authentication, Forward, Registrar, Router, Sanity};
-use crate::pipeline::{Locality, Pipeline, Reply, RequestContext, Verdict};
+use crate::config::{DowngradePolicy, ServerConfig};
+use crate::modules::{AntiFlood, Authentication, Federation, Forward, Registrar, Router, Sanity};
+use crate::pipeline::{Locality, NextHop, Pipeline, Reply, RequestContext, Verdict};
 use crate::{Error, branch};
 
 pub use flow::{Flow, FlowTokenError, FlowTokens};
 pub use fork::Fork;
+pub use lookup::LookupRequest;
 
 /// A received message and where it came from.
 #[derive(Debug, Clone)]
@@ -49,12 +59,16 @@ pub struct Packet {
     pub data: Bytes,
     /// The peer.
     pub source: SocketAddr,
+    /// Our address it arrived on (what our Record-Route and Via name toward the sender).
+    pub local: SocketAddr,
     /// The transport.
     pub transport: TransportKind,
     /// The TCP/TLS connection.
     pub connection: Option<ConnectionId>,
     /// Identities of the verified TLS client certificate (SAN URIs, then CN), if any.
     pub client_identities: Vec<String>,
+    /// Domains the verified TLS client certificate is valid for (a peer server's, RFC 5922).
+    pub client_domains: Vec<String>,
 }
 
 /// Bytes to send.
@@ -78,6 +92,14 @@ pub enum Outcome {
     Forwarded(usize),
     /// Dropped silently.
     Dropped,
+    /// Could not be forwarded (the next hop unreachable, not found in DNS, a loop): answered
+    /// here with this status, for this reason.
+    Failed {
+        /// The status answered.
+        status: u16,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// An event for logs and metrics.
@@ -95,6 +117,8 @@ pub struct ProxyEvent {
     pub module: &'static str,
     /// Whether it failed authentication.
     pub auth_failure: bool,
+    /// The forwarded request's server transaction (to find its event again).
+    pub(crate) fork: Option<TransactionId>,
 }
 
 /// The proxy/registrar core.
@@ -113,6 +137,15 @@ pub struct Proxy {
     /// CANCEL client transactions → destination (their responses are ignored).
     cancels: HashMap<TransactionId, Destination>,
     forks: HashMap<TransactionId, Fork>,
+    /// Why sending a client transaction's message failed (told by the driver).
+    send_errors: HashMap<TransactionId, String>,
+    /// DNS lookups under way, by id.
+    lookups: HashMap<u64, lookup::PendingLookup>,
+    /// Lookups to hand to the IO edge.
+    lookup_queue: VecDeque<LookupRequest>,
+    next_lookup: u64,
+    /// TLS ↔ plain hops: what the forward module does with them (applied to DNS answers too).
+    downgrade: DowngradePolicy,
     /// Forks not done yet (kept as a count: [`Proxy::pending_forks`] is sampled often).
     pending_forks: usize,
     /// Random prefix of the To tags of stateless replies (so their ACKs are recognized).
@@ -145,14 +178,10 @@ impl Proxy {
         provider: &'static CryptoProvider,
         now: Instant,
     ) -> Result<Self, Error> {
-        let locality = Arc::new(Locality {
-            domains: config
-                .domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
-            listeners,
-        });
+        let mut locality = Locality::new(config.domains.clone(), listeners);
+        locality.aliases = config.aliases.clone();
+        locality.public_host = config.public_host.clone();
+        let locality = Arc::new(locality);
         let flows = Arc::new(FlowTokens::new(provider).map_err(|_| Error::Crypto)?);
         let mut pipeline = Pipeline::new();
         pipeline.push(Box::new(AntiFlood::new(config.anti_flood.clone())));
@@ -160,6 +189,10 @@ impl Proxy {
             config.sanity.clone(),
             locality.clone(),
             provider,
+        )));
+        pipeline.push(Box::new(Federation::new(
+            config.federation.clone(),
+            locality.clone(),
         )));
         pipeline.push(Box::new(
             Authentication::new(
@@ -180,7 +213,8 @@ impl Proxy {
         )));
         pipeline.push(Box::new(
             Router::new(config.router.clone(), locality.clone(), bindings)
-                .with_flow_tokens(flows.clone()),
+                .with_flow_tokens(flows.clone())
+                .with_federation(config.federation.clone()),
         ));
         pipeline.push(Box::new(Forward::new(config.forward.clone())));
         let layer = TransactionLayer::new(
@@ -205,6 +239,11 @@ impl Proxy {
             client: HashMap::new(),
             cancels: HashMap::new(),
             forks: HashMap::new(),
+            send_errors: HashMap::new(),
+            lookups: HashMap::new(),
+            lookup_queue: VecDeque::new(),
+            next_lookup: 0,
+            downgrade: config.forward.downgrade,
             pending_forks: 0,
             stateless_tag: format!("sl{stateless_tag}"),
             stateless_replies: 0,
@@ -212,6 +251,12 @@ impl Proxy {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
+    }
+
+    /// What "this server" means: the edge updates its interface addresses
+    /// ([`Locality::set_interfaces`]).
+    pub fn locality(&self) -> Arc<Locality> {
+        self.locality.clone()
     }
 
     /// The module names, in chain order.
@@ -290,8 +335,12 @@ impl Proxy {
         self.drain(now);
     }
 
-    /// Reports that sending a transaction's message failed.
-    pub fn handle_send_error(&mut self, transaction: TransactionId, now: Instant) {
+    /// Reports that sending a transaction's message failed, and why (the reason goes into
+    /// the Warning of the response it causes and into the request's event).
+    pub fn handle_send_error(&mut self, transaction: TransactionId, reason: &str, now: Instant) {
+        if self.client.contains_key(&transaction) {
+            self.send_errors.insert(transaction, reason.to_owned());
+        }
         self.layer.handle_transport_error(transaction, now);
         self.drain(now);
     }
@@ -313,12 +362,24 @@ impl Proxy {
 
     fn context(&self, req: Request, packet: &Packet, wall: SystemTime) -> RequestContext {
         let mut ctx = RequestContext::new(req, packet.source, packet.transport, wall);
+        ctx.local = packet.local;
         ctx.connection = packet.connection;
         ctx.client_identities = packet.client_identities.clone();
+        ctx.client_domains = packet.client_domains.clone();
         ctx
     }
 
     fn event(&mut self, ctx: &RequestContext, outcome: Outcome, module: &'static str) {
+        self.event_of(ctx, outcome, module, None);
+    }
+
+    fn event_of(
+        &mut self,
+        ctx: &RequestContext,
+        outcome: Outcome,
+        module: &'static str,
+        fork: Option<TransactionId>,
+    ) {
         self.events.push_back(ProxyEvent {
             method: ctx.request.method().as_str().to_owned(),
             source: ctx.source,
@@ -326,6 +387,7 @@ impl Proxy {
             outcome,
             module,
             auth_failure: ctx.auth_failure,
+            fork,
         });
     }
 
@@ -384,43 +446,59 @@ impl Proxy {
         }
         // Only forwarded requests need the loop-detection hash of their branches (§16.6 8).
         let hash = branch::loop_hash(self.provider, &original);
-        let mut fork = Fork::new(original, ctx.insecure_hop);
-        for target in &targets {
-            let branch_id = branch::new_branch(self.provider, &hash);
-            let Some(req) = build::branch_request(
-                &self.locality,
-                &ctx.request,
-                target,
-                inbound(&ctx, &self.flows),
-                &branch_id,
-            ) else {
-                continue;
-            };
-            let reliable = target.destination.transport.is_stream();
-            match self.layer.send_request(req.clone(), reliable, now) {
-                Ok(cid) => {
-                    self.client.insert(cid, (id, target.destination.clone()));
-                    fork.add_branch(cid, req);
-                }
-                Err(e) => tracing::warn!(error = %e, "branch not created"),
-            }
-        }
-        let n = fork.branches();
-        if n == 0 {
-            let r = Self::response(
-                &fork.original,
-                Reply::new(StatusCode::SERVER_INTERNAL_ERROR),
-                &self.tag(),
-                packet.source,
-            );
-            if let Err(e) = self.layer.send_response(id, r, now) {
-                tracing::warn!(error = %e, "response not sent");
-            }
-            return self.event(&ctx, Outcome::Replied(500), module);
-        }
+        let inbound = self.inbound(&ctx);
+        let fork = Fork::new(
+            original,
+            ctx.request.clone(),
+            inbound,
+            hash,
+            ctx.insecure_hop,
+            module,
+        );
         self.forks.insert(id, fork);
         self.pending_forks += 1;
-        self.event(&ctx, Outcome::Forwarded(n), module);
+        let mut failure = None;
+        for target in targets {
+            match target.hop.clone() {
+                NextHop::Address(dest) => {
+                    if let Err(f) =
+                        self.start_branch(id, target, dest, false, Default::default(), now)
+                    {
+                        failure = Some(f);
+                    }
+                }
+                NextHop::Resolve {
+                    uri,
+                    tls_only,
+                    peer,
+                } => self.request_lookup(id, target, uri, tls_only, peer),
+            }
+        }
+        let (branches, lookups) = self
+            .forks
+            .get(&id)
+            .map_or((0, 0), |f| (f.branches(), f.lookups));
+        if branches > 0 {
+            return self.event_of(&ctx, Outcome::Forwarded(branches), module, Some(id));
+        }
+        if lookups == 0 {
+            // Nothing could be sent: answered here with what failed.
+            let failure = failure.unwrap_or_else(|| {
+                fork::Failure::new(StatusCode::SERVER_INTERNAL_ERROR, "no target")
+            });
+            self.on_branch_failure(id, None, failure, now);
+        }
+    }
+
+    /// Where `ctx`'s request came from, as its branches need it.
+    fn inbound(&self, ctx: &RequestContext) -> build::Inbound {
+        build::Inbound {
+            transport: ctx.transport,
+            source: ctx.source,
+            local: ctx.local,
+            flow: Flow::arrived_on(ctx.transport, ctx.connection, ctx.source),
+            peer: ctx.federated.is_some(),
+        }
     }
 
     /// A fresh To tag for our own responses.
@@ -483,16 +561,36 @@ impl Proxy {
         let Some(target) = targets.first() else {
             return;
         };
+        let inbound = self.inbound(&ctx);
+        let dest = match &target.hop {
+            NextHop::Address(d) => d.clone(),
+            NextHop::Resolve { uri, tls_only, .. } => {
+                // Forwarded statelessly once DNS has answered.
+                let (uri, tls_only, target) = (uri.clone(), *tls_only, target.clone());
+                self.request_ack_lookup(ctx.request.clone(), inbound, target, uri, tls_only);
+                return self.event(&ctx, Outcome::Forwarded(1), module);
+            }
+        };
+        if self.locality.is_own_address(dest.transport, dest.remote) {
+            tracing::warn!(dest = %dest.remote, "loop: ACK to this server itself dropped");
+            return self.event(&ctx, Outcome::Dropped, module);
+        }
         let b = branch::new_branch(self.provider, &hash);
+        let outbound = build::Outbound {
+            target,
+            destination: &dest,
+            peer: false,
+        };
         if let Some(req) = build::branch_request(
             &self.locality,
+            &self.flows,
             &ctx.request,
-            target,
-            inbound(&ctx, &self.flows),
+            &inbound,
+            outbound,
             &b,
         ) {
             self.transmits.push_back(Transmit {
-                destination: target.destination.clone(),
+                destination: dest.clone(),
                 data: req.to_bytes(),
                 transaction: None,
             });
@@ -515,15 +613,6 @@ impl Proxy {
                 transaction: None,
             });
         }
-    }
-}
-
-fn inbound<'a>(ctx: &RequestContext, tokens: &'a FlowTokens) -> build::Inbound<'a> {
-    build::Inbound {
-        transport: ctx.transport,
-        source: ctx.source,
-        flow: Flow::arrived_on(ctx.transport, ctx.connection, ctx.source),
-        tokens,
     }
 }
 

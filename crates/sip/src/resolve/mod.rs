@@ -485,8 +485,7 @@ impl Lookup {
             let c = Candidate {
                 transport: target.transport,
                 addr: SocketAddr::new(ip, target.port),
-                server_name: (target.transport == TransportKind::Tls)
-                    .then(|| self.domain.clone()),
+                server_name: (target.transport == TransportKind::Tls).then(|| self.domain.clone()),
             };
             if !self.candidates.contains(&c) && self.candidates.len() < MAX_CANDIDATES {
                 self.candidates.push(c);

@@ -25,7 +25,10 @@ impl Zone {
             Record::A(_) => RecordType::A,
             Record::Aaaa(_) => RecordType::Aaaa,
         };
-        self.records.entry((name.to_owned(), t)).or_default().push(r);
+        self.records
+            .entry((name.to_owned(), t))
+            .or_default()
+            .push(r);
         self.names.push(name.to_owned());
     }
 
@@ -111,11 +114,26 @@ fn ip_literals_need_no_dns() {
 #[test]
 fn naptr_then_srv_then_addresses() {
     let mut z = Zone::default();
-    z.add("example.test", naptr(20, 10, "SIP+D2U", "_sip._udp.example.test."));
-    z.add("example.test", naptr(10, 10, "SIPS+D2T", "_sips._tcp.example.test."));
-    z.add("example.test", naptr(10, 5, "X-FOO+D2X", "_foo.example.test."));
-    z.add("_sips._tcp.example.test", srv(10, 0, 5061, "sip1.example.test."));
-    z.add("_sip._udp.example.test", srv(10, 0, 5060, "sip1.example.test."));
+    z.add(
+        "example.test",
+        naptr(20, 10, "SIP+D2U", "_sip._udp.example.test."),
+    );
+    z.add(
+        "example.test",
+        naptr(10, 10, "SIPS+D2T", "_sips._tcp.example.test."),
+    );
+    z.add(
+        "example.test",
+        naptr(10, 5, "X-FOO+D2X", "_foo.example.test."),
+    );
+    z.add(
+        "_sips._tcp.example.test",
+        srv(10, 0, 5061, "sip1.example.test."),
+    );
+    z.add(
+        "_sip._udp.example.test",
+        srv(10, 0, 5060, "sip1.example.test."),
+    );
     z.add("sip1.example.test", Record::A(Ipv4Addr::new(192, 0, 2, 1)));
     z.add("sip1.example.test", Record::Aaaa(Ipv6Addr::LOCALHOST));
     let (r, asked) = z.run("sip:bob@Example.Test", ANY);
@@ -159,7 +177,11 @@ fn without_naptr_srv_of_each_transport_tls_first() {
         .collect();
     assert_eq!(
         srv_asked,
-        ["_sips._tcp.b.example", "_sip._tcp.b.example", "_sip._udp.b.example"]
+        [
+            "_sips._tcp.b.example",
+            "_sip._tcp.b.example",
+            "_sip._udp.b.example"
+        ]
     );
     // sips: asks only for TLS.
     let (r, asked) = z.run("sips:b.example", ANY);
@@ -184,7 +206,11 @@ fn no_srv_falls_back_to_the_host_address() {
     // A port given: no NAPTR/SRV at all (§4.2).
     let (r, asked) = z.run("sip:plain.test:7000", ANY);
     assert_eq!(addrs(&r.unwrap()), ["udp/192.0.2.7:7000"]);
-    assert!(asked.iter().all(|q| q.record_type == RecordType::A || q.record_type == RecordType::Aaaa));
+    assert!(
+        asked
+            .iter()
+            .all(|q| q.record_type == RecordType::A || q.record_type == RecordType::Aaaa)
+    );
 }
 
 #[test]
@@ -195,13 +221,16 @@ fn failures_are_told_apart() {
         Err(ResolveError::NoSuchDomain("nowhere.test".into()))
     );
     let mut z = Zone::default();
-    z.add("empty.test", Record::Naptr {
-        order: 1,
-        preference: 1,
-        flags: "u".into(),
-        service: "E2U+sip".into(),
-        replacement: ".".into(),
-    });
+    z.add(
+        "empty.test",
+        Record::Naptr {
+            order: 1,
+            preference: 1,
+            flags: "u".into(),
+            service: "E2U+sip".into(),
+            replacement: ".".into(),
+        },
+    );
     assert_eq!(
         z.run("sip:empty.test", ANY).0,
         Err(ResolveError::NoServer("empty.test".into()))
@@ -240,7 +269,10 @@ fn srv_priority_then_weight() {
 fn a_peer_cannot_make_the_lookup_endless() {
     let mut z = Zone::default();
     for i in 0..100 {
-        z.add("_sips._tcp.many.test", srv(1, 1, 5061, &format!("h{i}.many.test")));
+        z.add(
+            "_sips._tcp.many.test",
+            srv(1, 1, 5061, &format!("h{i}.many.test")),
+        );
     }
     let (r, asked) = z.run("sips:many.test", ANY);
     assert!(asked.len() <= MAX_QUERIES, "{}", asked.len());

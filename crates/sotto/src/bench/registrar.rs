@@ -153,6 +153,8 @@ impl Server {
                     transport: TransportKind::Udp,
                     connection: None,
                     client_identities: Vec::new(),
+                    client_domains: Vec::new(),
+                    local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
                 },
                 now,
                 wall,

@@ -41,14 +41,29 @@ impl Zone {
     }
 
     /// `name SRV priority weight port target` (`name` like `_sips._tcp.b.example`).
-    pub(crate) fn srv(mut self, name: &str, target: &str, port: u16, priority: u16, weight: u16) -> Self {
-        self.args
-            .push(format!("--srv-host={name},{target},{port},{priority},{weight}"));
+    pub(crate) fn srv(
+        mut self,
+        name: &str,
+        target: &str,
+        port: u16,
+        priority: u16,
+        weight: u16,
+    ) -> Self {
+        self.args.push(format!(
+            "--srv-host={name},{target},{port},{priority},{weight}"
+        ));
         self
     }
 
     /// `name NAPTR order preference "S" service "" replacement`.
-    pub(crate) fn naptr(mut self, name: &str, order: u16, pref: u16, service: &str, replacement: &str) -> Self {
+    pub(crate) fn naptr(
+        mut self,
+        name: &str,
+        order: u16,
+        pref: u16,
+        service: &str,
+        replacement: &str,
+    ) -> Self {
         self.args.push(format!(
             "--naptr-record={name},{order},{pref},S,{service},,{replacement}"
         ));
@@ -113,7 +128,11 @@ impl Dnsmasq {
             if sock.recv_from(&mut buf).is_ok() {
                 return;
             }
-            assert!(Instant::now() < deadline, "dnsmasq on {} did not answer", self.addr);
+            assert!(
+                Instant::now() < deadline,
+                "dnsmasq on {} did not answer",
+                self.addr
+            );
         }
     }
 

@@ -59,7 +59,12 @@ fn local_aor_forks_to_every_binding_by_q() {
     let dests: Vec<_> = ctx
         .targets
         .iter()
-        .map(|t| (t.destination.transport, t.destination.remote.port()))
+        .map(|t| {
+            (
+                t.destination().unwrap().transport,
+                t.destination().unwrap().remote.port(),
+            )
+        })
         .collect();
     assert_eq!(
         dests,
@@ -108,7 +113,7 @@ fn in_dialog_request_is_loose_routed() {
     assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
     assert!(!ctx.request.headers().contains("Route"));
     assert_eq!(
-        ctx.targets[0].destination.remote,
+        ctx.targets[0].destination().unwrap().remote,
         "127.0.0.1:5090".parse().unwrap()
     );
     // A further Route after ours is the next hop; the Request-URI is kept.
@@ -118,7 +123,7 @@ fn in_dialog_request_is_loose_routed() {
     );
     assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
     assert_eq!(
-        ctx.targets[0].destination.remote,
+        ctx.targets[0].destination().unwrap().remote,
         "192.0.2.7:5070".parse().unwrap()
     );
     assert_eq!(ctx.request.uri().as_str(), "sip:bob@127.0.0.1:5090");
@@ -141,7 +146,7 @@ fn stream_binding_goes_back_over_its_connection() {
     store.upsert(&b, SystemTime::now()).unwrap();
     let mut ctx = request("MESSAGE sip:bob@example.test", "");
     assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
-    let d = &ctx.targets[0].destination;
+    let d = ctx.targets[0].destination().unwrap();
     assert_eq!(
         (d.transport, d.remote, d.connection),
         (
@@ -178,7 +183,7 @@ fn gruus_select_one_instance() {
             "{uri}"
         );
         assert_eq!(ctx.targets.len(), 1);
-        assert_eq!(ctx.targets[0].destination.remote.port(), 5093);
+        assert_eq!(ctx.targets[0].destination().unwrap().remote.port(), 5093);
     }
 }
 
@@ -198,7 +203,7 @@ fn flow_token_route_goes_over_its_flow_and_a_bad_one_is_refused() {
     let mut ctx = request("BYE sip:bob@10.0.0.9:5555", &format!("Route: {route}\r\n"));
     assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
     assert_eq!(ctx.targets.len(), 1);
-    assert_eq!(ctx.targets[0].destination, flow.destination());
+    assert_eq!(ctx.targets[0].destination(), Some(&flow.destination()));
     assert_eq!(ctx.request.uri().as_str(), "sip:bob@10.0.0.9:5555");
     assert!(!ctx.request.headers().contains("Route"));
     // Arriving on that very flow: routed normally (to the Request-URI).
@@ -207,8 +212,8 @@ fn flow_token_route_goes_over_its_flow_and_a_bad_one_is_refused() {
     ctx.connection = Some(ConnectionId(5));
     ctx.source = flow.remote;
     assert_eq!(m.on_request(&mut ctx, Instant::now()), Verdict::Continue);
-    assert_eq!(ctx.targets[0].destination.remote.port(), 5090);
-    assert_eq!(ctx.targets[0].destination.connection, None);
+    assert_eq!(ctx.targets[0].destination().unwrap().remote.port(), 5090);
+    assert_eq!(ctx.targets[0].destination().unwrap().connection, None);
     // Altered: 403.
     let bad = route.replacen("<sips:01", "<sips:00", 1);
     let mut ctx = request("BYE sip:bob@10.0.0.9:5555", &format!("Route: {bad}\r\n"));
@@ -226,5 +231,5 @@ fn flow_token_route_goes_over_its_flow_and_a_bad_one_is_refused() {
         plain.on_request(&mut ctx, Instant::now()),
         Verdict::Continue
     );
-    assert_eq!(ctx.targets[0].destination.remote.port(), 5090);
+    assert_eq!(ctx.targets[0].destination().unwrap().remote.port(), 5090);
 }

@@ -15,8 +15,23 @@ pub(crate) struct Harness {
     pub(crate) wall: SystemTime,
 }
 
+mod deployed;
+
 impl Harness {
     pub(crate) fn new(config: ServerConfig) -> Self {
+        Self::with_listeners(
+            config,
+            vec![
+                (TransportKind::Udp, UDP.parse().unwrap()),
+                (TransportKind::Tls, "127.0.0.1:5061".parse().unwrap()),
+            ],
+        )
+    }
+
+    pub(crate) fn with_listeners(
+        config: ServerConfig,
+        listeners: Vec<(TransportKind, SocketAddr)>,
+    ) -> Self {
         let provider = sotto_crypto_rust::provider();
         let store = Arc::new(MemoryStore::new());
         for (user, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
@@ -31,18 +46,7 @@ impl Harness {
             store.put(&r).unwrap();
         }
         let now = Instant::now();
-        let proxy = Proxy::new(
-            &config,
-            vec![
-                (TransportKind::Udp, UDP.parse().unwrap()),
-                (TransportKind::Tls, "127.0.0.1:5061".parse().unwrap()),
-            ],
-            store.clone(),
-            store,
-            provider,
-            now,
-        )
-        .unwrap();
+        let proxy = Proxy::new(&config, listeners, store.clone(), store, provider, now).unwrap();
         Harness {
             proxy,
             now,
@@ -62,6 +66,8 @@ impl Harness {
             transport: TransportKind::Udp,
             connection: None,
             client_identities: Vec::new(),
+            client_domains: Vec::new(),
+            local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
         };
         self.proxy.handle_packet(packet, self.now, self.wall);
         self.out()
@@ -361,6 +367,8 @@ impl Harness {
             transport: TransportKind::Tls,
             connection: Some(ConnectionId(conn)),
             client_identities: Vec::new(),
+            client_domains: Vec::new(),
+            local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
         };
         self.proxy.handle_packet(packet, self.now, self.wall);
         let mut v = Vec::new();
@@ -411,7 +419,9 @@ fn call_over_flows() -> (Harness, Vec<String>) {
     assert_eq!(rr.len(), 2, "{rr:?}");
     for v in &rr {
         assert!(
-            v.starts_with("<sips:") && v.ends_with("@127.0.0.1:5061;lr;ob>"),
+            // `sip:` with transport=tls, as the request was `sip:` (a `sips:` hop would be
+            // refused by clients that cannot route to one).
+            v.starts_with("<sip:") && v.ends_with("@127.0.0.1:5061;transport=tls;lr;ob>"),
             "{v}"
         );
     }
@@ -510,11 +520,7 @@ fn a_reconnected_caller_still_reaches_the_callee_flow() {
 fn a_tampered_flow_token_is_refused_with_403() {
     let (mut h, rr) = call_over_flows();
     // Flip one hex digit of bob's token (the connection id).
-    let tampered = rr[0].replacen(
-        "<sips:01020000000000000002",
-        "<sips:01020000000000000003",
-        1,
-    );
+    let tampered = rr[0].replacen("<sip:01020000000000000002", "<sip:01020000000000000003", 1);
     assert_ne!(tampered, rr[0], "token layout: {}", rr[0]);
     let req = in_dialog(
         "BYE",
@@ -549,7 +555,7 @@ fn a_closed_flow_gives_430() {
     assert!(on_flow(&out[0], BOB, 2));
     // The driver could not send it: bob's connection is gone.
     let id = out[0].transaction.expect("a client transaction");
-    h.proxy.handle_send_error(id, h.now);
+    h.proxy.handle_send_error(id, "connection refused", h.now);
     let out: Vec<Transmit> = std::iter::from_fn(|| h.proxy.poll_transmit()).collect();
     let to_alice: Vec<_> = out.iter().filter(|t| on_flow(t, ALICE, 1)).collect();
     assert_eq!(to_alice.len(), 1, "{out:#?}");
@@ -585,8 +591,12 @@ fn with_one_flow_side_the_sides_are_told_apart_by_position() {
         .collect();
     // The callee's side (on top) is plain, the caller's carries her token.
     assert_eq!(rr.len(), 2, "{rr:?}");
-    assert_eq!(rr[0], "<sips:127.0.0.1:5061;lr>");
-    assert!(rr[1].ends_with("@127.0.0.1:5061;lr;ob>"), "{}", rr[1]);
+    assert_eq!(rr[0], "<sip:127.0.0.1:5061;transport=tls;lr>");
+    assert!(
+        rr[1].ends_with("@127.0.0.1:5061;transport=tls;lr;ob>"),
+        "{}",
+        rr[1]
+    );
     // bob's BYE, through the edge proxy: over alice's flow.
     let req = in_dialog(
         "BYE",
