@@ -36,6 +36,8 @@ fn start_server(name: &str) -> (Server, PathBuf, u16) {
     data.edit_config(|t| {
         replace(t, "listen", "udp", addrs(&[&format!("127.0.0.1:{port}")]));
         replace(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        // Tests run side by side: the metrics port of each is its own.
+        replace(t, "metrics", "listen", "127.0.0.1:0".into());
         replace(
             t,
             "modules.authentication",

@@ -309,7 +309,7 @@ async fn call(alice: &mut Ua, bob: &mut Ua, call_id: &str) -> (Dialog, Dialog) {
     assert_eq!(rr.len(), 2, "{rr:?}");
     for v in &rr {
         assert!(
-            v.starts_with("<sips:") && v.contains('@') && v.ends_with(";lr;ob>"),
+            v.starts_with("<sip:") && v.contains('@') && v.ends_with(";transport=tls;lr;ob>"),
             "{v}"
         );
     }

@@ -6,7 +6,9 @@
 //!    answering the MD5 one; bob registers over TLS with a Contact nobody listens on, so a
 //!    request reaches him only over the connection he registered on (RFC 5626 flow reuse).
 //! 3. alice sends MESSAGE and INVITE to bob through the server (407 + digest); bob receives
-//!    both on his connection and answers; the INVITE carries a `sips:` Record-Route.
+//!    both on his connection and answers; the INVITE (a `sip:` request over TLS) carries a
+//!    `sip:…;transport=tls` Record-Route, which every client can follow (never `sips:` for a
+//!    `sip:` request).
 //! 4. No silent downgrade: from UDP, an INVITE with `a=crypto` to bob is refused with 488 +
 //!    Warning, and a MESSAGE with 403 + Warning (`downgrade = "refuse"`); bob receives neither.
 //! 5. A client that does not trust the init CA fails the handshake.
@@ -431,7 +433,7 @@ async fn tls_register_message_invite_and_no_downgrade() {
         "MESSAGE answered"
     );
 
-    // INVITE alice → bob, with a sips: Record-Route; bob rings and answers.
+    // INVITE alice → bob, with a sip:…;transport=tls Record-Route; bob rings and answers.
     let invite_task = {
         let first = alice.request("INVITE", "bob", false, &[], SDP);
         alice.send(first.clone()).await.expect("send INVITE");
@@ -462,7 +464,10 @@ async fn tls_register_message_invite_and_no_downgrade() {
         .get("Record-Route")
         .expect("Record-Route")
         .to_owned();
-    assert!(rr.starts_with("<sips:"), "Record-Route is sips: {rr}");
+    assert!(
+        rr.starts_with("<sip:") && rr.contains(";transport=tls;lr"),
+        "Record-Route of a sip: request over TLS: {rr}"
+    );
     bob.answer(&invite, &incoming, 180, "").await;
     let answer_sdp = SDP.replace("o=alice", "o=bob").replace("40000", "40002");
     bob.answer(&invite, &incoming, 200, &answer_sdp).await;
@@ -472,7 +477,7 @@ async fn tls_register_message_invite_and_no_downgrade() {
     assert!(
         ok.headers()
             .get("Record-Route")
-            .is_some_and(|v| v.contains("sips:")),
+            .is_some_and(|v| v.contains(";transport=tls;lr")),
         "the 200 carries the Record-Route back"
     );
 
