@@ -104,4 +104,6 @@ pub(crate) struct Call {
     pub(crate) ring_deadline: Option<std::time::Instant>,
     pub(crate) transport: &'static str,
     pub(crate) tls: Option<crate::security::TlsSummary>,
+    /// Why we ended it, when not the user's hangup (e.g. the media stopped).
+    pub(crate) end_reason: Option<String>,
 }

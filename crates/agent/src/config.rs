@@ -14,13 +14,15 @@
 //! register_expires_secs = 600
 //!
 //! [proxy]
-//! uri = "sips:127.0.0.1:5061"           # outbound proxy and registrar (first hop)
+//! uri = "sips:example.test"             # outbound proxy and registrar (first hop): a
+//!                                       # domain (DNS: NAPTR, SRV, A) or an address
 //! ca = "/path/ca.pem"                   # CA that the proxy's certificate must chain to
 //! keepalive_secs = 25                   # CRLF keep-alive; a broken flow is re-opened
 //!
 //! [media]
 //! encryption = "mandatory"              # mandatory | optional | none
 //! methods = ["sdes"]                    # key exchanges, in order of preference
+//! rtp_timeout_secs = 30                 # hang up when media stops for this long (0: never)
 //!
 //! [security]
 //! trusted_hosts = []                    # IPs allowed to send requests directly
@@ -31,6 +33,9 @@
 //!
 //! [data]
 //! dir = "data"                          # relative to this file
+//!
+//! [dns]
+//! servers = []                          # name servers (default: the system's)
 //!
 //! [danger]
 //! sdes_without_tls = false              # insecure overrides; see DangerSection
@@ -171,10 +176,18 @@ pub struct MediaSection {
     /// Key exchanges in order of preference.
     #[serde(default = "default_methods")]
     pub methods: Vec<KeyExchange>,
+    /// A connected call whose media stopped arriving for this many seconds is hung up
+    /// (Linphone's `nortp_timeout`); 0: never.
+    #[serde(default = "default_rtp_timeout")]
+    pub rtp_timeout_secs: u32,
 }
 
 fn default_methods() -> Vec<KeyExchange> {
     vec![KeyExchange::Sdes]
+}
+
+fn default_rtp_timeout() -> u32 {
+    30
 }
 
 impl Default for MediaSection {
@@ -182,8 +195,18 @@ impl Default for MediaSection {
         MediaSection {
             encryption: Encryption::Mandatory,
             methods: default_methods(),
+            rtp_timeout_secs: default_rtp_timeout(),
         }
     }
+}
+
+/// `[dns]`: the name servers that locate the proxy (RFC 3263: NAPTR, SRV, A/AAAA).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// Name servers as `address:port`; empty: the system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub servers: Vec<SocketAddr>,
 }
 
 /// `[security]`.
@@ -267,6 +290,9 @@ pub struct AccountConfig {
     /// `[data]`.
     #[serde(default)]
     pub data: DataSection,
+    /// `[dns]`: how the proxy's host name is looked up.
+    #[serde(default)]
+    pub dns: DnsSection,
     /// `[danger]`: insecure overrides (all off by default).
     #[serde(default)]
     pub danger: DangerSection,
@@ -384,7 +410,7 @@ impl AccountConfig {
         Ok(u)
     }
 
-    /// The parsed proxy URI; its host must be an IP address (no DNS resolution yet).
+    /// The parsed proxy URI: an IP address, or a host name located by DNS (RFC 3263).
     pub fn proxy_uri(&self) -> Result<Uri, ConfigError> {
         let u = Uri::parse(&self.proxy.uri).map_err(|e| ConfigError::Invalid {
             field: "proxy.uri",
@@ -396,10 +422,12 @@ impl AccountConfig {
                 message: "must be a sip: or sips: URI".into(),
             });
         }
-        host_ip(u.host()).ok_or_else(|| ConfigError::Invalid {
-            field: "proxy.uri",
-            message: format!("host {} must be an IP address", u.host()),
-        })?;
+        if u.host().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "proxy.uri",
+                message: "needs a host, e.g. sips:example.test".into(),
+            });
+        }
         Ok(u)
     }
 
@@ -486,6 +514,7 @@ mod tests {
             media: MediaSection::default(),
             security: SecuritySection::default(),
             data: DataSection::default(),
+            dns: DnsSection::default(),
             danger: DangerSection::default(),
             base_dir: PathBuf::new(),
         }
@@ -509,6 +538,8 @@ mod tests {
     fn rejects_bad_values() {
         let mut c = sample();
         c.proxy.uri = "sips:proxy.example.test".into();
+        assert!(c.check().is_ok(), "a domain is located by DNS");
+        c.proxy.uri = "mailto:proxy@example.test".into();
         assert!(matches!(
             c.check(),
             Err(ConfigError::Invalid {

@@ -19,7 +19,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use sotto_media::audio::{FRAME_SAMPLES, Tone, Wav, WavWriter};
 use sotto_media::session::{Channel, MediaStats, RtpSession};
+use sotto_net::dns::Resolver;
 use sotto_net::{Transport, TransportConfig};
+use sotto_sip::resolve::Policy;
+use sotto_sip::transport::{Destination, TransportKind};
 use sotto_sdp::NegotiatedMedia;
 use sotto_sip::message::Uri;
 use tokio::net::UdpSocket;
@@ -108,6 +111,10 @@ pub struct DriverConfig {
     pub keepalive: Duration,
     /// Interval of `media_stats` reports during a call (one more at its end).
     pub stats_interval: Duration,
+    /// Name servers that locate the proxy when its URI names a host (RFC 3263).
+    pub dns: sotto_net::dns::DnsConfig,
+    /// A call whose media stops arriving for this long is hung up; `None`: never.
+    pub rtp_timeout: Option<Duration>,
 }
 
 /// Why the driver stopped with an error.
@@ -127,7 +134,7 @@ pub enum DriverError {
     #[error(transparent)]
     Ua(#[from] crate::ua::UaError),
     /// Registration failed.
-    #[error("registration failed: {status} {reason}")]
+    #[error("registration failed: {reason}")]
     Registration {
         /// Status.
         status: u16,
@@ -165,6 +172,13 @@ pub enum Output {
     Reconnected {
         /// The new local address.
         local: SocketAddr,
+    },
+    /// The proxy's first server(s) could not be reached; this one was (RFC 3263 failover).
+    ProxyFailover {
+        /// The server in use.
+        server: SocketAddr,
+        /// The servers that failed, and why.
+        failed: Vec<String>,
     },
     /// Received audio was written.
     Recorded {
@@ -241,6 +255,8 @@ impl Output {
                 "event": "listening", "transport": transport, "local": local.to_string()}),
             Output::Reconnected { local } => json!({
                 "event": "reconnected", "local": local.to_string()}),
+            Output::ProxyFailover { server, failed } => json!({
+                "event": "proxy_failover", "server": server.to_string(), "failed": failed}),
             Output::Recorded {
                 call,
                 path,
@@ -275,6 +291,16 @@ enum MediaMsg {
     Stats(CallId, Box<MediaStats>, bool),
     Recorded(CallId, PathBuf, usize),
     Failed(CallId, String),
+    /// Nothing arrived from the peer for this long (RTP timeout).
+    NoMedia(CallId, Duration),
+}
+
+/// Why a call whose media stopped is hung up (its `call_state` reason).
+fn no_media_reason(after: Duration) -> String {
+    format!(
+        "no media from the peer for {} s (RTP timeout): the call is gone on its side",
+        after.as_secs()
+    )
 }
 
 struct MediaTask {
@@ -318,13 +344,13 @@ pub async fn run(
             local,
         });
     }
-    // Open the flow to the proxy with a CRLF keep-alive (RFC 5626 §4.4.1): its local address
-    // goes into Via and Contact.
-    let proxy = cfg.ua.proxy.clone();
-    let sent = transport
-        .send(&proxy, Bytes::from_static(b"\r\n\r\n"))
-        .await
-        .map_err(|e| DriverError::Net(format!("connecting to {}: {e}", proxy.remote)))?;
+    // Locate the proxy (DNS for a host name, RFC 3263) and open the flow to the first of its
+    // servers that answers, with a CRLF keep-alive (RFC 5626 §4.4.1): its local address goes
+    // into Via and Contact.
+    let resolver = Resolver::new(&cfg.dns, provider.rng)
+        .map_err(|e| DriverError::Net(format!("DNS resolver: {e}")))?;
+    let (proxy, sent) = open_proxy_flow(&transport, &resolver, &cfg.ua, &mut emit).await?;
+    cfg.ua.proxy = proxy.clone();
     cfg.ua.udp_listen = udp_bound;
     // A direct UDP call (`sip:bob@IP:PORT`) is sent from, and answered on, a UDP socket: open
     // one on the flow's address when no UDP listener is configured. Requests arriving there
@@ -369,7 +395,7 @@ pub async fn run(
                 // A failed send fails its transaction at once (an unreachable or unverified
                 // direct peer); the proxy flow is re-opened by the keep-alive.
                 if let Err(e) = transport.send(&out.destination, out.bytes.clone()).await
-                    && out.destination.remote != cfg.ua.proxy.remote
+                    && out.destination.remote != ua.proxy().remote
                 {
                     ua.transport_failed(&out, &e.to_string(), Instant::now());
                 }
@@ -546,22 +572,33 @@ pub async fn run(
             }
             m = media_rx.recv() => {
                 if let Some(m) = m {
-                    if let MediaMsg::Failed(call, _) = &m {
-                        let _ = ua.hangup(*call, Instant::now());
+                    match &m {
+                        MediaMsg::Failed(call, _) => {
+                            let _ = ua.hangup(*call, Instant::now());
+                        }
+                        MediaMsg::NoMedia(call, after) => {
+                            let _ = ua.hangup_because(*call, no_media_reason(*after), Instant::now());
+                        }
+                        _ => {}
                     }
                     emit_media(&mut emit, m);
                 }
             }
             _ = keepalive.tick() => {
-                let mut d = proxy.clone();
+                let mut d = ua.proxy().clone();
                 d.connection = flow_connection;
                 // The transport reuses the flow if it is open, else opens a new connection:
                 // then the flow broke, and we register again over the new one (RFC 5626
-                // §4.4.1, flow recovery).
-                if let Ok(s) = transport.send(&d, Bytes::from_static(b"\r\n\r\n")).await
-                    && s.connection != flow_connection
-                {
+                // §4.4.1, flow recovery). A server that is gone: the domain's next one.
+                let reopened = match transport.send(&d, Bytes::from_static(b"\r\n\r\n")).await {
+                    Ok(s) if s.connection != flow_connection => Some((d, s)),
+                    Ok(_) => None,
+                    // Unreachable: the domain's servers again, in order.
+                    Err(_) => open_proxy_flow(&transport, &resolver, &cfg.ua, &mut emit).await.ok(),
+                };
+                if let Some((dest, s)) = reopened {
                     flow_connection = s.connection;
+                    ua.set_proxy(dest);
                     ua.set_flow(s.local, s.connection);
                     emit(&Output::Reconnected { local: s.local });
                     if !shutting_down {
@@ -594,6 +631,46 @@ pub async fn run(
     result
 }
 
+/// Locates the outbound proxy (`ua.proxy_uri`: an address, or a domain looked up by DNS,
+/// RFC 3263) and opens a connection to the first of its servers that takes one, trying the
+/// next on failure (RFC 3263 §4.3). Returns that server and the connection.
+async fn open_proxy_flow(
+    transport: &Transport,
+    resolver: &Resolver,
+    ua: &UaConfig,
+    emit: &mut impl FnMut(&Output),
+) -> Result<(Destination, sotto_net::Sent), DriverError> {
+    let tls_only = ua.proxy.transport == TransportKind::Tls;
+    let uri = &ua.proxy_uri;
+    let candidates = resolver
+        .resolve(uri, Policy { tls_only })
+        .await
+        .map_err(|e| DriverError::Net(format!("locating the proxy {uri}: {e}")))?;
+    let mut failures = Vec::new();
+    for c in candidates {
+        let mut dest = Destination::new(c.transport, c.addr);
+        // The name the proxy's certificate must carry: the account's override, else the
+        // domain looked up (RFC 5922 §4), else the address.
+        dest.server_name = ua.proxy.server_name.clone().or(c.server_name);
+        match transport.send(&dest, Bytes::from_static(b"\r\n\r\n")).await {
+            Ok(sent) => {
+                if !failures.is_empty() {
+                    emit(&Output::ProxyFailover {
+                        server: dest.remote,
+                        failed: failures.clone(),
+                    });
+                }
+                return Ok((dest, sent));
+            }
+            Err(e) => failures.push(format!("{} {}: {e}", c.transport.as_str(), c.addr)),
+        }
+    }
+    Err(DriverError::Net(format!(
+        "connecting to the proxy {uri}: {}",
+        failures.join("; ")
+    )))
+}
+
 fn emit_media(emit: &mut impl FnMut(&Output), m: MediaMsg) {
     match m {
         MediaMsg::Stats(call, stats, last) => emit(&Output::MediaStats {
@@ -610,6 +687,11 @@ fn emit_media(emit: &mut impl FnMut(&Output), m: MediaMsg) {
             call,
             state: CallState::Ending,
             reason: Some(format!("media failed: {reason}")),
+        })),
+        MediaMsg::NoMedia(call, after) => emit(&Output::Ua(UaEvent::CallState {
+            call,
+            state: CallState::Ending,
+            reason: Some(no_media_reason(after)),
         })),
     }
 }
@@ -694,16 +776,12 @@ fn start_media(
     };
     let (stop_tx, stop_rx) = oneshot::channel();
     let play = cfg.play.clone();
-    let stats_interval = cfg.stats_interval.max(Duration::from_millis(100));
+    let timing = MediaTiming {
+        stats: cfg.stats_interval.max(Duration::from_millis(100)),
+        rtp_timeout: cfg.rtp_timeout,
+    };
     let handle = tokio::spawn(media_loop(
-        call,
-        sock,
-        session,
-        play,
-        writer,
-        stats_interval,
-        stop_rx,
-        tx,
+        call, sock, session, play, writer, timing, stop_rx, tx,
     ));
     Ok(MediaTask {
         stop: Some(stop_tx),
@@ -713,6 +791,13 @@ fn start_media(
 
 type Recorder = Option<(PathBuf, WavWriter<std::fs::File>)>;
 
+/// A call's media clocks: statistics reports and the RTP timeout.
+#[derive(Debug, Clone, Copy)]
+struct MediaTiming {
+    stats: Duration,
+    rtp_timeout: Option<Duration>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn media_loop(
     call: CallId,
@@ -720,13 +805,15 @@ async fn media_loop(
     mut session: RtpSession,
     play: Source,
     mut writer: Recorder,
-    stats_interval: Duration,
+    timing: MediaTiming,
     mut stop: oneshot::Receiver<()>,
     tx: mpsc::Sender<MediaMsg>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut stats_tick = tokio::time::interval(stats_interval);
+    let mut stats_tick = tokio::time::interval(timing.stats);
+    // When the peer's media last arrived (the call's start, before any).
+    let mut last_heard = Instant::now();
     stats_tick.tick().await;
     let mut tone = match play {
         Source::Tone(f) => Some(Tone::new(
@@ -748,6 +835,12 @@ async fn media_loop(
             _ = &mut stop => break,
             _ = tick.tick() => {
                 let now = Instant::now();
+                if let Some(limit) = timing.rtp_timeout
+                    && now.duration_since(last_heard) >= limit
+                {
+                    let _ = tx.send(MediaMsg::NoMedia(call, limit)).await;
+                    break;
+                }
                 match (&play, tone.as_mut()) {
                     (_, Some(t)) => t.fill(&mut pcm),
                     (Source::Samples(s), None) => {
@@ -795,15 +888,17 @@ async fn media_loop(
             r = sock.rtp.recv_from(&mut rbuf) => {
                 if let Ok((n, src)) = r
                     && let Some(pkt) = rbuf.get_mut(..n)
+                    && session.handle_receive(Instant::now(), src, Channel::Rtp, pkt).is_ok()
                 {
-                    let _ = session.handle_receive(Instant::now(), src, Channel::Rtp, pkt);
+                    last_heard = Instant::now();
                 }
             }
             r = sock.rtcp.recv_from(&mut cbuf) => {
                 if let Ok((n, src)) = r
                     && let Some(pkt) = cbuf.get_mut(..n)
+                    && session.handle_receive(Instant::now(), src, Channel::Rtcp, pkt).is_ok()
                 {
-                    let _ = session.handle_receive(Instant::now(), src, Channel::Rtcp, pkt);
+                    last_heard = Instant::now();
                 }
             }
             _ = stats_tick.tick() => {

@@ -80,7 +80,11 @@ pub struct UaConfig {
     pub instance: String,
     /// Registration lifetime to ask for.
     pub register_expires: Duration,
-    /// The outbound proxy (first hop of every request).
+    /// The outbound proxy URI as configured (`sips:example.test`, `sips:192.0.2.1:5061`).
+    pub proxy_uri: Uri,
+    /// The outbound proxy (first hop of every request): its address once located (the
+    /// driver resolves a host name by DNS, RFC 3263, and sets it with
+    /// [`UserAgent::set_proxy`]).
     pub proxy: Destination,
     /// Media encryption policy.
     pub encryption: Encryption,
@@ -107,23 +111,26 @@ impl UaConfig {
     /// From a checked account file.
     pub fn from_account(c: &AccountConfig) -> Result<Self, ConfigError> {
         let proxy_uri = c.proxy_uri()?;
-        let ip = host_ip(proxy_uri.host()).ok_or(ConfigError::Invalid {
-            field: "proxy.uri",
-            message: "host must be an IP address".into(),
-        })?;
         let transport = transport_of(&proxy_uri);
         let port = proxy_uri.port().unwrap_or(match transport {
             TransportKind::Tls => 5061,
             _ => 5060,
         });
+        // A host name is located by the driver (DNS) before the first request.
+        let ip = host_ip(proxy_uri.host()).unwrap_or(IpAddr::from([0u8; 4]));
         let mut proxy = Destination::new(transport, SocketAddr::new(ip, port));
-        proxy.server_name = c.proxy.server_name.clone();
+        proxy.server_name = c.proxy.server_name.clone().or_else(|| {
+            host_ip(proxy_uri.host())
+                .is_none()
+                .then(|| proxy_uri.host().to_ascii_lowercase())
+        });
         Ok(UaConfig {
             identity: c.identity()?,
             username: c.username(),
             password: Zeroizing::new(c.account.password.clone()),
             instance: c.account.instance.clone(),
             register_expires: Duration::from_secs(u64::from(c.account.register_expires_secs)),
+            proxy_uri,
             proxy,
             encryption: c.media.encryption,
             trusted_hosts: c.security.trusted_hosts.clone(),
@@ -403,6 +410,17 @@ impl UserAgent {
         self.proxy_connection = connection;
     }
 
+    /// The outbound proxy's address, once located (a host name is resolved by the driver;
+    /// after a failover, the next server of the domain).
+    pub fn set_proxy(&mut self, proxy: Destination) {
+        self.config.proxy = proxy;
+    }
+
+    /// The outbound proxy's address.
+    pub fn proxy(&self) -> &Destination {
+        &self.config.proxy
+    }
+
     /// Whether the registration is current.
     pub fn is_registered(&self) -> bool {
         self.reg.state == RegState::Registered
@@ -528,6 +546,7 @@ impl UserAgent {
             transport,
             // A direct call learns its TLS parameters from the peer's first response.
             tls: if direct { None } else { self.proxy_tls.clone() },
+            end_reason: None,
         };
         let req = self.build_invite(&call, local, None)?;
         let reliable = call.dest.transport.is_stream();
@@ -631,6 +650,20 @@ impl UserAgent {
         }
         self.pump(now);
         Ok(())
+    }
+
+    /// [`UserAgent::hangup`], with the reason the call's end will report (e.g. the media
+    /// stopped arriving) instead of "local hangup".
+    pub fn hangup_because(
+        &mut self,
+        id: CallId,
+        reason: String,
+        now: Instant,
+    ) -> Result<(), UaError> {
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.end_reason = Some(reason);
+        }
+        self.hangup(id, now)
     }
 
     /// Handles one received message.
@@ -1108,7 +1141,10 @@ impl UserAgent {
                 });
             }
             Owner::Invite(c) => self.end_call(c, why.to_owned()),
-            Owner::Bye(c) => self.end_call(c, "local hangup (BYE unanswered)".into()),
+            Owner::Bye(c) => {
+                let why = self.hangup_reason(c);
+                self.end_call(c, format!("{why} (BYE unanswered)"));
+            }
             Owner::Cancel(_) | Owner::Other => {}
         }
     }
@@ -1118,17 +1154,24 @@ impl UserAgent {
             Owner::Register => self.register_response(r, now),
             Owner::Invite(c) => self.invite_response(c, r, now),
             Owner::Bye(c) => {
+                let why = self.hangup_reason(c);
                 if r.status().is_success() {
-                    self.end_call(c, "local hangup".into());
+                    self.end_call(c, why);
                 } else if r.status().is_final() {
-                    self.end_call(
-                        c,
-                        format!("local hangup (BYE answered {})", with_warning(&r)),
-                    );
+                    self.end_call(c, format!("{why} (BYE answered {})", with_warning(&r)));
                 }
             }
             Owner::Cancel(_) | Owner::Other => {}
         }
+    }
+
+    /// Why we hung call `c` up: the reason given to [`UserAgent::hangup_because`], else a
+    /// local hangup.
+    fn hangup_reason(&self, c: CallId) -> String {
+        self.calls
+            .get(&c)
+            .and_then(|call| call.end_reason.clone())
+            .unwrap_or_else(|| "local hangup".into())
     }
 
     fn credentials(
@@ -1214,16 +1257,22 @@ impl UserAgent {
         }
         self.reg.state = RegState::Idle;
         let mut reason = with_warning(&r);
-        if (status == StatusCode::UNAUTHORIZED
-            || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED)
-            && self.config.password.is_empty()
-        {
+        let challenged = status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED;
+        if challenged && self.config.password.is_empty() {
             reason.push_str(if self.config.client_certificate {
                 " (the server did not accept the TLS client certificate for this identity and \
                  the account has no password)"
             } else {
                 " (the account has no password)"
             });
+        } else if challenged {
+            reason.push_str(&format!(
+                " (the server refused the credentials of user {:?}: check the password and \
+                 the user name in the account file, and that the server has this user in \
+                 the realm it challenges with)",
+                self.config.username
+            ));
         }
         self.events.push_back(UaEvent::RegistrationFailed {
             status: status.as_u16(),
@@ -1667,6 +1716,7 @@ impl UserAgent {
             ok_retransmit: None,
             transport: flow.transport.as_str(),
             tls: flow.tls.clone(),
+            end_reason: None,
         };
         self.calls.insert(id, call);
         let mut ringing = Response::from_request(&req, StatusCode::RINGING);

@@ -37,6 +37,7 @@ fn config(user: &str, encryption: Encryption) -> UaConfig {
         password: Zeroizing::new(format!("{user}pw")),
         instance: format!("urn:uuid:00000000-0000-4000-8000-00000000000{}", user.len()),
         register_expires: Duration::from_secs(600),
+        proxy_uri: Uri::parse(&format!("sips:{PROXY}")).unwrap(),
         proxy: Destination::new(TransportKind::Tls, PROXY.parse().unwrap()),
         encryption,
         trusted_hosts: Vec::new(),

@@ -1,7 +1,8 @@
 //! `sotto agent`: the user agent on the command line.
 //!
 //! - `sotto agent init --dir D --identity sip:alice@example.test --password P
-//!   --proxy sips:127.0.0.1:5061 --ca ca.pem [--media-encryption sdes|none]` writes
+//!   --proxy sips:example.test --ca ca.pem [--dns 192.0.2.53:53] [--media-encryption sdes|none]`
+//!   writes
 //!   `D/agent.toml` (mode 0600: it holds the password) and creates `D/data`. With
 //!   `--tls-listen 127.0.0.1:5071 --cert cert.pem --key key.pem [--trusted-host 127.0.0.1]`
 //!   the agent also accepts direct calls over TLS (from trusted hosts only).
@@ -22,17 +23,21 @@
 //!   stderr at start and for every such call, and `call_security` carries
 //!   `"danger": ["sdes_without_tls"]` with a note that the keys went in clear text.
 //!
+//! The proxy URI may name a domain: it is located by DNS (NAPTR, SRV, A/AAAA; RFC 3263), its
+//! servers tried in order, and its certificate checked against the domain. A call whose media
+//! stops arriving for `[media] rtp_timeout_secs` (30 s) is hung up, with that reason.
+//!
 //! With `--json` every event is one JSON object per line: `listening` (a direct listener),
 //! `registered`, `incoming_call`, `call_state`, `call_security`, `media_stats` (with
-//! `rtcp_sent`/`rtcp_received`), `recorded`, `rejected`, `unregistered`.
+//! `rtcp_sent`/`rtcp_received`), `recorded`, `rejected`, `proxy_failover`, `unregistered`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use sotto_agent::config::{
-    AccountConfig, AccountSection, DangerSection, DataSection, Encryption, FORMAT_VERSION,
-    MediaSection, ProxySection, SecuritySection, new_instance_urn,
+    AccountConfig, AccountSection, DangerSection, DataSection, DnsSection, Encryption,
+    FORMAT_VERSION, MediaSection, ProxySection, SecuritySection, new_instance_urn,
 };
 use sotto_agent::driver::{self, DriverConfig, Mode, Source};
 use sotto_agent::{UaConfig, UaEvent};
@@ -80,9 +85,13 @@ struct InitArgs {
     /// Digest user name (default: the identity's user part).
     #[arg(long)]
     username: Option<String>,
-    /// Outbound proxy and registrar, e.g. sips:127.0.0.1:5061.
+    /// Outbound proxy and registrar: a domain located by DNS (RFC 3263), e.g.
+    /// sips:example.test, or an address, e.g. sips:192.0.2.1:5061.
     #[arg(long)]
     proxy: String,
+    /// Name servers for locating the proxy (repeatable, ADDR:PORT); default: the system's.
+    #[arg(long, value_name = "ADDR:PORT")]
+    dns: Vec<std::net::SocketAddr>,
     /// CA certificate (PEM) the proxy's certificate must chain to.
     #[arg(long, value_name = "FILE")]
     ca: PathBuf,
@@ -248,6 +257,9 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
             ..SecuritySection::default()
         },
         data: DataSection::default(),
+        dns: DnsSection {
+            servers: a.dns.clone(),
+        },
         // Insecure overrides are never set by init: the user edits the file on purpose.
         danger: DangerSection::default(),
         base_dir: a.dir.clone(),
@@ -358,6 +370,12 @@ fn drive(
         mode,
         keepalive: Duration::from_secs(u64::from(account.proxy.keepalive_secs)),
         stats_interval,
+        dns: sotto_net::dns::DnsConfig {
+            servers: account.dns.servers.clone(),
+            ..sotto_net::dns::DnsConfig::default()
+        },
+        rtp_timeout: Some(Duration::from_secs(u64::from(account.media.rtp_timeout_secs)))
+            .filter(|d| !d.is_zero()),
     };
     for name in account.danger.in_use() {
         eprintln!(

@@ -102,17 +102,35 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
+            let text = error_text(&err);
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({"error": format!("{err:#}"), "kind": "runtime"})
+                    serde_json::json!({"error": text, "kind": "runtime"})
                 );
             } else {
-                eprintln!("sotto: error: {err:#}");
+                eprintln!("sotto: error: {text}");
             }
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes on one line, each said once: an error whose message already quotes
+/// its cause (`I/O error: Address already in use`) is not followed by that cause again.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if text.contains(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    text
 }
 
 fn print_version(json: bool) {
@@ -127,5 +145,18 @@ fn print_version(json: bool) {
             "sotto {version} (crypto backend: {})",
             sotto_crypto_rust::provider().name
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let inner = sotto_net::Error::Io(io);
+        let err = anyhow::Error::new(inner).context("listening on TLS 0.0.0.0:5061");
+        let text = super::error_text(&err);
+        assert_eq!(text.matches("address in use").count(), 1, "{text}");
+        assert!(text.starts_with("listening on TLS 0.0.0.0:5061: "), "{text}");
     }
 }

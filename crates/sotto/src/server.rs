@@ -33,7 +33,7 @@ use crate::config::{self, Config, StorageKind};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServerArgs {
     /// The config file (written by `sotto init`).
-    #[arg(long, value_name = "FILE", default_value_os_t = config::default_path())]
+    #[arg(short = 'c', long, value_name = "FILE", default_value_os_t = config::default_path())]
     config: PathBuf,
     /// Format of the event lines and logs: `text` or `json` (`json` is the same as --json).
     /// Default: the config file's `[log] format`.

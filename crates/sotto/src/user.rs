@@ -18,7 +18,7 @@ use crate::config::{self, Config, StorageKind};
 #[derive(Debug, clap::Args)]
 pub(crate) struct UserArgs {
     /// The config file naming the database and realm.
-    #[arg(long, global = true, value_name = "FILE", default_value_os_t = config::default_path())]
+    #[arg(short = 'c', long, global = true, value_name = "FILE", default_value_os_t = config::default_path())]
     config: PathBuf,
     #[command(subcommand)]
     command: UserCommand,
