@@ -150,6 +150,7 @@ impl Bench {
             self.base(),
             &SdesSetup {
                 user: "bob",
+                domain: "127.0.0.1",
                 registrar: Some((self.proxy, "bobpw", &self.ca)),
                 udp_port: None,
                 rtp_port,
@@ -567,6 +568,7 @@ fn direct_sdes_offer_over_udp_is_refused_by_the_agent() {
         bench.base(),
         &SdesSetup {
             user: "bob",
+            domain: "127.0.0.1",
             registrar: None,
             udp_port: Some(phone_sip),
             rtp_port: rtp_b,
@@ -1079,6 +1081,7 @@ fn agent_calls_linphonec_directly_over_udp_with_sdes_only_under_the_danger_switc
         bench.base(),
         &SdesSetup {
             user: "bob",
+            domain: "127.0.0.1",
             registrar: None,
             udp_port: Some(phone_sip),
             rtp_port: rtp_b,

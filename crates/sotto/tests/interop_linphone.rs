@@ -57,6 +57,12 @@ fn request_over_tls(v: &serde_json::Value, method: &str, outcome: &str) -> bool 
     is_request(v, method, outcome) && v["transport"] == "tls"
 }
 
+/// Where the phones register: the server's TLS address and domain, and its CA.
+struct Setup<'a> {
+    proxy: std::net::SocketAddr,
+    domain: &'a str,
+}
+
 #[test]
 fn linphonec_zrtp_call_through_sotto_server_over_tls() {
     require_as_root(&LINPHONE_TOOLS, INSTALL);
@@ -80,8 +86,60 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
     });
     let mut server = Server::start("linphone", &data.config(), 1);
     let proxy = server.addr("tls");
-    let srv = proxy.port();
+    let setup = Setup {
+        proxy,
+        domain: "127.0.0.1",
+    };
+    zrtp_calls(base, &data, &mut server, &setup);
+    server.stop();
+}
 
+/// The way people run it: the config `sotto init --domain example.test` writes, unchanged
+/// but for the users (TLS on 0.0.0.0:5061, metrics on 127.0.0.1:9464), and Linphone's usual
+/// account (`reg_proxy=<sip:127.0.0.1:5061;transport=tls>`, `reg_route=<…;lr>`, identity at
+/// the named domain). Every call from a Linphone client on this config once failed with 500:
+/// the server did not know its own address behind 0.0.0.0.
+#[test]
+fn linphonec_zrtp_calls_on_the_config_sotto_init_writes() {
+    require_as_root(&LINPHONE_TOOLS, INSTALL);
+    let _ports = process::DefaultPorts::lock();
+    let tmp = tempfile::Builder::new()
+        .prefix("sotto-linphone-default-")
+        .tempdir()
+        .expect("temp dir");
+    let base = tmp.path();
+    linphone::open_up(base);
+    let data = DataDir::init_for(
+        &base.join("data"),
+        "example.test",
+        &[("alice", "alicepw"), ("bob", "bobpw")],
+    );
+    let mut server = Server::start_all("linphone-default", &data.config());
+    assert_eq!(
+        server.addr("tls"),
+        "0.0.0.0:5061".parse().unwrap(),
+        "the default listener"
+    );
+    let setup = Setup {
+        proxy: "127.0.0.1:5061".parse().unwrap(),
+        domain: "example.test",
+    };
+    zrtp_calls(base, &data, &mut server, &setup);
+    let events = server.stop();
+    assert!(
+        !events
+            .iter()
+            .any(|v| v["status"] == 500 || v["outcome"] == "failed"),
+        "no request failed: {events:#?}"
+    );
+}
+
+/// Two linphonec register at the server (`setup`) over TLS with digest and call each other
+/// both ways with ZRTP: the same SAS on both sides, each side's tone in the other's
+/// recording; the capture shows TLS only on the server's port and media only between the
+/// phones.
+fn zrtp_calls(base: &std::path::Path, data: &DataDir, server: &mut Server, setup: &Setup<'_>) {
+    let srv = setup.proxy.port();
     // What the phones read: the CA, and the tones they play.
     let ca = base.join("ca.pem");
     std::fs::copy(data.ca(), &ca).expect("copy ca.pem");
@@ -106,8 +164,9 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
     let account = |user, password| Account {
         user,
         password,
-        proxy,
+        proxy: setup.proxy,
         root_ca: &ca,
+        domain: setup.domain,
     };
     let alice = Linphonec::start(base, &account("alice", "alicepw"), rtp_a, false);
     let bob = Linphonec::start(base, &account("bob", "bobpw"), rtp_b, true);
@@ -118,7 +177,7 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
     for lp in [&alice, &bob] {
         let status = lp.wait_registered(WAIT);
         assert!(
-            status.contains(&format!("identity=sip:{}@127.0.0.1", lp.name)),
+            status.contains(&format!("identity=sip:{}@{}", lp.name, setup.domain)),
             "{status}"
         );
     }
@@ -147,12 +206,12 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
         }
         heard.push((bob.path(&rec), 1000.0));
         heard.push((alice.path(&rec), 440.0));
-        let sas = call(caller, callee, n, &mut server);
+        let sas = call(caller, callee, n, server, setup.domain);
         eprintln!("call {n}: {} -> {}: SAS {sas}", caller.name, callee.name);
         udp_during_calls.extend(udp_ports_of(server.pid()));
         std::thread::sleep(TALK);
         caller.cmd("terminate");
-        let (c, e) = (uri(callee), uri(caller));
+        let (c, e) = (uri(callee, setup.domain), uri(caller, setup.domain));
         // Every call of the test is between alice and bob: the n-th such line is this call's.
         caller.wait_line(&[&format!("with {c} ended")], n, WAIT);
         callee.wait_line(&[&format!("with {e} ended")], n, WAIT);
@@ -164,9 +223,19 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
         });
     }
     capture.stop();
+    // Linphone's own habit: the dialogs' Contact is the GRUU the server handed out, so the
+    // in-dialog requests above were routed by it.
+    for lp in [&alice, &bob] {
+        let log = lp.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("Setting contact address for session") && l.contains(";gr=")),
+            "{}: no GRUU contact in its calls",
+            lp.name
+        );
+    }
     drop(alice);
     drop(bob);
-    server.stop();
 
     assert!(
         udp_during_calls.is_empty(),
@@ -181,15 +250,21 @@ fn linphonec_zrtp_call_through_sotto_server_over_tls() {
     check_capture(&capture, srv, rtp_a, rtp_b);
 }
 
-fn uri(lp: &Linphonec) -> String {
-    format!("sip:{}@127.0.0.1", lp.name)
+fn uri(lp: &Linphonec, domain: &str) -> String {
+    format!("sip:{}@{domain}", lp.name)
 }
 
 /// The `n`-th call of the test: `caller` calls `callee` through the server, the call connects
 /// on both sides, and both show the same ZRTP SAS (returned). The server challenged the
 /// INVITE (407) and forwarded it, over TLS.
-fn call(caller: &Linphonec, callee: &Linphonec, n: usize, server: &mut Server) -> String {
-    let (to, from) = (uri(callee), uri(caller));
+fn call(
+    caller: &Linphonec,
+    callee: &Linphonec,
+    n: usize,
+    server: &mut Server,
+    domain: &str,
+) -> String {
+    let (to, from) = (uri(callee, domain), uri(caller, domain));
     caller.cmd(&format!("call {to}"));
     callee.wait_line(&["Receiving new incoming call from", &from], 1, WAIT);
     if n == 2 {

@@ -142,7 +142,7 @@ fn chown_tree(path: &Path, uid: u32) {
     }
 }
 
-/// The SIP account of an instance: registers `sip:<user>@127.0.0.1` at `proxy` over TLS,
+/// The SIP account of an instance: registers `sip:<user>@<domain>` at `proxy` over TLS,
 /// verifying the server certificate against `root_ca`.
 pub(crate) struct Account<'a> {
     /// The user name (also the digest user name).
@@ -153,6 +153,8 @@ pub(crate) struct Account<'a> {
     pub(crate) proxy: SocketAddr,
     /// The CA the server certificate is checked against.
     pub(crate) root_ca: &'a Path,
+    /// The SIP domain (also the digest realm), e.g. `example.test` or `127.0.0.1`.
+    pub(crate) domain: &'a str,
 }
 
 /// One running headless linphonec.
@@ -493,14 +495,15 @@ fn media_sections(rtp_port: u16) -> String {
     )
 }
 
-/// The `[proxy_0]` and `[auth_info_0]` sections: `sip:<user>@127.0.0.1` registered over TLS
-/// at `proxy` (also the outbound route) with digest `password`.
-fn account_sections(proxy: SocketAddr, user: &str, password: &str) -> String {
+/// The `[proxy_0]` and `[auth_info_0]` sections, as Linphone's own account settings write
+/// them: `sip:<user>@<domain>` registered over TLS at `proxy` (also the outbound route,
+/// `reg_route`) with digest `password`.
+fn account_sections(proxy: SocketAddr, user: &str, password: &str, domain: &str) -> String {
     format!(
         "\n[proxy_0]\n\
          reg_proxy=<sip:{proxy};transport=tls>\n\
          reg_route=<sip:{proxy};transport=tls;lr>\n\
-         reg_identity=sip:{user}@127.0.0.1\n\
+         reg_identity=sip:{user}@{domain}\n\
          reg_expires=600\n\
          reg_sendregister=1\n\
          publish=0\n\
@@ -508,8 +511,8 @@ fn account_sections(proxy: SocketAddr, user: &str, password: &str) -> String {
          \n[auth_info_0]\n\
          username={user}\n\
          passwd={password}\n\
-         realm=127.0.0.1\n\
-         domain=127.0.0.1\n"
+         realm={domain}\n\
+         domain={domain}\n"
     )
 }
 
@@ -519,7 +522,7 @@ fn linphonerc(a: &Account<'_>, rtp_port: u16) -> String {
     sip_section(a.user, "", "0", "-1", "zrtp")
         + &verify_lines(a.root_ca)
         + &media_sections(rtp_port)
-        + &account_sections(a.proxy, a.user, a.password)
+        + &account_sections(a.proxy, a.user, a.password, a.domain)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -536,9 +539,11 @@ fn linphonerc(a: &Account<'_>, rtp_port: u16) -> String {
 pub(crate) struct SdesSetup<'a> {
     /// The user (also the digest user name and the directory name).
     pub(crate) user: &'a str,
-    /// Register `sip:<user>@127.0.0.1` over TLS at this proxy with this password, checking
+    /// Register `sip:<user>@<domain>` over TLS at this proxy with this password, checking
     /// the server certificate against `root_ca`; `None`: no account (direct calls only).
     pub(crate) registrar: Option<(SocketAddr, &'a str, &'a Path)>,
+    /// The SIP domain of the account (also the digest realm).
+    pub(crate) domain: &'a str,
     /// A UDP SIP listener on 127.0.0.1 at this port (direct calls); `None`: none.
     pub(crate) udp_port: Option<u16>,
     /// Its RTP port (RTCP is the next one).
@@ -562,7 +567,7 @@ fn sdes_linphonerc(s: &SdesSetup<'_>) -> String {
     }
     c.push_str(&media_sections(s.rtp_port));
     if let Some((proxy, password, _)) = s.registrar {
-        c.push_str(&account_sections(proxy, s.user, password));
+        c.push_str(&account_sections(proxy, s.user, password, s.domain));
     }
     c
 }
@@ -574,6 +579,7 @@ fn direct_tls_linphonerc(user: &str, rtp_port: u16, tls_port: i32, root_ca: &Pat
     let base = sdes_linphonerc(&SdesSetup {
         user,
         registrar: None,
+        domain: "127.0.0.1",
         udp_port: None,
         rtp_port,
         auto_answer: false,

@@ -244,3 +244,61 @@ pub(crate) fn udp_ports_of(pid: u32) -> Vec<u16> {
     }
     ports
 }
+
+/// Held while a test runs a server on the ports the config of `sotto init` names as they are
+/// (SIP over TLS on 0.0.0.0:5061, metrics on 127.0.0.1:9464): tests run side by side, and
+/// those ports can serve one of them at a time. Waits (bounded) for the previous holder; a
+/// lock whose owner process is gone is taken over. Released on drop.
+pub(crate) struct DefaultPorts {
+    lock: PathBuf,
+}
+
+impl DefaultPorts {
+    /// Waits for the default ports (at most 15 minutes: a whole suite of such tests).
+    pub(crate) fn lock() -> DefaultPorts {
+        let lock = PathBuf::from("/tmp/sotto-test-default-ports.lock");
+        let deadline = Instant::now() + Duration::from_secs(900);
+        loop {
+            if let Ok(owner) = std::fs::read_to_string(&lock) {
+                let alive = owner
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    let _ = std::fs::remove_file(&lock);
+                }
+            }
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+            {
+                use std::io::Write as _;
+                let _ = write!(f, "{}", std::process::id());
+                // The previous holder's server may still be closing its sockets.
+                let free = || {
+                    TcpListener::bind("0.0.0.0:5061").is_ok()
+                        && TcpListener::bind("127.0.0.1:9464").is_ok()
+                };
+                let until = Instant::now() + Duration::from_secs(30);
+                while !free() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                assert!(free(), "ports 5061 and 9464 are taken by another program");
+                return DefaultPorts { lock };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the default ports stayed locked by another test ({})",
+                lock.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for DefaultPorts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
