@@ -38,14 +38,35 @@ impl AgentAccount {
         proxy: SocketAddr,
         ca: &Path,
     ) -> Self {
+        Self::init_with(
+            dir,
+            &format!("sip:{user}@127.0.0.1"),
+            password,
+            &format!("sips:{proxy}"),
+            ca,
+            &[],
+        )
+    }
+
+    /// `sotto --json agent init --dir <dir> --identity <identity> --password <pw>
+    /// --proxy <proxy> --ca <ca> <extra…>`; checks its `agent_initialized` event.
+    pub(crate) fn init_with(
+        dir: &Path,
+        identity: &str,
+        password: &str,
+        proxy: &str,
+        ca: &Path,
+        extra: &[&str],
+    ) -> Self {
         let out = sotto()
             .args(["--json", "agent", "init", "--dir"])
             .arg(dir)
-            .args(["--identity", &format!("sip:{user}@127.0.0.1")])
+            .args(["--identity", identity])
             .args(["--password", password])
-            .args(["--proxy", &format!("sips:{proxy}")])
+            .args(["--proxy", proxy])
             .arg("--ca")
             .arg(ca)
+            .args(extra)
             .output()
             .expect("run sotto agent init");
         assert!(
