@@ -4,6 +4,10 @@
 //! 1. REGISTER with digest (SIPp's `[authentication]`): 401, then 200.
 //! 2. A SIPp UAS registers as bob; a SIPp UAC (alice) calls bob through the server:
 //!    INVITE, 407 + digest, 100, 200, ACK and BYE along the Record-Route, 200.
+//! 3. The same call on the config `sotto init --domain example.test` writes (TLS on
+//!    0.0.0.0:5061, metrics on 127.0.0.1:9464), with only what SIPp needs added: a UDP
+//!    listener on 0.0.0.0 and MD5 first. The Record-Route SIPp follows must name the address
+//!    it reached (127.0.0.1), not the domain it could not resolve.
 //!
 //! SIPp's digest only knows MD5 and answers the first challenge it gets, so these servers
 //! list MD5 first (`[modules.authentication] algorithms`); the default is SHA-256 first.
@@ -38,14 +42,19 @@ fn start_server(name: &str) -> (Server, PathBuf, u16) {
         replace(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
         // Tests run side by side: the metrics port of each is its own.
         replace(t, "metrics", "listen", "127.0.0.1:0".into());
-        replace(
-            t,
-            "modules.authentication",
-            "algorithms",
-            addrs(&["MD5", "SHA-256"]),
-        );
+        md5_first(t);
     });
     (Server::start(name, &data.config(), 2), dir, port)
+}
+
+/// SIPp's digest knows MD5 only and answers the first challenge.
+fn md5_first(t: &mut toml::Table) {
+    replace(
+        t,
+        "modules.authentication",
+        "algorithms",
+        addrs(&["MD5", "SHA-256"]),
+    );
 }
 
 /// Ctrl-C; the server must exit 0 after a `stopped` event; then its directory goes.
@@ -86,7 +95,27 @@ fn sipp_register_with_digest() {
 #[test]
 fn sipp_call_through_the_proxy() {
     require_tools(&[("sipp", "-v")], INSTALL);
-    let (mut server, dir, server_port) = start_server("call");
+    let (server, dir, server_port) = start_server("call");
+    calls(server, &dir, server_port);
+}
+
+#[test]
+fn sipp_call_on_the_config_sotto_init_writes() {
+    require_tools(&[("sipp", "-v")], INSTALL);
+    let _ports = process::DefaultPorts::lock();
+    let (dir, data) = DataDir::fresh("srv-sipp", "default", "example.test", &ALICE_BOB);
+    let port = free_udp_port();
+    data.edit_config(|t| {
+        replace(t, "listen", "udp", addrs(&[&format!("0.0.0.0:{port}")]));
+        md5_first(t);
+    });
+    let server = Server::start_all("default", &data.config());
+    calls(server, &dir, port);
+}
+
+/// bob (a SIPp UAS) registers; alice (a SIPp UAC) calls him `CALLS` times through the server.
+fn calls(mut server: Server, dir: &Path, server_port: u16) {
+    let dir = dir.to_path_buf();
     let uas_port = free_udp_port().to_string();
     let uac_port = free_udp_port().to_string();
     // bob registers the UAS's address.
