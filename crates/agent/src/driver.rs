@@ -21,10 +21,10 @@ use sotto_media::audio::{FRAME_SAMPLES, Tone, Wav, WavWriter};
 use sotto_media::session::{Channel, MediaStats, RtpSession};
 use sotto_net::dns::Resolver;
 use sotto_net::{Transport, TransportConfig};
-use sotto_sip::resolve::Policy;
-use sotto_sip::transport::{Destination, TransportKind};
 use sotto_sdp::NegotiatedMedia;
 use sotto_sip::message::Uri;
+use sotto_sip::resolve::Policy;
+use sotto_sip::transport::{Destination, TransportKind};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 

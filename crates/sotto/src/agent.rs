@@ -374,8 +374,10 @@ fn drive(
             servers: account.dns.servers.clone(),
             ..sotto_net::dns::DnsConfig::default()
         },
-        rtp_timeout: Some(Duration::from_secs(u64::from(account.media.rtp_timeout_secs)))
-            .filter(|d| !d.is_zero()),
+        rtp_timeout: Some(Duration::from_secs(u64::from(
+            account.media.rtp_timeout_secs,
+        )))
+        .filter(|d| !d.is_zero()),
     };
     for name in account.danger.in_use() {
         eprintln!(

@@ -104,10 +104,7 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             let text = error_text(&err);
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"error": text, "kind": "runtime"})
-                );
+                println!("{}", serde_json::json!({"error": text, "kind": "runtime"}));
             } else {
                 eprintln!("sotto: error: {text}");
             }
@@ -157,6 +154,9 @@ mod tests {
         let err = anyhow::Error::new(inner).context("listening on TLS 0.0.0.0:5061");
         let text = super::error_text(&err);
         assert_eq!(text.matches("address in use").count(), 1, "{text}");
-        assert!(text.starts_with("listening on TLS 0.0.0.0:5061: "), "{text}");
+        assert!(
+            text.starts_with("listening on TLS 0.0.0.0:5061: "),
+            "{text}"
+        );
     }
 }

@@ -47,7 +47,7 @@ fn baresip_and_sotto_agent_call_each_other_on_the_default_config() {
     data.edit_config(|t| {
         replace(t, "modules.authentication", "algorithms", addrs(&["MD5"]));
     });
-    let mut server = Server::start_all("baresip", &data.config());
+    let server = Server::start_all("baresip", &data.config());
     let proxy = "127.0.0.1:5061".parse().unwrap();
     let (tone_a, tone_b) = (dir.join("tone1000.wav"), dir.join("tone440.wav"));
     tone::write_tone(&tone_a, 1000.0, 30);
@@ -152,7 +152,10 @@ fn baresip_and_sotto_agent_call_each_other_on_the_default_config() {
         log.contains("Record-Route: <sip:") && log.contains(";transport=tls;lr"),
         "baresip saw no sip:…;transport=tls Record-Route"
     );
-    assert!(!log.contains("Record-Route: <sips:"), "a sips: Record-Route");
+    assert!(
+        !log.contains("Record-Route: <sips:"),
+        "a sips: Record-Route"
+    );
     listen.stop(WAIT);
 
     // 3. baresip vanishes mid-call: the agent's RTP timeout ends the call.
@@ -164,7 +167,10 @@ fn baresip_and_sotto_agent_call_each_other_on_the_default_config() {
             m.insert("rtp_timeout_secs".into(), toml::Value::Integer(3));
         }
     });
-    let mut listen = alice.spawn("alice-timeout", &["listen", "--auto-answer", "--tone", "1000"]);
+    let mut listen = alice.spawn(
+        "alice-timeout",
+        &["listen", "--auto-answer", "--tone", "1000"],
+    );
     listen.wait_event("registered", WAIT);
     bob.command("/dial sip:alice@example.test");
     listen.wait_for("connected", WAIT, |v| {

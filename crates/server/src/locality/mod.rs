@@ -158,7 +158,7 @@ impl Locality {
     /// Whether `host` (a domain, an alias or an IP literal, possibly in brackets) is ours.
     pub fn is_local_host(&self, host: &str) -> bool {
         let h = bare(host);
-        if self.domains.iter().any(|d| *d == h) || self.aliases.iter().any(|a| a.host == h) {
+        if self.domains.contains(&h) || self.aliases.iter().any(|a| a.host == h) {
             return true;
         }
         h.parse::<IpAddr>().is_ok_and(|ip| self.is_local_ip(ip))
@@ -174,7 +174,7 @@ impl Locality {
     pub fn is_self(&self, uri: &Uri) -> bool {
         let h = bare(uri.host());
         let port = uri.port();
-        if self.domains.iter().any(|d| *d == h) {
+        if self.domains.contains(&h) {
             return port.is_none_or(|p| self.listens_on_port(p));
         }
         for a in self.aliases.iter().filter(|a| a.host == h) {

@@ -200,6 +200,11 @@ impl Proxy {
                 let Some((server, dest)) = self.client.get(&id).cloned() else {
                     return;
                 };
+                let transport_error =
+                    matches!(ev, LayerEvent::Client(_, ClientEvent::TransportError));
+                if transport_error && dest.connection.is_none() {
+                    self.mark_unreachable(dest.remote, now);
+                }
                 let Some(fork) = self.forks.get(&server) else {
                     return;
                 };
@@ -217,12 +222,9 @@ impl Proxy {
                     ),
                     _ => Failure::new(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "cannot reach {} {}: {}",
-                            dest.transport.as_str(),
-                            dest.remote,
-                            sent_error.as_deref().unwrap_or("transport error")
-                        ),
+                        sent_error.unwrap_or_else(|| {
+                            format!("cannot reach {} {}", dest.transport.as_str(), dest.remote)
+                        }),
                     ),
                 };
                 self.on_branch_failure(server, Some(id), failure, now);

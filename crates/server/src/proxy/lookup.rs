@@ -36,22 +36,31 @@ pub(super) enum Waiting {
     /// A branch of the fork of this server transaction.
     Branch {
         server: TransactionId,
-        target: Target,
+        target: Box<Target>,
         peer: bool,
     },
     /// An ACK for a 2xx, forwarded statelessly once the address is known.
-    Ack {
-        request: Request,
-        inbound: Inbound,
-        target: Target,
-        hash: String,
-    },
+    Ack(Box<AckWaiting>),
+}
+
+/// An ACK waiting for its next hop's address.
+#[derive(Debug)]
+pub(super) struct AckWaiting {
+    request: Request,
+    inbound: Inbound,
+    target: Target,
+    hash: String,
 }
 
 #[derive(Debug)]
 pub(super) struct PendingLookup {
     waiting: Waiting,
 }
+
+/// How long a server that could not be reached is tried last.
+const UNREACHABLE_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most unreachable servers remembered (a flood of bad names cannot grow it without bound).
+const UNREACHABLE_MAX: usize = 1024;
 
 /// The response owed when a lookup found nowhere to send.
 fn failure_of(e: &ResolveError) -> Failure {
@@ -102,7 +111,7 @@ impl Proxy {
             tls_only,
             Waiting::Branch {
                 server,
-                target,
+                target: Box::new(target),
                 peer,
             },
         );
@@ -121,12 +130,12 @@ impl Proxy {
         self.queue_lookup(
             uri,
             tls_only,
-            Waiting::Ack {
+            Waiting::Ack(Box::new(AckWaiting {
                 request,
                 inbound,
                 target,
                 hash,
-            },
+            })),
         );
     }
 
@@ -146,26 +155,37 @@ impl Proxy {
                 server,
                 target,
                 peer,
-            } => self.lookup_for_branch(server, target, peer, result, now),
-            Waiting::Ack {
-                request,
-                inbound,
-                target,
-                hash,
-            } => self.lookup_for_ack(request, inbound, target, hash, result),
+            } => self.lookup_for_branch(server, *target, peer, result, now),
+            Waiting::Ack(ack) => self.lookup_for_ack(*ack, result, now),
         }
         self.drain(now);
     }
 
+    /// Remembers that `addr` could not be reached (RFC 3263 §4.3: its domain's next server is
+    /// tried first for a while).
+    pub(super) fn mark_unreachable(&mut self, addr: std::net::SocketAddr, now: Instant) {
+        if self.unreachable.len() >= UNREACHABLE_MAX {
+            self.unreachable.retain(|_, until| *until > now);
+            if self.unreachable.len() >= UNREACHABLE_MAX {
+                self.unreachable.clear();
+            }
+        }
+        self.unreachable.insert(addr, now + UNREACHABLE_FOR);
+    }
+
     /// The destinations of `candidates` this request may go to (no downgrade from the hop it
-    /// came over unless the policy flags instead of refusing); `Err` when none is left.
+    /// came over unless the policy flags instead of refusing), servers found unreachable
+    /// lately last; `Err` when none is left.
     fn destinations(
         &self,
         inbound: &Inbound,
         target: &Target,
-        candidates: Vec<Candidate>,
+        mut candidates: Vec<Candidate>,
+        now: Instant,
     ) -> Result<VecDeque<Destination>, Failure> {
         let found = candidates.len();
+        // A stable sort: the DNS order stays among the reachable and among the others.
+        candidates.sort_by_key(|c| self.unreachable.get(&c.addr).is_some_and(|u| *u > now));
         let out: VecDeque<Destination> = candidates
             .into_iter()
             .filter(|c| {
@@ -211,7 +231,7 @@ impl Proxy {
         }
         let mut dests = match result
             .map_err(|e| failure_of(&e))
-            .and_then(|c| self.destinations(&inbound, &target, c))
+            .and_then(|c| self.destinations(&inbound, &target, c, now))
         {
             Ok(d) => d,
             Err(f) => return self.on_branch_failure(server, None, f, now),
@@ -228,15 +248,19 @@ impl Proxy {
 
     fn lookup_for_ack(
         &mut self,
-        request: Request,
-        inbound: Inbound,
-        target: Target,
-        hash: String,
+        ack: AckWaiting,
         result: Result<Vec<Candidate>, ResolveError>,
+        now: Instant,
     ) {
+        let AckWaiting {
+            request,
+            inbound,
+            target,
+            hash,
+        } = ack;
         let dests = match result
             .map_err(|e| failure_of(&e))
-            .and_then(|c| self.destinations(&inbound, &target, c))
+            .and_then(|c| self.destinations(&inbound, &target, c, now))
         {
             Ok(d) => d,
             Err(f) => {

@@ -146,6 +146,9 @@ pub struct Proxy {
     next_lookup: u64,
     /// TLS ↔ plain hops: what the forward module does with them (applied to DNS answers too).
     downgrade: DowngradePolicy,
+    /// Servers that could not be reached lately, until when: tried last among a domain's
+    /// candidates (so a stateless ACK, which has no failover, does not go to a dead one).
+    unreachable: HashMap<SocketAddr, Instant>,
     /// Forks not done yet (kept as a count: [`Proxy::pending_forks`] is sampled often).
     pending_forks: usize,
     /// Random prefix of the To tags of stateless replies (so their ACKs are recognized).
@@ -244,6 +247,7 @@ impl Proxy {
             lookup_queue: VecDeque::new(),
             next_lookup: 0,
             downgrade: config.forward.downgrade,
+            unreachable: HashMap::new(),
             pending_forks: 0,
             stateless_tag: format!("sl{stateless_tag}"),
             stateless_replies: 0,

@@ -96,7 +96,11 @@ impl Baresip {
             domain = s.domain,
             pw = s.password,
             proxy = s.proxy,
-            answer = if s.auto_answer { ";answermode=auto" } else { "" },
+            answer = if s.auto_answer {
+                ";answermode=auto"
+            } else {
+                ""
+            },
         );
         std::fs::write(dir.join("accounts"), account).expect("write accounts");
         let log = std::fs::File::create(dir.join("baresip.log")).expect("baresip.log");
@@ -177,19 +181,15 @@ impl Drop for Baresip {
     fn drop(&mut self) {
         if self.guard.0.is_some() {
             self.command("/quit");
-            let _ = self
-                .guard
-                .0
-                .as_mut()
-                .map(|c| {
-                    let deadline = Instant::now() + Duration::from_secs(3);
-                    while Instant::now() < deadline {
-                        if matches!(c.try_wait(), Ok(Some(_))) {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
+            let _ = self.guard.0.as_mut().map(|c| {
+                let deadline = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < deadline {
+                    if matches!(c.try_wait(), Ok(Some(_))) {
+                        return;
                     }
-                });
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
         }
     }
 }

@@ -109,3 +109,62 @@ pub(crate) fn pem_bundle(out: &Path, parts: &[&Path]) -> PathBuf {
     std::fs::write(out, pem).expect("write PEM bundle");
     out.to_path_buf()
 }
+
+/// A test CA that issues domain certificates (RFC 5922: `DNS:<domain>`, server and client
+/// auth), as a public CA would for the servers of several domains.
+pub(crate) struct DomainCa {
+    /// The CA certificate (PEM file).
+    pub(crate) ca: PathBuf,
+    dir: PathBuf,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl DomainCa {
+    /// A fresh CA, its certificate written to `dir/<name>-ca.pem`.
+    pub(crate) fn new(dir: &Path, name: &str) -> DomainCa {
+        std::fs::create_dir_all(dir).expect("mkdir pki");
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("sotto test CA {name}"));
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).expect("self-sign CA");
+        let ca = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&ca, cert.pem()).expect("write CA");
+        DomainCa {
+            ca,
+            dir: dir.to_path_buf(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A certificate for `domain` (SAN `DNS:<domain>`), written to `<domain>.pem` and
+    /// `<domain>.key`; returns (certificate, key) paths.
+    pub(crate) fn issue(&self, domain: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().expect("leaf key");
+        let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, domain);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        let (c, k) = (
+            self.dir.join(format!("{domain}.pem")),
+            self.dir.join(format!("{domain}.key")),
+        );
+        std::fs::write(&c, cert.pem()).expect("write cert");
+        std::fs::write(&k, key.serialize_pem()).expect("write key");
+        (c, k)
+    }
+}

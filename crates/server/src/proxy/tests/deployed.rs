@@ -499,3 +499,36 @@ fn federation_off_refuses_other_domains() {
     assert_eq!(status(&text(out.last().unwrap())), 403);
     assert!(h.proxy.poll_lookup().is_none());
 }
+
+#[test]
+fn a_server_that_failed_is_tried_last_for_a_while() {
+    let mut h = deployed(false, false);
+    let candidates = || {
+        vec![
+            candidate("192.0.2.20:5061", "far.test"),
+            candidate("192.0.2.21:5061", "far.test"),
+        ]
+    };
+    let route = Some("<sip:far.test;transport=tls;lr>");
+    h.feed(&invite("sip:carol@example.test", route, "u1"), &ALICE_TLS);
+    let l = h.proxy.poll_lookup().unwrap();
+    h.proxy.handle_lookup(l.id, Ok(candidates()), h.now);
+    let first = h.transmits().pop().unwrap();
+    assert_eq!(first.destination.remote, "192.0.2.20:5061".parse().unwrap());
+    h.proxy
+        .handle_send_error(first.transaction.unwrap(), "connection refused", h.now);
+    h.transmits();
+    // The next request for the domain (an ACK has no failover) goes to the live one first.
+    h.feed(&invite("sip:carol@example.test", route, "u2"), &ALICE_TLS);
+    let l = h.proxy.poll_lookup().unwrap();
+    h.proxy.handle_lookup(l.id, Ok(candidates()), h.now);
+    let next = h.transmits().pop().unwrap();
+    assert_eq!(next.destination.remote, "192.0.2.21:5061".parse().unwrap());
+    // A minute later it is tried in its DNS order again.
+    h.now += Duration::from_secs(61);
+    h.feed(&invite("sip:carol@example.test", route, "u3"), &ALICE_TLS);
+    let l = h.proxy.poll_lookup().unwrap();
+    h.proxy.handle_lookup(l.id, Ok(candidates()), h.now);
+    let again = h.transmits().pop().unwrap();
+    assert_eq!(again.destination.remote, "192.0.2.20:5061".parse().unwrap());
+}
