@@ -220,12 +220,16 @@ impl Proxy {
                         FLOW_FAILED,
                         format!("the connection to {} is gone", dest.remote),
                     ),
-                    _ => Failure::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        sent_error.unwrap_or_else(|| {
-                            format!("cannot reach {} {}", dest.transport.as_str(), dest.remote)
-                        }),
-                    ),
+                    _ => {
+                        let at = format!("{} {}", dest.transport.as_str(), dest.remote);
+                        let reason = match sent_error {
+                            // The transport's text names the address already.
+                            Some(e) if e.contains(&dest.remote.to_string()) => e,
+                            Some(e) => format!("cannot reach {at}: {e}"),
+                            None => format!("cannot reach {at}"),
+                        };
+                        Failure::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+                    }
                 };
                 self.on_branch_failure(server, Some(id), failure, now);
             }
