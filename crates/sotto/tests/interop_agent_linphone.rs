@@ -90,10 +90,27 @@ struct Bench {
     proxy: SocketAddr,
     ca: PathBuf,
     phone_tone: PathBuf,
+    /// The users' SIP domain.
+    domain: &'static str,
+    /// Held while the server runs on the default ports (the config `sotto init` writes).
+    _ports: Option<process::DefaultPorts>,
 }
 
 impl Bench {
     fn start(name: &str) -> Bench {
+        Self::start_with(name, false)
+    }
+
+    /// `default_config`: the config `sotto init --domain example.test` writes, unchanged but
+    /// for the users (TLS on 0.0.0.0:5061, metrics on 127.0.0.1:9464), as people run it;
+    /// else TLS only on a port of its own on 127.0.0.1, domain 127.0.0.1.
+    fn start_with(name: &str, default_config: bool) -> Bench {
+        let ports = default_config.then(process::DefaultPorts::lock);
+        let domain = if default_config {
+            "example.test"
+        } else {
+            "127.0.0.1"
+        };
         let tmp = tempfile::Builder::new()
             .prefix(&format!("sotto-agent-{name}-"))
             // SOTTO_KEEP_TEST_DIRS=1 keeps configs, logs, recordings and pcaps for a look.
@@ -102,18 +119,25 @@ impl Bench {
             .expect("temp dir");
         let base = tmp.path().to_path_buf();
         linphone::open_up(&base);
-        let data = DataDir::init(
+        let data = DataDir::init_for(
             &base.join("server"),
+            domain,
             &[("alice", "alicepw"), ("bob", "bobpw")],
         );
-        data.edit_config(|t| {
-            set(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
-            set(t, "listen", "tcp", addrs(&[]));
-            set(t, "listen", "udp", addrs(&[]));
-            set(t, "metrics", "enabled", toml::Value::Boolean(false));
-        });
-        let server = Server::start(name, &data.config(), 1);
-        let proxy = server.addr("tls");
+        let (server, proxy) = if default_config {
+            let server = Server::start_all(name, &data.config());
+            (server, SocketAddr::from(([127, 0, 0, 1], 5061)))
+        } else {
+            data.edit_config(|t| {
+                set(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+                set(t, "listen", "tcp", addrs(&[]));
+                set(t, "listen", "udp", addrs(&[]));
+                set(t, "metrics", "enabled", toml::Value::Boolean(false));
+            });
+            let server = Server::start(name, &data.config(), 1);
+            let proxy = server.addr("tls");
+            (server, proxy)
+        };
         let ca = base.join("ca.pem");
         std::fs::copy(data.ca(), &ca).expect("copy ca.pem");
         std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).expect("chmod ca");
@@ -125,7 +149,14 @@ impl Bench {
             proxy,
             ca,
             phone_tone,
+            domain,
+            _ports: ports,
         }
+    }
+
+    /// `sip:<user>@<domain>`.
+    fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.domain)
     }
 
     fn base(&self) -> &Path {
@@ -134,12 +165,13 @@ impl Bench {
 
     /// The agent's account `alice` at this server.
     fn agent_account(&self) -> AgentAccount {
-        AgentAccount::init(
+        AgentAccount::init_with(
             &self.base().join("alice"),
-            "alice",
+            &self.uri("alice"),
             "alicepw",
-            self.proxy,
+            &format!("sips:{}", self.proxy),
             &self.ca,
+            &[],
         )
     }
 
@@ -150,7 +182,7 @@ impl Bench {
             self.base(),
             &SdesSetup {
                 user: "bob",
-                domain: "127.0.0.1",
+                domain: self.domain,
                 registrar: Some((self.proxy, "bobpw", &self.ca)),
                 udp_port: None,
                 rtp_port,
@@ -380,7 +412,17 @@ fn check_capture(
 #[test]
 fn agent_calls_linphonec_through_sotto_server_with_sdes() {
     require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
-    let mut bench = Bench::start("a2l");
+    agent_calls_linphonec(Bench::start("a2l"));
+}
+
+#[test]
+fn agent_calls_linphonec_on_the_config_sotto_init_writes() {
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
+    agent_calls_linphonec(Bench::start_with("a2l-default", true));
+}
+
+/// The agent calls linphonec through the bench's server; SDES, tones both ways, the wire.
+fn agent_calls_linphonec(mut bench: Bench) {
     let srv = bench.proxy.port();
     let rtp_b = linphone::free_rtp_port();
     let mut capture = Capture::start(
@@ -397,11 +439,13 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
     let alice_heard = account.dir.join("heard.wav");
     let duration = format!("{TALK_SECS}s");
     let tone = AGENT_TONE.to_string();
+    let bob_uri = bench.uri("bob");
+    let alice_uri = bench.uri("alice");
     let mut alice = account.spawn(
         "alice",
         &[
             "call",
-            "sip:bob@127.0.0.1",
+            &bob_uri,
             "--tone",
             &tone,
             "--record",
@@ -420,7 +464,7 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
     let security = alice.wait_event("call_security", WAIT);
     eprintln!("agent call_security: {security}");
     let suite = check_security(&security, "digest-SHA-256");
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], 1, WAIT);
+    bob.wait_line(&[&format!("Call 1 with {alice_uri} connected")], 1, WAIT);
     let agent_udp = udp_ports_of(alice.pid().expect("agent running"));
 
     // The agent hangs up after --duration, reports, unregisters and exits 0.
@@ -437,7 +481,7 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
         "no unregistered event: {:?}",
         alice.seen
     );
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], 1, WAIT);
+    bob.wait_line(&[&format!("Call 1 with {alice_uri} ended")], 1, WAIT);
     assert!(
         bob.log()
             .contains("Negotiated media encryption is LinphoneMediaEncryptionSRTP"),
@@ -460,7 +504,18 @@ fn agent_calls_linphonec_through_sotto_server_with_sdes() {
 #[test]
 fn linphonec_calls_agent_through_sotto_server_with_sdes() {
     require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
-    let bench = Bench::start("l2a");
+    linphonec_calls_agent(Bench::start("l2a"));
+}
+
+#[test]
+fn linphonec_calls_agent_on_the_config_sotto_init_writes() {
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
+    linphonec_calls_agent(Bench::start_with("l2a-default", true));
+}
+
+/// linphonec calls the agent through the bench's server; SDES, tones both ways, the wire.
+fn linphonec_calls_agent(bench: Bench) {
+    let (alice_uri, bob_uri) = (bench.uri("alice"), bench.uri("bob"));
     let srv = bench.proxy.port();
     let rtp_b = linphone::free_rtp_port();
     let mut capture = Capture::start(
@@ -490,12 +545,12 @@ fn linphonec_calls_agent_through_sotto_server_with_sdes() {
     let (mut bob, bob_heard) = bench.phone(rtp_b, false);
     bob.wait_registered(WAIT);
 
-    bob.cmd("call sip:alice@127.0.0.1");
+    bob.cmd(&format!("call {alice_uri}"));
     let incoming = alice.wait_event("incoming_call", WAIT);
     assert!(
         incoming["from"]
             .as_str()
-            .is_some_and(|f| f.contains("sip:bob@127.0.0.1")),
+            .is_some_and(|f| f.contains(&bob_uri)),
         "{incoming}"
     );
     alice.wait_for("call_state connected", WAIT, |v| {
@@ -504,7 +559,7 @@ fn linphonec_calls_agent_through_sotto_server_with_sdes() {
     let security = alice.wait_event("call_security", WAIT);
     eprintln!("agent call_security: {security}");
     let suite = check_security(&security, "registration-flow");
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 connected"], 1, WAIT);
+    bob.wait_line(&[&format!("Call 1 with {alice_uri} connected")], 1, WAIT);
     let agent_udp = udp_ports_of(alice.pid().expect("agent running"));
 
     std::thread::sleep(Duration::from_secs(TALK_SECS));
@@ -512,7 +567,7 @@ fn linphonec_calls_agent_through_sotto_server_with_sdes() {
     alice.wait_for("call_state ended", WAIT, |v| {
         v["event"] == "call_state" && v["state"] == "ended"
     });
-    bob.wait_line(&["Call 1 with sip:alice@127.0.0.1 ended"], 1, WAIT);
+    bob.wait_line(&[&format!("Call 1 with {alice_uri} ended")], 1, WAIT);
     check_agent_media(&mut alice);
     alice.stop(WAIT);
     assert!(
