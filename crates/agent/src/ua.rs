@@ -146,14 +146,7 @@ impl UaConfig {
 /// The transport a URI asks for: `sips:` or `transport=tls` is TLS, `transport=tcp` TCP,
 /// otherwise UDP.
 pub fn transport_of(uri: &Uri) -> TransportKind {
-    let t = uri.transport().map(str::to_ascii_lowercase);
-    if uri.scheme_str().eq_ignore_ascii_case("sips") || t.as_deref() == Some("tls") {
-        TransportKind::Tls
-    } else if t.as_deref() == Some("tcp") {
-        TransportKind::Tcp
-    } else {
-        TransportKind::Udp
-    }
+    sotto_sip::resolve::transport_of(uri)
 }
 
 /// The destination of a direct call to `target`: TLS (`sips:` or `transport=tls`) to an IP

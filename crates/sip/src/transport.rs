@@ -34,6 +34,17 @@ impl TransportKind {
         }
     }
 
+    /// The transport of a Via sent-protocol token or `transport=` value (`UDP`, `tcp`, `TLS`),
+    /// any case; `None` for others (SCTP, WS...).
+    pub fn from_token(token: &str) -> Option<Self> {
+        match token.to_ascii_uppercase().as_str() {
+            "UDP" => Some(Self::Udp),
+            "TCP" => Some(Self::Tcp),
+            "TLS" => Some(Self::Tls),
+            _ => None,
+        }
+    }
+
     /// Whether this is a stream transport (TCP or TLS).
     pub fn is_stream(self) -> bool {
         !matches!(self, Self::Udp)

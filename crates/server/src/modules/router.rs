@@ -23,11 +23,12 @@
 //! whatever its Request-URI (the Contact of a device behind NAT is unreachable); otherwise
 //! it is routed normally.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use sotto_sip::message::{Method, Scheme, StatusCode, Uri};
+use sotto_sip::resolve::literal_destination;
 use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use sotto_store::{Binding, BindingStore};
 
@@ -59,29 +60,11 @@ impl std::fmt::Debug for Router {
     }
 }
 
-/// The transport a URI asks for: `transport=` parameter, `sips:` means TLS, else UDP.
-pub fn transport_of(uri: &Uri) -> TransportKind {
-    match uri.transport().map(str::to_ascii_lowercase).as_deref() {
-        Some("tls") => TransportKind::Tls,
-        Some("tcp") if uri.scheme() == Scheme::Sips => TransportKind::Tls,
-        Some("tcp") => TransportKind::Tcp,
-        _ if uri.scheme() == Scheme::Sips => TransportKind::Tls,
-        _ => TransportKind::Udp,
-    }
-}
-
 /// Where to send a request for `uri` when its host is an IP literal (else `None`: see
 /// [`hop_for`]).
 pub fn destination_for(uri: &Uri) -> Option<Destination> {
-    let host = uri.host().trim_start_matches('[').trim_end_matches(']');
-    let ip: IpAddr = host.parse().ok()?;
-    let transport = transport_of(uri);
-    let port = uri.port().unwrap_or(if transport == TransportKind::Tls {
-        5061
-    } else {
-        5060
-    });
-    Some(Destination::new(transport, SocketAddr::new(ip, port)))
+    let (transport, addr) = literal_destination(uri)?;
+    Some(Destination::new(transport, addr))
 }
 
 /// The next hop for `uri`: its address when the host is an IP literal, else a DNS lookup
@@ -107,20 +90,11 @@ pub fn parse_flow(flow: &str) -> Option<(ConnectionId, Option<SocketAddr>)> {
     Some((ConnectionId(id.parse().ok()?), local))
 }
 
-fn kind_of(token: &str) -> Option<TransportKind> {
-    match token.to_ascii_uppercase().as_str() {
-        "UDP" => Some(TransportKind::Udp),
-        "TCP" => Some(TransportKind::Tcp),
-        "TLS" => Some(TransportKind::Tls),
-        _ => None,
-    }
-}
-
 /// The target for one binding (its flow if it registered over a connection, else its Path or
 /// contact address, looked up by DNS when it is a name).
 pub fn target_for(b: &Binding) -> Option<Target> {
     let uri = Uri::parse(&b.contact).ok()?;
-    let registered_over = b.transport.as_deref().and_then(kind_of);
+    let registered_over = b.transport.as_deref().and_then(TransportKind::from_token);
     let first_path = b.path.first().and_then(|p| {
         let p = p.trim();
         let inner = p

@@ -232,12 +232,7 @@ pub(crate) fn pop_via(resp: &mut Response) -> bool {
 /// Where a response goes by its (new) topmost Via (stateless forwarding, §18.2.2).
 pub(crate) fn response_destination(resp: &Response) -> Option<Destination> {
     let via = resp.via_top().ok()?;
-    let transport = match via.transport.to_ascii_uppercase().as_str() {
-        "UDP" => TransportKind::Udp,
-        "TCP" => TransportKind::Tcp,
-        "TLS" => TransportKind::Tls,
-        _ => return None,
-    };
+    let transport = TransportKind::from_token(&via.transport)?;
     let host = via.received.clone().unwrap_or_else(|| via.host.clone());
     let ip = host
         .trim_start_matches('[')

@@ -211,14 +211,32 @@ pub fn default_port(transport: TransportKind) -> u16 {
 
 /// The transport a URI names with `transport=` (`sips:` turns TCP into TLS), if any.
 pub fn uri_transport(uri: &Uri) -> Option<TransportKind> {
-    let sips = uri.scheme() == Scheme::Sips;
-    match uri.transport().map(str::to_ascii_lowercase).as_deref() {
-        Some("tls") => Some(TransportKind::Tls),
-        Some("tcp") if sips => Some(TransportKind::Tls),
-        Some("tcp") => Some(TransportKind::Tcp),
-        Some("udp") => Some(TransportKind::Udp),
-        _ => None,
+    let t = TransportKind::from_token(uri.transport()?)?;
+    if t == TransportKind::Tcp && uri.scheme() == Scheme::Sips {
+        return Some(TransportKind::Tls);
     }
+    Some(t)
+}
+
+/// The transport of a request sent to `uri` when nothing else decides: `transport=`, else TLS
+/// for `sips:` and UDP for `sip:` (RFC 3261 §18, RFC 3263 §4.1 for an address).
+pub fn transport_of(uri: &Uri) -> TransportKind {
+    uri_transport(uri).unwrap_or(if uri.scheme() == Scheme::Sips {
+        TransportKind::Tls
+    } else {
+        TransportKind::Udp
+    })
+}
+
+/// Where to send to `uri` when its host (or `maddr`) is an IP literal: no DNS needed (§4.2).
+/// `None` for a host name.
+pub fn literal_destination(uri: &Uri) -> Option<(TransportKind, SocketAddr)> {
+    let ip: IpAddr = lookup_host(uri).parse().ok()?;
+    let transport = transport_of(uri);
+    Some((
+        transport,
+        SocketAddr::new(ip, uri.port().unwrap_or_else(|| default_port(transport))),
+    ))
 }
 
 /// The host part of `uri` used for the lookup: `maddr` if present, else the host, without
@@ -538,12 +556,4 @@ fn naptr_transport(service: &str) -> Option<TransportKind> {
         "SIP+D2U" => Some(TransportKind::Udp),
         _ => None,
     }
-}
-
-/// Whether `host` (a URI host, brackets allowed) is an IP literal, i.e. needs no DNS.
-pub fn is_ip_literal(host: &str) -> bool {
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok()
 }
