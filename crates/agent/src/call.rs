@@ -1,12 +1,13 @@
-//! One call and its dialog (RFC 3261 §12): Call-ID, tags, CSeq, route set, remote target,
-//! plus the offer/answer state and what the security report needs.
+//! One call: its dialog (RFC 3261 §12, `sotto_sip::dialog`), the offer/answer state, and
+//! what the security report needs.
 
 use bytes::Bytes;
 use serde::Serialize;
 use sotto_sdp::{NegotiatedMedia, Session};
+use sotto_sip::dialog::{Dialog, Retransmit2xx};
 use sotto_sip::message::{Request, Uri};
 use sotto_sip::transaction::TransactionId;
-use sotto_sip::transport::Destination;
+use sotto_sip::transport::{Destination, TransportKind};
 
 /// Identifies a call inside one [`crate::UserAgent`] (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -63,46 +64,37 @@ impl CallState {
 pub(crate) struct Call {
     pub(crate) role: Role,
     pub(crate) state: CallState,
-    pub(crate) call_id: String,
-    /// Our From (UAC) or To (UAS) value, with our tag.
-    pub(crate) local_party: String,
-    /// The peer's From (UAS) or To (UAC) value, with its tag once known.
-    pub(crate) remote_party: String,
-    pub(crate) remote_tag: Option<String>,
+    /// The dialog (RFC 3261 §12): for a UAC, from the INVITE on (the peer's tag, target and
+    /// route set come with its 2xx).
+    pub(crate) dialog: Dialog,
     /// The request URI of the INVITE (UAC).
     pub(crate) target: Uri,
-    pub(crate) local_cseq: u32,
-    pub(crate) remote_target: Option<Uri>,
-    /// Route set in the order requests use it.
-    pub(crate) route_set: Vec<String>,
     /// Where requests and responses of this call go (the first hop).
     pub(crate) dest: Destination,
     /// A direct call (not through the outbound proxy).
     pub(crate) direct: bool,
     pub(crate) invite_tx: Option<TransactionId>,
-    /// The last INVITE sent (UAC): the base of CANCEL and of an authenticated retry.
+    /// The last INVITE sent (UAC) or received (UAS): the base of CANCEL and of an
+    /// authenticated retry, and of our responses.
     pub(crate) invite: Option<Request>,
     /// Our offer (UAC) or the peer's offer (UAS).
     pub(crate) offer: Option<Session>,
-    /// Our answer body (UAS), resent on a re-INVITE.
+    /// Our SDP (offer or answer), resent on a re-INVITE.
     pub(crate) local_sdp: Option<Bytes>,
     pub(crate) negotiated: Option<NegotiatedMedia>,
+    /// Our ACK of the 2xx (UAC), sent again for a retransmitted 2xx.
     pub(crate) ack: Option<Bytes>,
     pub(crate) auth: String,
     pub(crate) auth_tries: u8,
     pub(crate) got_provisional: bool,
     pub(crate) cancel_pending: bool,
-    /// Our 2xx to the INVITE and its retransmission schedule over an unreliable transport
-    /// (RFC 3261 §13.3.1.4): next send, interval, give-up time; cleared by the ACK.
-    pub(crate) ok_retransmit: Option<(
-        Bytes,
-        std::time::Instant,
-        std::time::Duration,
-        std::time::Instant,
-    )>,
+    /// Our 2xx to the INVITE over an unreliable transport, until its ACK (RFC 3261
+    /// §13.3.1.4).
+    pub(crate) ok_retransmit: Option<Retransmit2xx>,
     /// An unanswered incoming call is refused (480) at this time.
     pub(crate) ring_deadline: Option<std::time::Instant>,
-    pub(crate) transport: &'static str,
+    /// The first hop's transport.
+    pub(crate) transport: TransportKind,
     pub(crate) tls: Option<crate::security::TlsSummary>,
     /// Why we ended it, when not the user's hangup (e.g. the media stopped).
     pub(crate) end_reason: Option<String>,

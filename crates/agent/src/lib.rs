@@ -12,7 +12,11 @@
 //!   outbound with `+sip.instance` and `reg-id`, refresh at half the granted lifetime),
 //!   digest (RFC 8760, SHA-256 preferred), calls and dialogs (RFC 3261 §12–§15),
 //!   offer/answer through `sotto-sdp`, ghost-call protection.
+//! - [`policy`]: every encryption and trust decision (ghost calls, SDES needs TLS, the
+//!   encryption mode), and the security report built from them.
 //! - [`security`]: the `call_security` report.
+//! - [`message`]: the message encryption engine seam (messages and files), pass-through for
+//!   now.
 //! - [`media`]: glue from a negotiated stream (`sotto-sdp`) to the RTP session and SRTP engine
 //!   (`sotto-media`); sans-IO as well.
 //! - [`driver`]: the only file with IO: tokio, `sotto-net` transports, RTP sockets, WAV files.
@@ -26,6 +30,8 @@ pub mod call;
 pub mod config;
 pub mod driver;
 pub mod media;
+pub mod message;
+pub mod policy;
 pub mod security;
 pub mod ua;
 

@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dialog;
 pub mod digest;
 pub mod message;
 pub mod parse;

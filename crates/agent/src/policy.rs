@@ -1,0 +1,145 @@
+//! Every encryption and trust decision of the agent, in one place, and the security report
+//! built from them.
+//!
+//! - **Who may reach the user** ([`trust`]): requests over the registration flow, from a
+//!   configured trusted host, or inside a direct dialog we are in. Anything else is a ghost
+//!   call, refused without ringing.
+//! - **SDES needs TLS** ([`sdes_hop`]): SRTP keys in the SDP travel only over a TLS first hop;
+//!   on a direct call over UDP, only under the insecure override
+//!   `[danger] sdes_without_tls`, and then loudly. The same rule decides what we offer
+//!   ([`offer_mode`]), what offers we take ([`sdes_allowed`]) and what the report says.
+//! - **How much encryption** ([`answer_policy`]): the account's `[media] encryption`.
+
+use std::net::IpAddr;
+
+use sotto_sdp::{EncryptionMode, EncryptionPolicy, NegotiatedMedia};
+use sotto_sip::transport::{Destination, TransportKind};
+
+use crate::config::Encryption;
+use crate::security::{SecurityReport, TlsSummary};
+use crate::ua::{UaConfig, UaError};
+
+/// Why a request may reach the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// It came over the registration connection (the registrar authenticated the caller).
+    RegistrationFlow,
+    /// It came from a host of `[security] trusted_hosts`.
+    TrustedHost,
+    /// It belongs to a direct dialog we are in, and comes from that dialog's peer.
+    DirectDialog,
+}
+
+impl Trust {
+    /// The name in the security report's `auth`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trust::RegistrationFlow => "registration-flow",
+            Trust::TrustedHost => "trusted-host",
+            Trust::DirectDialog => "direct-dialog",
+        }
+    }
+
+    /// Whether the request came outside the registration flow (a direct request).
+    pub fn is_direct(self) -> bool {
+        self != Trust::RegistrationFlow
+    }
+}
+
+/// Whether a request may reach the user, and why; `None` for a ghost call.
+pub(crate) fn trust(
+    config: &UaConfig,
+    from_proxy: bool,
+    source: IpAddr,
+    own_direct_dialog: bool,
+) -> Option<Trust> {
+    if from_proxy {
+        Some(Trust::RegistrationFlow)
+    } else if config.trusted_hosts.contains(&source) {
+        Some(Trust::TrustedHost)
+    } else if own_direct_dialog {
+        Some(Trust::DirectDialog)
+    } else {
+        None
+    }
+}
+
+/// Whether SDES keys may cross a first hop: over TLS always; over anything else only on a
+/// direct call under the `[danger] sdes_without_tls` override (`Ok(true)`: allowed, and the
+/// call relies on the override). `Err` names why not.
+pub(crate) fn sdes_hop(
+    config: &UaConfig,
+    hop: TransportKind,
+    direct: bool,
+) -> Result<bool, &'static str> {
+    if hop == TransportKind::Tls {
+        Ok(false)
+    } else if direct && config.sdes_without_tls {
+        Ok(true)
+    } else {
+        Err("SDES keys are never sent or accepted over a non-TLS hop")
+    }
+}
+
+/// What an offer of ours carries on a call whose first hop is `dest`: the encryption mode,
+/// and whether the call relies on the insecure override. Mandatory encryption with no hop
+/// SDES may cross refuses the call here, before anything is sent.
+pub(crate) fn offer_mode(
+    config: &UaConfig,
+    dest: &Destination,
+    direct: bool,
+) -> Result<EncryptionMode, UaError> {
+    let sdes_ok = sdes_hop(config, dest.transport, direct).is_ok();
+    match (config.encryption, sdes_ok) {
+        (Encryption::Mandatory, true) => Ok(EncryptionMode::Mandatory),
+        (Encryption::Mandatory, false) if direct => Err(UaError::Policy(format!(
+            "media encryption is mandatory and SDES needs TLS: this direct call to {} goes \
+             over {}, where the SDES keys would travel in clear text; refused (the insecure \
+             override [danger] sdes_without_tls = true allows it)",
+            dest.remote,
+            dest.transport.as_str()
+        ))),
+        (Encryption::Mandatory, false) => Err(UaError::Policy(
+            "media encryption is mandatory and SDES needs TLS on the first hop".into(),
+        )),
+        (Encryption::Optional, true) => Ok(EncryptionMode::Optional),
+        (Encryption::Optional, false) | (Encryption::None, _) => Ok(EncryptionMode::None),
+    }
+}
+
+/// Whether an offer that carries SDES keys may be taken from a request that came over `hop`
+/// with `trust`.
+pub(crate) fn sdes_allowed(config: &UaConfig, hop: TransportKind, trust: Trust) -> bool {
+    sdes_hop(config, hop, trust.is_direct()).is_ok()
+}
+
+/// The policy offers are answered, and answers checked, with.
+pub(crate) fn answer_policy(config: &UaConfig) -> EncryptionPolicy {
+    EncryptionPolicy {
+        mode: match config.encryption {
+            Encryption::Mandatory => EncryptionMode::Mandatory,
+            Encryption::Optional => EncryptionMode::Optional,
+            Encryption::None => EncryptionMode::None,
+        },
+        best_effort_sdes: false,
+    }
+}
+
+/// The report of a connected call: its first hop (`transport`, `tls`), how it was
+/// authenticated, and the negotiated media; a call keyed by SDES over a non-TLS hop is
+/// marked as relying on the insecure override.
+pub(crate) fn connected_report(
+    config: &UaConfig,
+    transport: TransportKind,
+    tls: Option<&TlsSummary>,
+    auth: &str,
+    direct: bool,
+    neg: &NegotiatedMedia,
+) -> SecurityReport {
+    let suite = neg.srtp.as_ref().map(|k| k.suite.name());
+    let mut report = SecurityReport::new(transport.as_str(), tls, auth, suite).direct(direct);
+    if suite.is_some() && sdes_hop(config, transport, direct) == Ok(true) {
+        report = report.sdes_without_tls();
+    }
+    report
+}
