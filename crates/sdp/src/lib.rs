@@ -9,8 +9,12 @@
 //!   byte-for-byte, so an unmodified CRLF description round-trips to identical bytes.
 //! - Typed attributes in [`attr`]: `rtpmap`, `fmtp`, `ptime`, direction, `rtcp`, `rtcp-mux`,
 //!   `crypto` (RFC 4568), `zrtp-hash` (RFC 6189), `fingerprint` and `setup` (RFC 8122/4145).
-//! - Offer/answer (RFC 3264) in [`negotiate`]: [`create_offer`], [`answer`],
-//!   [`process_answer`], with a media encryption policy whose default is mandatory.
+//! - Offer/answer (RFC 3264) in [`negotiate`], whatever keys the media: [`offer`],
+//!   [`answer_with`] and [`answered`], one [`StreamOutcome`] per `m=` line (video declined
+//!   with port 0 until sotto has it).
+//! - SDES keying (RFC 4568) in [`sdes`]: the `a=crypto` lines of offers and answers, and whole
+//!   SDES exchanges [`create_offer`], [`answer`], [`process_answer`], under a media
+//!   encryption policy whose default is mandatory.
 //! - [`sdes_present`]: does a body carry SDES keys (for proxies that must refuse them over a
 //!   hop that is not TLS)?
 //!
@@ -31,15 +35,17 @@ pub mod model;
 pub mod negotiate;
 pub mod parse;
 pub mod scan;
+pub mod sdes;
 
 pub use attr::crypto::{Crypto, KeyParam, Lifetime, Mki, SdesSuite, SessionParam};
 pub use attr::{AttributeError, Direction, Fingerprint, Fmtp, Rtcp, Rtpmap, Setup, ZrtpHash};
 pub use emit::EmitError;
 pub use model::{Attribute, Bandwidth, Connection, Media, Origin, Session, Timing};
 pub use negotiate::{
-    Codec, EncryptionMode, EncryptionPolicy, LocalCapabilities, NegotiatedMedia, Refusal, SdesKeys,
-    answer, create_offer, process_answer,
+    Answer, Codec, EncryptionMode, EncryptionPolicy, Keying, LocalCapabilities, NegotiatedMedia,
+    Refusal, StreamOutcome, answer_with, answered, audio_stream, offer,
 };
+pub use sdes::{SdesKeys, answer, create_offer, process_answer};
 pub use parse::{Limits, ParseError, ParseErrorKind};
 pub use scan::sdes_present;
 

@@ -1,34 +1,24 @@
-//! Offer/answer (RFC 3264) for one audio stream, with SDES keying (RFC 4568 §7) and rtcp-mux
-//! (RFC 5761 §5.1.1), as pure functions.
+//! Offer/answer (RFC 3264) of media streams, as pure functions, whatever keys them: the key
+//! exchange (SDES in [`crate::sdes`]; ZRTP, DTLS-SRTP) chooses the profile of our offer and
+//! the attributes it adds, and decides on each offered stream's keying.
 //!
-//! - [`create_offer`] builds an offer from [`LocalCapabilities`] and an [`EncryptionPolicy`].
-//! - [`answer`] answers a remote offer: the first acceptable audio stream is accepted, every
-//!   other stream is rejected with port 0 (RFC 3264 §6). Codecs are intersected keeping the
-//!   offerer's payload type numbers and order; telephone-event is kept when both support it at
-//!   the same clock rate; the direction is the intersection of both sides' (RFC 3264 §6.1);
-//!   rtcp-mux is used when both want it. For SDES, the first offered `a=crypto` that sotto
-//!   supports and the capabilities allow is chosen, and the answer carries a fresh key of the
-//!   answerer's own with the same tag (RFC 4568 §7.1.2).
-//! - [`process_answer`] checks a remote answer against our offer.
+//! - [`offer`] builds an offer with one audio stream from [`LocalCapabilities`], a profile
+//!   and the key exchange's attributes.
+//! - [`answer_with`] answers a remote offer, one [`StreamOutcome`] per `m=` line: the first
+//!   acceptable audio stream is accepted (the key exchange's `keying` decides its attributes,
+//!   or refuses it), every other stream is declined with port 0 (RFC 3264 §6; video, until
+//!   sotto has it). Codecs are intersected keeping the offerer's payload type numbers and
+//!   order; telephone-event is kept when both support it at the same clock rate; the direction
+//!   is the intersection of both sides' (RFC 3264 §6.1); rtcp-mux is used when both want it.
+//! - [`answered`] checks a remote answer against our offer, one [`StreamOutcome`] per line.
 //!
-//! Both sides end with a [`NegotiatedMedia`]: the remote transport address, the codecs, the
-//! direction, and for SRTP the suite plus the key we send with and the key(s) we receive with.
+//! Each accepted stream is a [`NegotiatedMedia`]: the remote transport address, the codecs,
+//! the direction, and the peer's attributes for the key exchange to read.
 //!
-//! Media encryption policy (the `mode` of [`EncryptionPolicy`]):
-//! - `Mandatory` (default): offers use `RTP/SAVP` with `a=crypto`; an offer without usable
-//!   SRTP is refused ([`Refusal`], which maps to 488 and a Warning text).
-//! - `Optional`: offers use `RTP/AVP` with `a=crypto` ("best effort" SRTP: a peer that
-//!   understands it encrypts, another one answers in the clear); an `RTP/SAVP` offer is
-//!   answered with SRTP, an `RTP/AVP` offer in the clear (or with SRTP if it carries `a=crypto`
-//!   and `best_effort_sdes` is set).
-//! - `None`: offers use `RTP/AVP` without keys; an `RTP/SAVP` offer is refused.
-//!
-//! An `a=crypto` on an `RTP/AVP` offer is ignored unless `best_effort_sdes` is set: it is not
-//! standard (RFC 4568 defines `a=crypto` for `RTP/SAVP`), so sotto uses it only when asked.
+//! [`EncryptionPolicy`] is how much encryption the account requires (mandatory by default);
+//! the key exchanges apply it.
 
-use sotto_crypto::rng::SecureRandom;
-
-use crate::attr::crypto::{Crypto, KeyParam, SdesSuite};
+use crate::attr::crypto::SdesSuite;
 use crate::attr::{AttributeError, Direction, Fmtp, Rtcp, Rtpmap, media_direction, parse_pt};
 use crate::model::{Attribute, Connection, Media, Origin, Session, Timing};
 
@@ -216,19 +206,6 @@ pub struct EncryptionPolicy {
     pub best_effort_sdes: bool,
 }
 
-/// The SRTP keys of a negotiated stream, for the SRTP engine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SdesKeys {
-    /// The suite.
-    pub suite: SdesSuite,
-    /// The `a=crypto` tag both sides used.
-    pub tag: u32,
-    /// The key we protect outgoing SRTP/SRTCP with (ours).
-    pub local: KeyParam,
-    /// The key(s) we unprotect incoming packets with (the peer's; several only with MKIs).
-    pub remote: Vec<KeyParam>,
-}
-
 /// The outcome of offer/answer for the audio stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NegotiatedMedia {
@@ -251,15 +228,42 @@ pub struct NegotiatedMedia {
     pub direction: Direction,
     /// The peer's `a=ptime`, if any.
     pub remote_ptime: Option<u32>,
-    /// SDES keys when the stream is SRTP; `None` means plain RTP.
-    pub srtp: Option<SdesKeys>,
+    /// The transport protocol of the stream (`RTP/SAVP`, `RTP/AVP`, `UDP/TLS/RTP/SAVP`).
+    pub profile: String,
+    /// The peer's attributes for the stream (its media-level ones, then the session-level
+    /// ones), for the key exchange (`a=crypto`, `a=zrtp-hash`, `a=fingerprint`...).
+    pub remote_attributes: Vec<Attribute>,
 }
 
-impl NegotiatedMedia {
-    /// Whether the media is encrypted.
-    pub fn is_encrypted(&self) -> bool {
-        self.srtp.is_some()
+/// What became of one `m=` line of an offer or answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamOutcome {
+    /// Accepted: its negotiated parameters.
+    Accepted(NegotiatedMedia),
+    /// Declined (port 0): its media type and, when we refused it for a reason, why.
+    Declined {
+        /// The index of the `m=` section.
+        index: usize,
+        /// Its media type (`audio`, `video`...).
+        kind: String,
+        /// Why, when it was an audio stream we could not take.
+        refusal: Option<Refusal>,
+    },
+}
+
+impl StreamOutcome {
+    /// The negotiated stream, when accepted.
+    pub fn accepted(&self) -> Option<&NegotiatedMedia> {
+        match self {
+            StreamOutcome::Accepted(n) => Some(n),
+            StreamOutcome::Declined { .. } => None,
+        }
     }
+}
+
+/// The accepted audio stream of a set of outcomes (the first one).
+pub fn audio_stream(streams: &[StreamOutcome]) -> Option<&NegotiatedMedia> {
+    streams.iter().find_map(StreamOutcome::accepted)
 }
 
 /// Why an offer (or an answer) was refused. Each reason maps to a SIP status and a Warning
@@ -331,24 +335,12 @@ impl Refusal {
     }
 }
 
-fn rtp_profile(enc: bool) -> &'static str {
-    if enc { "RTP/SAVP" } else { "RTP/AVP" }
-}
-
-/// Builds an offer with one audio stream.
-///
-/// `Mandatory` offers `RTP/SAVP` with one `a=crypto` per suite of `caps.sdes_suites` (tags
-/// 1, 2, …, each with a fresh key); `Optional` offers the same keys on `RTP/AVP`; `None`
-/// offers `RTP/AVP` without keys. Fails only if the random number generator fails.
-pub fn create_offer(
-    caps: &LocalCapabilities,
-    policy: &EncryptionPolicy,
-    rng: &dyn SecureRandom,
-) -> Result<Session, sotto_crypto::Error> {
+/// Builds an offer with one audio stream on `profile` (the key exchange's: `RTP/SAVP` for
+/// SDES, `RTP/AVP` for ZRTP or no encryption), carrying the key exchange's `keying`
+/// attributes after ours.
+pub fn offer(caps: &LocalCapabilities, profile: &str, keying: Vec<Attribute>) -> Session {
     let mut s = caps.session();
-    let with_keys = policy.mode != EncryptionMode::None && !caps.sdes_suites.is_empty();
-    let savp = policy.mode == EncryptionMode::Mandatory;
-    let mut m = Media::new("audio", caps.audio_port, rtp_profile(savp));
+    let mut m = Media::new("audio", caps.audio_port, profile);
     let mut codecs = caps.codecs.clone();
     codecs.extend(caps.telephone_event.clone());
     for c in &codecs {
@@ -356,16 +348,9 @@ pub fn create_offer(
     }
     push_codec_attributes(&mut m, &codecs);
     push_common_attributes(&mut m, caps, caps.direction, caps.rtcp_mux);
-    if with_keys {
-        for (i, suite) in caps.sdes_suites.iter().enumerate() {
-            let key = KeyParam::generate(*suite, rng)?;
-            let tag = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            m.attributes
-                .push(Crypto::new(tag, *suite, key).to_attribute());
-        }
-    }
+    m.attributes.extend(keying);
     s.media.push(m);
-    Ok(s)
+    s
 }
 
 fn push_codec_attributes(m: &mut Media, codecs: &[Codec]) {
@@ -444,76 +429,17 @@ fn remote_rtcp_port(m: &Media, mux: bool) -> u16 {
         .unwrap_or_else(|| m.port.saturating_add(1))
 }
 
-fn is_plain_rtp_proto(m: &Media) -> bool {
-    let p = m.proto.to_ascii_uppercase();
-    matches!(
-        p.as_str(),
-        "RTP/AVP" | "RTP/SAVP" | "RTP/AVPF" | "RTP/SAVPF"
-    )
-}
+/// The key exchange's decision on an offered stream: the attributes our answer adds, or why
+/// the stream is refused.
+pub type Keying<'a> = dyn FnMut(&Session, &Media) -> Result<Vec<Attribute>, Refusal> + 'a;
 
-/// Chooses the first offered `a=crypto` that is supported and allowed by `suites`.
-fn choose_crypto(m: &Media, suites: &[SdesSuite]) -> Result<Crypto, Refusal> {
-    let mut offered = Vec::new();
-    let mut first_error = None;
-    for a in m.attributes_named("crypto") {
-        if let Some(name) = a.value.as_deref().and_then(|v| v.split_whitespace().nth(1)) {
-            offered.push(name.to_owned());
-        }
-        let res = Crypto::from_attribute(a).and_then(|c| {
-            let suite = c.check_supported()?;
-            if suites.contains(&suite) {
-                Ok(c)
-            } else {
-                Err(AttributeError::Unsupported {
-                    attribute: "crypto",
-                    what: format!("crypto suite {} (disabled here)", suite.name()),
-                })
-            }
-        });
-        match res {
-            Ok(c) => return Ok(c),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    Err(Refusal::NoSupportedCrypto {
-        offered: offered.join(","),
-        first_error,
-    })
-}
-
-/// What to do with the offered stream's security.
-enum Keying {
-    Plain,
-    Sdes(Crypto),
-}
-
-fn offer_keying(
-    m: &Media,
-    caps: &LocalCapabilities,
-    policy: &EncryptionPolicy,
-) -> Result<Keying, Refusal> {
-    let has_crypto = m.has_attribute("crypto");
-    if m.is_savp() {
-        if policy.mode == EncryptionMode::None {
-            return Err(Refusal::EncryptionDisabled);
-        }
-        return choose_crypto(m, &caps.sdes_suites).map(Keying::Sdes);
-    }
-    // RTP/AVP.
-    if has_crypto && policy.best_effort_sdes && policy.mode != EncryptionMode::None {
-        match choose_crypto(m, &caps.sdes_suites) {
-            Ok(c) => return Ok(Keying::Sdes(c)),
-            Err(e) if policy.mode == EncryptionMode::Mandatory => return Err(e),
-            Err(_) => return Ok(Keying::Plain),
-        }
-    }
-    if policy.mode == EncryptionMode::Mandatory {
-        return Err(Refusal::EncryptionRequired);
-    }
-    Ok(Keying::Plain)
+/// The peer's attributes of stream `m` of `s`: media-level, then session-level.
+fn remote_attributes(s: &Session, m: &Media) -> Vec<Attribute> {
+    m.attributes
+        .iter()
+        .chain(s.attributes.iter())
+        .cloned()
+        .collect()
 }
 
 /// Accepts one offered audio section, building the answer section and the negotiation.
@@ -522,13 +448,9 @@ fn answer_stream(
     index: usize,
     m: &Media,
     caps: &LocalCapabilities,
-    policy: &EncryptionPolicy,
-    rng: &dyn SecureRandom,
+    keying: &mut Keying<'_>,
 ) -> Result<(Media, NegotiatedMedia), Refusal> {
-    if !is_plain_rtp_proto(m) {
-        return Err(Refusal::UnsupportedTransport(m.proto.clone()));
-    }
-    let keying = offer_keying(m, caps, policy)?;
+    let key_attributes = keying(offer, m)?;
     // Codec intersection, keeping the offerer's payload types and order.
     let offered = media_codecs(m);
     let mut codecs = Vec::new();
@@ -566,26 +488,7 @@ fn answer_stream(
     }
     push_codec_attributes(&mut out, &all);
     push_common_attributes(&mut out, caps, dir, mux);
-    let srtp = match keying {
-        Keying::Plain => None,
-        Keying::Sdes(offered) => {
-            let suite = offered.check_supported().map_err(Refusal::AnswerCrypto)?;
-            let local = KeyParam::generate(suite, rng).map_err(|_| Refusal::Rng)?;
-            let mine = Crypto {
-                tag: offered.tag,
-                suite_name: offered.suite_name.clone(),
-                keys: vec![local.clone()],
-                session_params: Vec::new(),
-            };
-            out.attributes.push(mine.to_attribute());
-            Some(SdesKeys {
-                suite,
-                tag: offered.tag,
-                local,
-                remote: offered.keys,
-            })
-        }
-    };
+    out.attributes.extend(key_attributes);
     let neg = NegotiatedMedia {
         media_index: index,
         remote_address,
@@ -596,7 +499,8 @@ fn answer_stream(
         telephone_event: te,
         direction: dir,
         remote_ptime: remote_ptime(m),
-        srtp,
+        profile: m.proto.clone(),
+        remote_attributes: remote_attributes(offer, m),
     };
     Ok((out, neg))
 }
@@ -608,62 +512,99 @@ fn rejected(m: &Media) -> Media {
     r
 }
 
-/// Answers `offer`. The first acceptable audio stream is accepted; every other stream is
-/// rejected with port 0. Refuses (no answer) when no audio stream can be accepted, giving the
-/// reason found for the first audio stream.
-pub fn answer(
+/// An answer and what became of each offered stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The answer to send.
+    pub session: Session,
+    /// One outcome per offered `m=` line, in order.
+    pub streams: Vec<StreamOutcome>,
+}
+
+/// Answers `offer`. The first acceptable audio stream is accepted (`keying` decides its key
+/// exchange); every other stream is declined with port 0. Refuses (no answer) when no audio
+/// stream can be accepted, giving the reason found for the first audio stream.
+pub fn answer_with(
     offer: &Session,
     caps: &LocalCapabilities,
-    policy: &EncryptionPolicy,
-    rng: &dyn SecureRandom,
-) -> Result<(Session, NegotiatedMedia), Refusal> {
+    keying: &mut Keying<'_>,
+) -> Result<Answer, Refusal> {
     let mut s = caps.session();
-    let mut negotiated = None;
+    let mut streams = Vec::with_capacity(offer.media.len());
+    let mut accepted = false;
     let mut first_refusal = None;
     for (i, m) in offer.media.iter().enumerate() {
-        let candidate = negotiated.is_none() && m.kind == "audio" && m.port != 0 && m.is_rtp();
+        let candidate = !accepted && m.kind == "audio" && m.port != 0 && m.is_rtp();
+        let mut refusal = None;
         if candidate {
-            match answer_stream(offer, i, m, caps, policy, rng) {
+            match answer_stream(offer, i, m, caps, keying) {
                 Ok((out, neg)) => {
                     s.media.push(out);
-                    negotiated = Some(neg);
+                    streams.push(StreamOutcome::Accepted(neg));
+                    accepted = true;
                     continue;
                 }
                 Err(Refusal::Rng) => return Err(Refusal::Rng),
                 Err(e) => {
-                    first_refusal.get_or_insert(e);
+                    first_refusal.get_or_insert(e.clone());
+                    refusal = Some(e);
                 }
             }
         }
         s.media.push(rejected(m));
+        streams.push(StreamOutcome::Declined {
+            index: i,
+            kind: m.kind.clone(),
+            refusal,
+        });
     }
-    match negotiated {
-        Some(n) => Ok((s, n)),
-        None => Err(first_refusal.unwrap_or(Refusal::NoAudio)),
+    if !accepted {
+        return Err(first_refusal.unwrap_or(Refusal::NoAudio));
     }
+    Ok(Answer {
+        session: s,
+        streams,
+    })
 }
 
-/// Checks the peer's `answer` to our `offer` and returns the negotiated audio stream.
-///
-/// The answer must have as many sections as the offer, answer our audio stream with the same
-/// protocol and a subset of our formats, and, for SRTP, carry exactly one `a=crypto` whose tag
-/// and suite match one we offered (the peer's key; ours is read back from the offer).
-pub fn process_answer(
-    offer: &Session,
-    answer: &Session,
-    policy: &EncryptionPolicy,
-) -> Result<NegotiatedMedia, Refusal> {
+/// Checks the peer's `answer` to our `offer`: as many sections as the offer, our audio stream
+/// answered with the same protocol and a subset of our formats; one outcome per `m=` line.
+/// The keying of the answered stream is the key exchange's to check
+/// ([`NegotiatedMedia::remote_attributes`]).
+pub fn answered(offer: &Session, answer: &Session) -> Result<Vec<StreamOutcome>, Refusal> {
     if offer.media.len() != answer.media.len() {
         return Err(Refusal::AnswerMismatch("number of m= lines"));
     }
-    let (index, om, am) = offer
+    let audio = offer
         .media
         .iter()
         .zip(&answer.media)
-        .enumerate()
-        .find(|(_, (o, a))| o.kind == "audio" && o.port != 0 && a.port != 0)
-        .map(|(i, (o, a))| (i, o, a))
+        .position(|(o, a)| o.kind == "audio" && o.port != 0 && a.port != 0)
         .ok_or(Refusal::NoAudio)?;
+    let mut streams = Vec::with_capacity(offer.media.len());
+    for (index, (om, am)) in offer.media.iter().zip(&answer.media).enumerate() {
+        if index != audio {
+            streams.push(StreamOutcome::Declined {
+                index,
+                kind: om.kind.clone(),
+                refusal: None,
+            });
+            continue;
+        }
+        streams.push(StreamOutcome::Accepted(answered_stream(
+            offer, answer, index, om, am,
+        )?));
+    }
+    Ok(streams)
+}
+
+fn answered_stream(
+    offer: &Session,
+    answer: &Session,
+    index: usize,
+    om: &Media,
+    am: &Media,
+) -> Result<NegotiatedMedia, Refusal> {
     if !am.kind.eq_ignore_ascii_case(&om.kind) {
         return Err(Refusal::AnswerMismatch("media type"));
     }
@@ -689,42 +630,6 @@ pub fn process_answer(
     if codecs.is_empty() {
         return Err(Refusal::NoCommonCodec);
     }
-    // Security.
-    let answered: Vec<&Attribute> = am.attributes_named("crypto").collect();
-    let offered_crypto = om.has_attribute("crypto");
-    let srtp = if offered_crypto && !answered.is_empty() {
-        let [a] = answered.as_slice() else {
-            return Err(Refusal::AnswerMismatch("more than one a=crypto"));
-        };
-        let theirs = Crypto::from_attribute(a).map_err(Refusal::AnswerCrypto)?;
-        let suite = theirs.check_supported().map_err(Refusal::AnswerCrypto)?;
-        let mine = om
-            .attributes_named("crypto")
-            .filter_map(|x| Crypto::from_attribute(x).ok())
-            .find(|c| c.tag == theirs.tag)
-            .ok_or(Refusal::AnswerMismatch("a=crypto tag not offered"))?;
-        if mine.suite() != Some(suite) {
-            return Err(Refusal::AnswerMismatch(
-                "a=crypto suite differs from the offer",
-            ));
-        }
-        let local = mine
-            .keys
-            .into_iter()
-            .next()
-            .ok_or(Refusal::AnswerMismatch("offer a=crypto without key"))?;
-        Some(SdesKeys {
-            suite,
-            tag: theirs.tag,
-            local,
-            remote: theirs.keys,
-        })
-    } else {
-        None
-    };
-    if srtp.is_none() && (om.is_savp() || policy.mode == EncryptionMode::Mandatory) {
-        return Err(Refusal::EncryptionRequired);
-    }
     let remote_address = answer
         .connection_for(index)
         .map(|c| c.base_address().to_owned())
@@ -746,6 +651,7 @@ pub fn process_answer(
         telephone_event: te,
         direction,
         remote_ptime: remote_ptime(am),
-        srtp,
+        profile: am.proto.clone(),
+        remote_attributes: remote_attributes(answer, am),
     })
 }

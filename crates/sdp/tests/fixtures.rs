@@ -121,7 +121,7 @@ fn answering_the_linphone_sdes_offer() {
     let offer = Session::parse(&common::read(SDES)).unwrap();
     let caps = LocalCapabilities::new("127.0.0.1", 7200);
     let policy = EncryptionPolicy::default();
-    let (ans, neg) = answer(&offer, &caps, &policy, common::rng()).unwrap();
+    let (ans, neg, neg_keys) = answer(&offer, &caps, &policy, common::rng()).unwrap();
     // Offerer's payload types and order; opus/speex are not ours; telephone-event at 8 kHz.
     let pts: Vec<u8> = neg.codecs.iter().map(|c| c.payload_type).collect();
     assert_eq!(pts, [0, 8]);
@@ -134,7 +134,7 @@ fn answering_the_linphone_sdes_offer() {
     assert_eq!((neg.remote_rtp_port, neg.remote_rtcp_port), (7100, 7101));
     assert!(!neg.rtcp_mux, "linphone did not offer rtcp-mux");
     assert_eq!(neg.direction, Direction::SendRecv);
-    let k = neg.srtp.as_ref().unwrap();
+    let k = neg_keys.as_ref().unwrap();
     assert_eq!((k.tag, k.suite), (1, SdesSuite::AesCm128HmacSha1_80));
     // The answer text carries exactly one a=crypto with tag 1 and our key.
     let text = ans.to_sdp().unwrap();
@@ -142,8 +142,8 @@ fn answering_the_linphone_sdes_offer() {
     assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
     assert!(text.contains("m=audio 7200 RTP/SAVP 0 8 100\r\n"));
     // The offerer derives mirrored keys from our answer.
-    let back = process_answer(&offer, &Session::parse(text.as_bytes()).unwrap(), &policy).unwrap();
-    let bk = back.srtp.unwrap();
+    let (back, back_keys) = process_answer(&offer, &Session::parse(text.as_bytes()).unwrap(), &policy).unwrap();
+    let bk = back_keys.unwrap();
     assert_eq!(bk.local, k.remote[0]);
     assert_eq!(bk.remote, vec![k.local.clone()]);
     assert_eq!(
@@ -157,12 +157,12 @@ fn answering_the_linphone_sdes_offer() {
     // With only AES-256 allowed, the answer picks tag 3.
     let mut only256 = caps.clone();
     only256.sdes_suites = vec![SdesSuite::Aes256CmHmacSha1_80];
-    let (_, n) = answer(&offer, &only256, &policy, common::rng()).unwrap();
-    assert_eq!(n.srtp.unwrap().tag, 3);
+    let (_, _, n_keys) = answer(&offer, &only256, &policy, common::rng()).unwrap();
+    assert_eq!(n_keys.unwrap().tag, 3);
     // With only PCMA, PCMU is dropped.
     let mut pcma = caps.clone();
     pcma.codecs = vec![Codec::pcma()];
-    let (_, n) = answer(&offer, &pcma, &policy, common::rng()).unwrap();
+    let (_, n, _) = answer(&offer, &pcma, &policy, common::rng()).unwrap();
     assert_eq!(
         n.codecs.iter().map(|c| c.payload_type).collect::<Vec<_>>(),
         [8]

@@ -5,7 +5,8 @@ mod common;
 
 use sotto_sdp::{
     Attribute, Codec, Crypto, Direction, EncryptionMode, EncryptionPolicy, LocalCapabilities,
-    NegotiatedMedia, Refusal, SdesSuite, Session, answer, create_offer, process_answer,
+    NegotiatedMedia, Refusal, SdesKeys, SdesSuite, Session, answer, create_offer,
+    process_answer,
 };
 
 fn policy(mode: EncryptionMode, best_effort_sdes: bool) -> EncryptionPolicy {
@@ -26,24 +27,53 @@ fn bob() -> LocalCapabilities {
     LocalCapabilities::new("::1", 7200)
 }
 
+/// One side's outcome: the negotiated stream and its SDES keys (`None`: plain RTP).
+#[derive(Debug)]
+struct Neg {
+    media: NegotiatedMedia,
+    keys: Option<SdesKeys>,
+}
+
+impl std::ops::Deref for Neg {
+    type Target = NegotiatedMedia;
+    fn deref(&self) -> &NegotiatedMedia {
+        &self.media
+    }
+}
+
+impl Neg {
+    fn is_encrypted(&self) -> bool {
+        self.keys.is_some()
+    }
+}
+
 /// Runs offer → (text) → answer → (text) → process_answer.
 fn round(
     a: &LocalCapabilities,
     pa: &EncryptionPolicy,
     b: &LocalCapabilities,
     pb: &EncryptionPolicy,
-) -> Result<(NegotiatedMedia, NegotiatedMedia), Refusal> {
+) -> Result<(Neg, Neg), Refusal> {
     let offer = create_offer(a, pa, common::rng()).unwrap();
     let offer = Session::parse(offer.to_sdp().unwrap().as_bytes()).unwrap();
-    let (ans, nb) = answer(&offer, b, pb, common::rng())?;
+    let (ans, nb, nb_keys) = answer(&offer, b, pb, common::rng())?;
     let ans = Session::parse(ans.to_sdp().unwrap().as_bytes()).unwrap();
-    let na = process_answer(&offer, &ans, pa)?;
-    Ok((na, nb))
+    let (na, na_keys) = process_answer(&offer, &ans, pa)?;
+    Ok((
+        Neg {
+            media: na,
+            keys: na_keys,
+        },
+        Neg {
+            media: nb,
+            keys: nb_keys,
+        },
+    ))
 }
 
-fn assert_mirrored(na: &NegotiatedMedia, nb: &NegotiatedMedia) {
-    let ka = na.srtp.as_ref().expect("offerer has SRTP");
-    let kb = nb.srtp.as_ref().expect("answerer has SRTP");
+fn assert_mirrored(na: &Neg, nb: &Neg) {
+    let ka = na.keys.as_ref().expect("offerer has SRTP");
+    let kb = nb.keys.as_ref().expect("answerer has SRTP");
     assert_eq!(ka.suite, kb.suite);
     assert_eq!(ka.tag, kb.tag);
     assert_eq!(
@@ -67,7 +97,7 @@ fn mandatory_round_trip_gives_matching_keys_for_every_suite() {
         a.sdes_suites = vec![suite];
         let (na, nb) = round(&a, &p, &bob(), &p).unwrap();
         assert_mirrored(&na, &nb);
-        let k = na.srtp.as_ref().unwrap();
+        let k = na.keys.as_ref().unwrap();
         assert_eq!(k.suite, suite);
         assert_eq!(k.local.master_key.len(), suite.key_len());
         assert_eq!(k.local.master_salt.len(), suite.salt_len());
@@ -223,8 +253,8 @@ fn unsupported_crypto_lines_are_skipped_and_reported() {
     let mut all: Vec<&str> = unsupported.iter().map(String::as_str).collect();
     all.push(&good);
     let offer = offer_with_cryptos(&all);
-    let (_, n) = answer(&offer, &bob(), &p, common::rng()).unwrap();
-    let k = n.srtp.unwrap();
+    let (_, _, n_keys) = answer(&offer, &bob(), &p, common::rng()).unwrap();
+    let k = n_keys.unwrap();
     assert_eq!((k.tag, k.suite), (9, SdesSuite::AesCm128HmacSha1_32));
     assert_eq!(k.remote[0].mki.unwrap().to_bytes(), vec![0, 7]);
     assert!(k.local.mki.is_none());
@@ -329,12 +359,20 @@ fn other_streams_are_rejected_with_port_zero() {
     offer.media.insert(0, video);
     let audio2 = offer.media[1].clone();
     offer.media.push(audio2);
-    let (ans, n) = answer(&offer, &bob(), &p, common::rng()).unwrap();
+    let (ans, n, n_keys) = answer(&offer, &bob(), &p, common::rng()).unwrap();
     assert_eq!(n.media_index, 1);
     let ports: Vec<u16> = ans.media.iter().map(|m| m.port).collect();
     assert_eq!(ports, [0, 7200, 0]);
     assert_eq!(ans.media[0].formats, ["96"]);
-    let back = process_answer(&offer, &ans, &p).unwrap();
+    let (back, back_keys) = process_answer(&offer, &ans, &p).unwrap();
+    let back = Neg {
+        media: back,
+        keys: back_keys,
+    };
+    let n = Neg {
+        media: n,
+        keys: n_keys,
+    };
     assert_eq!(back.media_index, 1);
     assert_mirrored(&back, &n);
 }
@@ -343,7 +381,7 @@ fn other_streams_are_rejected_with_port_zero() {
 fn bad_answers_are_refused() {
     let p = EncryptionPolicy::default();
     let offer = create_offer(&alice(), &p, common::rng()).unwrap();
-    let (good, _) = answer(&offer, &bob(), &p, common::rng()).unwrap();
+    let (good, _, _) = answer(&offer, &bob(), &p, common::rng()).unwrap();
     let edit = |f: &dyn Fn(&mut Session)| {
         let mut a = good.clone();
         f(&mut a);
@@ -402,4 +440,37 @@ fn bad_answers_are_refused() {
     ));
     // All streams rejected: no audio.
     assert_eq!(edit(&|a| a.media[0].port = 0), Refusal::NoAudio);
+}
+
+/// One outcome per m= line: the audio stream accepted, video declined with port 0 (sotto has
+/// no video yet); the keying is the caller's (here nothing).
+#[test]
+fn every_m_line_gets_an_outcome_and_video_is_declined() {
+    let text = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                m=audio 7100 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+                m=video 7102 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
+    let offer = Session::parse(text.as_bytes()).unwrap();
+    let mut keying = |_: &Session, m: &sotto_sdp::Media| {
+        assert_eq!(m.kind, "audio", "keying is asked for the stream being accepted");
+        Ok(Vec::new())
+    };
+    let a = sotto_sdp::answer_with(&offer, &bob(), &mut keying).unwrap();
+    assert_eq!(a.session.media.len(), 2);
+    assert_eq!(a.session.media[1].port, 0, "video declined with port 0");
+    assert_eq!(a.session.media[1].formats, ["96"]);
+    assert!(matches!(
+        &a.streams[1],
+        sotto_sdp::StreamOutcome::Declined { index: 1, kind, refusal: None } if kind == "video"
+    ));
+    let audio = sotto_sdp::audio_stream(&a.streams).unwrap();
+    assert_eq!((audio.media_index, audio.profile.as_str()), (0, "RTP/AVP"));
+    // The offerer sees the same: its audio accepted, video declined.
+    let back = sotto_sdp::answered(&offer, &a.session).unwrap();
+    assert!(back[0].accepted().is_some() && back[1].accepted().is_none());
+    // A refusal by the keying declines the stream, and with no audio left the offer fails.
+    let mut refuse = |_: &Session, _: &sotto_sdp::Media| Err(Refusal::EncryptionRequired);
+    assert_eq!(
+        sotto_sdp::answer_with(&offer, &bob(), &mut refuse).unwrap_err(),
+        Refusal::EncryptionRequired
+    );
 }

@@ -131,8 +131,8 @@ fn section_7_1_5_offer_is_answered_with_tag_1_and_a_fresh_key() {
     let offer = Session::parse(&example(&v, "7.1.5", "offer")).unwrap();
     let caps = LocalCapabilities::new("127.0.0.1", 32640);
     let policy = EncryptionPolicy::default();
-    let (ans, neg) = answer(&offer, &caps, &policy, common::rng()).unwrap();
-    let keys = neg.srtp.as_ref().unwrap();
+    let (ans, neg, neg_keys) = answer(&offer, &caps, &policy, common::rng()).unwrap();
+    let keys = neg_keys.as_ref().unwrap();
     assert_eq!(keys.tag, 1);
     assert_eq!(keys.suite.name(), "AES_CM_128_HMAC_SHA1_80");
     // The receive key is the offerer's (tag 1, MKI 1:4).
@@ -148,14 +148,14 @@ fn section_7_1_5_offer_is_answered_with_tag_1_and_a_fresh_key() {
     );
     assert_eq!(neg.codecs[0].encoding, "PCMU");
     // The RFC's answer uses tag 1 too; the offerer's view of our answer gives mirrored keys.
-    let back = process_answer(&offer, &ans, &policy).unwrap();
-    let bk = back.srtp.unwrap();
+    let (_, back_keys) = process_answer(&offer, &ans, &policy).unwrap();
+    let bk = back_keys.unwrap();
     assert_eq!(bk.local, keys.remote[0]);
     assert_eq!(bk.remote, vec![keys.local.clone()]);
     // And the RFC's own answer is accepted by the offerer.
     let rfc_answer = Session::parse(&example(&v, "7.1.5", "answer")).unwrap();
-    let n = process_answer(&offer, &rfc_answer, &policy).unwrap();
-    let k = n.srtp.unwrap();
+    let (n, n_keys) = process_answer(&offer, &rfc_answer, &policy).unwrap();
+    let k = n_keys.unwrap();
     assert_eq!(k.tag, 1);
     assert_eq!(
         common::hex(k.remote[0].master_key.expose()),
