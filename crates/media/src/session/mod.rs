@@ -76,26 +76,27 @@
 
 pub mod jitter;
 pub mod packet;
+pub mod pipeline;
 mod protect;
 pub mod rtcp;
 mod source;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use sotto_crypto::rng::SecureRandom;
 
-use crate::audio::{Codec, SAMPLE_RATE, TelephoneEvent};
-use crate::rtp::{HeaderError, RTP_FIXED_HEADER_LEN, RtpHeader};
+use crate::audio::{Codec, TelephoneEvent};
+use crate::rtp::{HeaderError, RTP_FIXED_HEADER_LEN};
 use crate::srtp::SrtpError;
 
 pub use jitter::{FrameKind, Inserted, JitterBuffer, JitterConfig, JitterStats};
 pub use packet::{PacketClass, RtpPacket, classify, is_rtcp};
 pub use protect::{NoProtection, Protection, SrtpProtection};
+pub use pipeline::AudioPipeline;
 pub use rtcp::{ReportBlock, RtcpError, RtcpPacket, SenderInfo};
-
-use packet::{RtpFields, write_header};
-use source::{SeqVerdict, SourceStats};
+pub use stream::{PayloadKind, RtpIn, RtpStream, StreamConfig, StreamIn};
 
 /// Largest RTP payload accepted for decoding (samples of G.711).
 pub const MAX_PAYLOAD: usize = 1500;
@@ -146,6 +147,18 @@ impl Default for MediaConfig {
 }
 
 impl MediaConfig {
+    /// The transport part of the settings (for [`RtpStream`]).
+    pub fn stream(&self) -> StreamConfig {
+        StreamConfig {
+            remote_rtp: self.remote_rtp,
+            remote_rtcp: self.remote_rtcp,
+            rtcp_mux: self.rtcp_mux,
+            latching: self.latching,
+            rtcp_interval: self.rtcp_interval,
+            cname: self.cname.clone(),
+        }
+    }
+
     /// The defaults, sending `codec` to `remote_rtp`.
     pub fn to(remote_rtp: SocketAddr, codec: Codec) -> Self {
         MediaConfig {
@@ -308,50 +321,18 @@ pub struct MediaStats {
     pub protection: &'static str,
 }
 
-fn ts_to_ms(ts_units: f64) -> f64 {
-    ts_units * 1000.0 / f64::from(SAMPLE_RATE)
-}
-
-/// One audio stream of a call; see the [module documentation](self).
+/// One audio stream of a call: the transport half ([`RtpStream`]) and the audio half
+/// ([`AudioPipeline`]) together; see the [module documentation](self).
 pub struct RtpSession {
     config: MediaConfig,
-    protection: Box<dyn Protection>,
-    start: Instant,
-    wall_start: SystemTime,
-    local_ssrc: u32,
-    seq: u16,
-    ts_base: u32,
-    /// Samples sent so far (the send timestamp is `ts_base` plus this).
-    samples_sent: u64,
-    marker_next: bool,
-    /// Timestamp and time of the last audio frame, to give SRs the RTP time of `now`.
-    last_send: Option<(u32, Instant)>,
-    /// Timestamp of the last telephone-event sent, and whether its end was sent.
-    event_ts: Option<(u32, bool)>,
-    packets_sent: u64,
-    octets_sent: u64,
-    sent_since_report: bool,
-    latched_rtp: Option<SocketAddr>,
-    latched_rtcp: Option<SocketAddr>,
-    source: Option<SourceStats>,
-    /// Middle NTP bits of the peer's last SR and when it arrived.
-    last_sr: Option<(u32, Instant)>,
-    /// Timestamp of the last telephone-event seen, and whether its end was seen.
-    last_event: Option<(u32, bool)>,
-    jitter: JitterBuffer,
-    scratch: Vec<i16>,
-    next_rtcp: Instant,
-    dither: u64,
-    stats: MediaStats,
-    closed: bool,
+    stream: RtpStream,
+    audio: AudioPipeline,
 }
 
 impl core::fmt::Debug for RtpSession {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RtpSession")
-            .field("local_ssrc", &self.local_ssrc)
-            .field("protection", &self.protection.name())
-            .field("remote_rtp", &self.remote_rtp())
+            .field("stream", &self.stream)
             .finish_non_exhaustive()
     }
 }
@@ -367,67 +348,27 @@ impl RtpSession {
         now: Instant,
         wall: SystemTime,
     ) -> Result<Self, SessionError> {
-        let mut r = [0u8; 18];
-        rng.fill(&mut r).map_err(SessionError::Random)?;
-        let [s0, s1, s2, s3, q0, q1, t0, t1, t2, t3, d @ ..] = r;
-        let stats = MediaStats {
-            local_ssrc: u32::from_be_bytes([s0, s1, s2, s3]),
-            protection: protection.name(),
-            remote_rtp: config.remote_rtp,
-            ..MediaStats::default()
-        };
-        let first_rtcp = now + config.rtcp_interval / 2;
+        let stream = RtpStream::new(config.stream(), protection, rng, now, wall)?;
         Ok(RtpSession {
-            jitter: JitterBuffer::new(config.jitter),
-            protection,
-            start: now,
-            wall_start: wall,
-            local_ssrc: stats.local_ssrc,
-            seq: u16::from_be_bytes([q0, q1]),
-            // Keep the initial timestamp in the lower half so a long call never wraps twice.
-            ts_base: u32::from_be_bytes([t0, t1, t2, t3]) >> 1,
-            samples_sent: 0,
-            marker_next: true,
-            last_send: None,
-            event_ts: None,
-            packets_sent: 0,
-            octets_sent: 0,
-            sent_since_report: false,
-            latched_rtp: None,
-            latched_rtcp: None,
-            source: None,
-            last_sr: None,
-            last_event: None,
-            scratch: vec![0; MAX_PAYLOAD],
-            next_rtcp: first_rtcp,
-            dither: u64::from_be_bytes(d) | 1,
-            stats,
-            closed: false,
+            audio: AudioPipeline::new(&config),
+            stream,
             config,
         })
     }
 
     /// Our SSRC.
     pub fn local_ssrc(&self) -> u32 {
-        self.local_ssrc
+        self.stream.local_ssrc()
     }
 
     /// Where RTP goes: the latched address, else the configured one.
     pub fn remote_rtp(&self) -> Option<SocketAddr> {
-        self.latched_rtp.or(self.config.remote_rtp)
+        self.stream.remote_rtp()
     }
 
     /// Where RTCP goes.
     pub fn remote_rtcp(&self) -> Option<SocketAddr> {
-        if self.config.rtcp_mux {
-            return self.remote_rtp();
-        }
-        self.latched_rtcp.or(self.config.remote_rtcp).or_else(|| {
-            self.remote_rtp().map(|mut a| {
-                a.set_port(a.port().wrapping_add(1));
-                a
-            })
-        })
+        self.stream.remote_rtcp()
     }
 
     /// The configuration.
@@ -439,53 +380,28 @@ impl RtpSession {
     pub fn set_remote(&mut self, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr>) {
         self.config.remote_rtp = rtp;
         self.config.remote_rtcp = rtcp;
-        self.latched_rtp = None;
-        self.latched_rtcp = None;
+        self.stream.set_remote(rtp, rtcp);
     }
 
     /// Turns RTP/RTCP multiplexing on or off (after an offer/answer).
     pub fn set_rtcp_mux(&mut self, on: bool) {
         self.config.rtcp_mux = on;
+        self.stream.set_rtcp_mux(on);
     }
 
-    /// Replaces the protection step (new keys after a re-INVITE or a ZRTP exchange).
+    /// Replaces the protection step (new keys after a re-INVITE or a key exchange).
     pub fn set_protection(&mut self, protection: Box<dyn Protection>) {
-        self.stats.protection = protection.name();
-        self.protection = protection;
+        self.stream.set_protection(protection);
     }
 
     /// Sets the marker bit on the next audio packet (start of a talkspurt after silence).
     pub fn mark_talkspurt(&mut self) {
-        self.marker_next = true;
+        self.audio.mark_talkspurt();
     }
 
     /// The RTP timestamp of the next audio sample we send.
     pub fn next_timestamp(&self) -> u32 {
-        self.ts_base.wrapping_add(self.samples_sent as u32)
-    }
-
-    fn write_packet(
-        &mut self,
-        buf: &mut [u8],
-        fields: RtpFields,
-        payload_len: usize,
-        dst: SocketAddr,
-    ) -> Result<Transmit, SessionError> {
-        write_header(buf, fields).ok_or(SessionError::BufferTooSmall {
-            need: RTP_FIXED_HEADER_LEN + payload_len,
-        })?;
-        let len = self
-            .protection
-            .protect_rtp(buf, RTP_FIXED_HEADER_LEN + payload_len)?;
-        self.seq = self.seq.wrapping_add(1);
-        self.packets_sent += 1;
-        self.octets_sent += payload_len as u64;
-        self.sent_since_report = true;
-        Ok(Transmit {
-            dst,
-            channel: Channel::Rtp,
-            len,
-        })
+        self.stream.next_timestamp()
     }
 
     /// Encodes one frame of audio (normally [`crate::audio::FRAME_SAMPLES`] samples, 20 ms)
@@ -497,30 +413,19 @@ impl RtpSession {
         pcm: &[i16],
         buf: &mut [u8],
     ) -> Result<Option<Transmit>, SessionError> {
-        let timestamp = self.next_timestamp();
-        self.last_send = Some((timestamp, now));
-        self.samples_sent += pcm.len() as u64;
-        let Some(dst) = self.remote_rtp() else {
+        let timestamp = self.stream.advance(now, pcm.len());
+        if self.stream.remote_rtp().is_none() {
             return Ok(None);
-        };
-        let need = RTP_FIXED_HEADER_LEN + pcm.len() + self.protection.rtp_overhead();
+        }
+        let need = RTP_FIXED_HEADER_LEN + pcm.len() + self.stream.rtp_overhead();
         if buf.len() < need {
             return Err(SessionError::BufferTooSmall { need });
         }
         let payload = buf
             .get_mut(RTP_FIXED_HEADER_LEN..RTP_FIXED_HEADER_LEN + pcm.len())
             .ok_or(SessionError::BufferTooSmall { need })?;
-        let n = self.config.codec.encode(pcm, payload);
-        let fields = RtpFields {
-            marker: self.marker_next,
-            payload_type: self.config.codec.payload_type(),
-            seq: self.seq,
-            timestamp,
-            ssrc: self.local_ssrc,
-        };
-        let t = self.write_packet(buf, fields, n, dst)?;
-        self.marker_next = false;
-        Ok(Some(t))
+        let (marker, pt, n) = self.audio.encode(pcm, payload);
+        self.stream.send(buf, (marker, pt, timestamp), n)
     }
 
     /// Sends one telephone-event packet (RFC 4733 §2.5). The first packet of an event
@@ -534,32 +439,21 @@ impl RtpSession {
         event: TelephoneEvent,
         buf: &mut [u8],
     ) -> Result<Option<Transmit>, SessionError> {
-        let (Some(dst), Some(pt)) = (self.remote_rtp(), self.config.telephone_event_pt) else {
+        let (Some(_), Some(pt)) = (self.stream.remote_rtp(), self.audio.telephone_event_pt())
+        else {
             return Ok(None);
         };
-        // A call with `end` after an end packet retransmits it; a call without `end` after
-        // an end packet starts a new event.
-        let (timestamp, marker) = match self.event_ts {
-            Some((ts, ended)) if !ended || event.end => (ts, false),
-            _ => (self.next_timestamp(), true),
-        };
-        let need = RTP_FIXED_HEADER_LEN + 4 + self.protection.rtp_overhead();
+        let need = RTP_FIXED_HEADER_LEN + 4 + self.stream.rtp_overhead();
         if buf.len() < need {
             return Err(SessionError::BufferTooSmall { need });
         }
         buf.get_mut(RTP_FIXED_HEADER_LEN..RTP_FIXED_HEADER_LEN + 4)
             .ok_or(SessionError::BufferTooSmall { need })?
             .copy_from_slice(&event.encode());
-        let fields = RtpFields {
-            marker,
-            payload_type: pt,
-            seq: self.seq,
-            timestamp,
-            ssrc: self.local_ssrc,
-        };
-        let t = self.write_packet(buf, fields, 4, dst)?;
-        self.event_ts = Some((timestamp, event.end));
-        Ok(Some(t))
+        let (timestamp, marker) = self
+            .audio
+            .event_timing(&event, self.stream.next_timestamp());
+        self.stream.send(buf, (marker, pt, timestamp), 4)
     }
 
     /// Handles one datagram received at `now` from `src` on the local port `channel`. The
@@ -572,264 +466,33 @@ impl RtpSession {
         channel: Channel,
         pkt: &mut [u8],
     ) -> Result<Received, SessionError> {
-        let r = if channel == Channel::Rtcp || is_rtcp(pkt) {
-            self.receive_rtcp(now, src, channel, pkt)
-        } else {
-            self.receive_rtp(now, src, pkt)
-        };
-        match &r {
-            Ok(_) | Err(SessionError::Duplicate { .. }) => {}
-            Err(_) => self.stats.packets_dropped += 1,
-        }
-        r
-    }
-
-    fn check_source(&self, src: SocketAddr, channel: Channel) -> Result<(), SessionError> {
-        let latched = match channel {
-            Channel::Rtp => self.latched_rtp,
-            Channel::Rtcp => self.latched_rtcp,
-        };
-        match latched {
-            Some(a) if a != src => Err(SessionError::ForeignSource),
-            _ => Ok(()),
-        }
-    }
-
-    fn latch(&mut self, src: SocketAddr, channel: Channel) {
-        if !self.config.latching {
-            return;
-        }
-        match channel {
-            Channel::Rtp if self.latched_rtp.is_none() => self.latched_rtp = Some(src),
-            Channel::Rtcp if self.latched_rtcp.is_none() => self.latched_rtcp = Some(src),
-            _ => {}
-        }
-    }
-
-    fn arrival_ts(&self, now: Instant) -> u64 {
-        let ns = now.saturating_duration_since(self.start).as_nanos();
-        (ns * u128::from(SAMPLE_RATE) / 1_000_000_000) as u64
-    }
-
-    fn receive_rtp(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        pkt: &mut [u8],
-    ) -> Result<Received, SessionError> {
-        self.check_source(src, Channel::Rtp)?;
-        let header = RtpHeader::parse(pkt)?;
-        let pt = header.payload_type;
-        let codec = Codec::from_payload_type(pt).filter(|c| self.config.receive_codecs.contains(c));
-        let is_event = self.config.telephone_event_pt == Some(pt);
-        if codec.is_none() && !is_event {
-            return Err(SessionError::UnknownPayloadType(pt));
-        }
-        let n = self.protection.unprotect_rtp(pkt)?;
-        let p = RtpPacket::parse(pkt.get(..n).unwrap_or_default())?;
-        if p.payload.len() > MAX_PAYLOAD {
-            return Err(SessionError::PayloadTooLarge(p.payload.len()));
-        }
-        match self.source.as_mut() {
-            Some(s) if s.ssrc == p.ssrc => match s.update_seq(p.seq) {
-                SeqVerdict::Accept(_) => {}
-                SeqVerdict::Duplicate => {
-                    self.stats.packets_duplicate += 1;
-                    return Err(SessionError::Duplicate { seq: p.seq });
+        let audio = &self.audio;
+        let kind = |pt: u8| audio.payload_kind(pt);
+        match self.stream.receive(now, src, channel, pkt, &kind)? {
+            StreamIn::Rtcp { packets, bye } => Ok(Received::Rtcp { packets, bye }),
+            StreamIn::Rtp(rtp) => {
+                let payload = pkt.get(rtp.payload.0..rtp.payload.1).unwrap_or_default();
+                let r = self.audio.receive(now, &rtp, payload);
+                if r.is_err() {
+                    self.stream.count_dropped();
                 }
-                SeqVerdict::BadJump => return Err(SessionError::BadSequence { seq: p.seq }),
-            },
-            _ => {
-                // A first packet, or a new SSRC (the peer restarted its stream).
-                self.source = Some(SourceStats::new(p.ssrc, p.seq));
-                self.jitter = JitterBuffer::new(self.config.jitter);
-                self.last_event = None;
+                r
             }
         }
-        self.latch(src, Channel::Rtp);
-        let arrival = self.arrival_ts(now);
-        let (marker, timestamp, seq, len) = (p.marker, p.timestamp, p.seq, p.payload.len());
-        let Some(source) = self.source.as_mut() else {
-            return Err(SessionError::BadSequence { seq }); // invariant: set above
-        };
-        source.octets += len as u64;
-        if is_event {
-            let event = TelephoneEvent::parse(p.payload)
-                .map_err(|_| HeaderError::Truncated { len, need: 4 })?;
-            let (start, end) = match self.last_event {
-                Some((ts, seen_end)) if ts == timestamp => (false, event.end && !seen_end),
-                _ => (true, event.end),
-            };
-            let seen_end = end || matches!(self.last_event, Some((ts, true)) if ts == timestamp);
-            self.last_event = Some((timestamp, seen_end));
-            return Ok(Received::Event { event, start, end });
-        }
-        source.update_jitter(arrival, timestamp);
-        let jitter = source.jitter();
-        let samples = match codec {
-            Some(c) => c.decode(p.payload, &mut self.scratch),
-            None => 0,
-        };
-        let inserted = match self.scratch.get(..samples) {
-            Some(s) if !s.is_empty() => self.jitter.insert(now, timestamp, marker, jitter, s),
-            _ => Inserted::Stored,
-        };
-        Ok(Received::Audio {
-            seq,
-            timestamp,
-            payload_type: pt,
-            marker,
-            inserted,
-        })
-    }
-
-    fn receive_rtcp(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        channel: Channel,
-        pkt: &mut [u8],
-    ) -> Result<Received, SessionError> {
-        self.check_source(src, channel)?;
-        crate::rtp::RtcpHeader::parse(pkt)?;
-        let n = self.protection.unprotect_rtcp(pkt)?;
-        let packets = rtcp::parse_compound(pkt.get(..n).unwrap_or_default())?;
-        self.latch(src, channel);
-        self.stats.rtcp_received += 1;
-        let remote = self.source.as_ref().map(|s| s.ssrc);
-        let mut bye = false;
-        for p in &packets {
-            let reports = match p {
-                RtcpPacket::SenderReport {
-                    ssrc,
-                    info,
-                    reports,
-                } => {
-                    if remote.is_none_or(|r| r == *ssrc) {
-                        self.last_sr = Some((rtcp::ntp_middle(info.ntp), now));
-                    }
-                    reports.as_slice()
-                }
-                RtcpPacket::ReceiverReport { reports, .. } => reports.as_slice(),
-                RtcpPacket::Bye { ssrcs, .. } => {
-                    if remote.is_none_or(|r| ssrcs.contains(&r)) {
-                        bye = true;
-                        self.stats.remote_bye = true;
-                    }
-                    &[]
-                }
-                _ => &[],
-            };
-            for b in reports.iter().filter(|b| b.ssrc == self.local_ssrc) {
-                self.stats.remote_fraction_lost = Some(f64::from(b.fraction_lost) / 256.0);
-                self.stats.remote_packets_lost = Some(i64::from(b.cumulative_lost));
-                self.stats.remote_jitter_ms = Some(ts_to_ms(f64::from(b.jitter)));
-                if b.lsr != 0 {
-                    let a = rtcp::ntp_middle(self.ntp_at(now));
-                    let rtt = a.wrapping_sub(b.lsr).wrapping_sub(b.dlsr);
-                    // A negative (wrapped) value means clock trouble: ignore it.
-                    if (rtt as i32) >= 0 {
-                        self.stats.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
-                    }
-                }
-            }
-        }
-        Ok(Received::Rtcp {
-            packets: packets.len(),
-            bye,
-        })
-    }
-
-    fn ntp_at(&self, now: Instant) -> u64 {
-        rtcp::ntp_timestamp(self.wall_start + now.saturating_duration_since(self.start))
     }
 
     /// Plays the next 20 ms of received audio if due at `now` (see [`JitterBuffer::poll`]);
     /// call until `None`.
     pub fn poll_audio(&mut self, now: Instant, out: &mut [i16]) -> Option<FrameKind> {
-        self.jitter.poll(now, out)
+        self.audio.poll_audio(now, out)
     }
 
     /// The next instant something is due: an RTCP report or a playout frame.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let rtcp = (!self.closed).then_some(self.next_rtcp);
-        match (rtcp, self.jitter.next_playout()) {
+        match (self.stream.poll_timeout(), self.audio.jitter().next_playout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    fn next_interval(&mut self) -> Duration {
-        // xorshift64: RTCP timing only needs to be spread, not unpredictable (§6.2).
-        let mut x = self.dither;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.dither = x;
-        let factor = 0.5 + (x >> 11) as f64 / (1u64 << 53) as f64; // [0.5, 1.5)
-        self.config.rtcp_interval.mul_f64(factor)
-    }
-
-    /// Writes a compound report (SR or RR, then SDES CNAME, then BYE if `bye`).
-    fn write_report(
-        &mut self,
-        now: Instant,
-        buf: &mut [u8],
-        bye: Option<&str>,
-    ) -> Result<usize, SessionError> {
-        let blocks: Vec<ReportBlock> = match self.source.as_mut() {
-            Some(s) => {
-                let lsr_dlsr = match self.last_sr {
-                    Some((mid, at)) => {
-                        let d = now.saturating_duration_since(at);
-                        (mid, (d.as_secs_f64() * 65536.0) as u32)
-                    }
-                    None => (0, 0),
-                };
-                vec![s.report_block(lsr_dlsr)]
-            }
-            None => Vec::new(),
-        };
-        let small = || SessionError::BufferTooSmall { need: 128 };
-        let mut len = if self.sent_since_report {
-            // The RTP timestamp of `now` on our sending timeline (§6.4.1): the last frame's,
-            // plus the time since it was sent.
-            let rtp_timestamp = match self.last_send {
-                Some((ts, at)) => {
-                    let d = now.saturating_duration_since(at).as_nanos();
-                    ts.wrapping_add((d * u128::from(SAMPLE_RATE) / 1_000_000_000) as u32)
-                }
-                None => self.next_timestamp(),
-            };
-            let info = SenderInfo {
-                ntp: self.ntp_at(now),
-                rtp_timestamp,
-                packet_count: self.packets_sent as u32,
-                octet_count: self.octets_sent as u32,
-            };
-            rtcp::write_sr(buf, self.local_ssrc, &info, &blocks).ok_or_else(small)?
-        } else {
-            rtcp::write_rr(buf, self.local_ssrc, &blocks).ok_or_else(small)?
-        };
-        len += rtcp::write_sdes_cname(
-            buf.get_mut(len..).ok_or_else(small)?,
-            self.local_ssrc,
-            &self.config.cname,
-        )
-        .ok_or_else(small)?;
-        if let Some(reason) = bye {
-            let reason = (!reason.is_empty()).then_some(reason);
-            len += rtcp::write_bye(
-                buf.get_mut(len..).ok_or_else(small)?,
-                self.local_ssrc,
-                reason,
-            )
-            .ok_or_else(small)?;
-        }
-        self.sent_since_report = false;
-        let len = self.protection.protect_rtcp(buf, len)?;
-        self.stats.rtcp_sent += 1;
-        Ok(len)
     }
 
     /// Writes the RTCP report due at `now`, if any, into `buf` (512 octets are plenty).
@@ -838,27 +501,7 @@ impl RtpSession {
         now: Instant,
         buf: &mut [u8],
     ) -> Result<Option<Transmit>, SessionError> {
-        if self.closed || now < self.next_rtcp {
-            return Ok(None);
-        }
-        self.next_rtcp = now + self.next_interval();
-        let Some(dst) = self.remote_rtcp() else {
-            return Ok(None);
-        };
-        let len = self.write_report(now, buf, None)?;
-        Ok(Some(Transmit {
-            dst,
-            channel: self.rtcp_channel(),
-            len,
-        }))
-    }
-
-    fn rtcp_channel(&self) -> Channel {
-        if self.config.rtcp_mux {
-            Channel::Rtp
-        } else {
-            Channel::Rtcp
-        }
+        self.stream.poll_transmit(now, buf)
     }
 
     /// Ends the stream: writes a final report with a BYE (RFC 3550 §6.6) and stops RTCP.
@@ -868,36 +511,15 @@ impl RtpSession {
         reason: &str,
         buf: &mut [u8],
     ) -> Result<Option<Transmit>, SessionError> {
-        if self.closed {
-            return Ok(None);
-        }
-        self.closed = true;
-        let Some(dst) = self.remote_rtcp() else {
-            return Ok(None);
-        };
-        let len = self.write_report(now, buf, Some(reason))?;
-        Ok(Some(Transmit {
-            dst,
-            channel: self.rtcp_channel(),
-            len,
-        }))
+        self.stream.close(now, reason, buf)
     }
 
     /// The statistics now.
     pub fn stats(&self) -> MediaStats {
-        let mut s = self.stats.clone();
-        s.packets_sent = self.packets_sent;
-        s.octets_sent = self.octets_sent;
-        s.remote_rtp = self.remote_rtp();
-        if let Some(src) = &self.source {
-            s.remote_ssrc = Some(src.ssrc);
-            s.packets_received = src.received;
-            s.octets_received = src.octets;
-            s.packets_lost = src.lost();
-            s.jitter_ms = ts_to_ms(f64::from(src.jitter()));
-        }
-        s.jitter_buffer = self.jitter.stats();
-        s.jitter_buffer_delay_ms = self.jitter.target_delay().as_secs_f64() * 1000.0;
+        let mut s = self.stream.stats();
+        let jitter = self.audio.jitter();
+        s.jitter_buffer = jitter.stats();
+        s.jitter_buffer_delay_ms = jitter.target_delay().as_secs_f64() * 1000.0;
         s
     }
 }

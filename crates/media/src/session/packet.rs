@@ -25,19 +25,8 @@ impl<'a> RtpPacket<'a> {
     /// (§5.1: the last octet counts the padding, itself included).
     pub fn parse(pkt: &'a [u8]) -> Result<Self, HeaderError> {
         let h = RtpHeader::parse(pkt)?;
-        let b0 = pkt.first().copied().unwrap_or(0);
+        let (start, end) = payload_bounds(pkt, h.header_len)?;
         let b1 = pkt.get(1).copied().unwrap_or(0);
-        let mut end = pkt.len();
-        if b0 & 0x20 != 0 {
-            let pad = usize::from(pkt.last().copied().unwrap_or(0));
-            if pad == 0 || h.header_len + pad > end {
-                return Err(HeaderError::Truncated {
-                    len: pkt.len(),
-                    need: h.header_len + pad.max(1),
-                });
-            }
-            end -= pad;
-        }
         let timestamp = pkt
             .get(4..8)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) // invariant: 4 octets
@@ -48,7 +37,7 @@ impl<'a> RtpPacket<'a> {
             seq: h.seq,
             timestamp,
             ssrc: h.ssrc,
-            payload: pkt.get(h.header_len..end).unwrap_or_default(),
+            payload: pkt.get(start..end).unwrap_or_default(),
         })
     }
 
@@ -67,6 +56,24 @@ impl<'a> RtpPacket<'a> {
             self.payload,
         )
     }
+}
+
+/// Where the payload of an RTP packet whose header is `header_len` octets starts and ends,
+/// padding excluded (§5.1: the last octet counts the padding, itself included).
+pub(crate) fn payload_bounds(pkt: &[u8], header_len: usize) -> Result<(usize, usize), HeaderError> {
+    let b0 = pkt.first().copied().unwrap_or(0);
+    let mut end = pkt.len();
+    if b0 & 0x20 != 0 {
+        let pad = usize::from(pkt.last().copied().unwrap_or(0));
+        if pad == 0 || header_len + pad > end {
+            return Err(HeaderError::Truncated {
+                len: pkt.len(),
+                need: header_len + pad.max(1),
+            });
+        }
+        end -= pad;
+    }
+    Ok((header_len, end))
 }
 
 /// The header fields of an outgoing packet.
