@@ -2,7 +2,9 @@
 //!
 //! RTP/RTCP packets, SRTP/SRTCP protection (RFC 3711, RFC 6188, RFC 7714) over the
 //! [`sotto_crypto`] API, and the packet-modifier hook through which an application can
-//! observe or transform packets.
+//! observe or transform packets. A call's media is a [`call::CallMedia`]: its streams
+//! ([`session`]: each a transport half and an audio half) and its key exchange, behind the
+//! [`keyx::MediaKeyExchange`] seam (SDES, ZRTP, DTLS-SRTP side by side).
 //!
 //! Nothing here performs IO, reads a clock or draws randomness: an [`srtp::SrtpSession`] is
 //! keyed by its caller and transforms packets in buffers the caller owns, so the steady-state
@@ -11,7 +13,9 @@
 #![forbid(unsafe_code)]
 
 pub mod audio;
+pub mod call;
 pub mod hook;
+pub mod keyx;
 pub mod rtp;
 pub mod session;
 pub mod srtp;
