@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use serde::Serialize;
+use sotto_media::keyx::{MediaKeyExchange, MediaProtection};
 use sotto_sdp::{NegotiatedMedia, Session};
 use sotto_sip::dialog::{Dialog, Retransmit2xx};
 use sotto_sip::message::{Request, Uri};
@@ -82,6 +83,11 @@ pub(crate) struct Call {
     /// Our SDP (offer or answer), resent on a re-INVITE.
     pub(crate) local_sdp: Option<Bytes>,
     pub(crate) negotiated: Option<NegotiatedMedia>,
+    /// The call's key exchange, from our offer (UAC) or answer (UAS) until the driver takes
+    /// it for the media ([`crate::UserAgent::take_key_exchange`]).
+    pub(crate) keyx: Option<Box<dyn MediaKeyExchange>>,
+    /// The media protection as it stands once connected (updated by media events).
+    pub(crate) protection: Option<MediaProtection>,
     /// Our ACK of the 2xx (UAC), sent again for a retransmitted 2xx.
     pub(crate) ack: Option<Bytes>,
     pub(crate) auth: String,

@@ -29,9 +29,11 @@
 pub mod call;
 pub mod config;
 pub mod driver;
+mod keying;
 pub mod media;
 pub mod message;
 pub mod policy;
+pub mod sdes;
 pub mod security;
 pub mod ua;
 

@@ -12,10 +12,13 @@
 
 use std::net::IpAddr;
 
-use sotto_sdp::{EncryptionMode, EncryptionPolicy, NegotiatedMedia};
+use sotto_crypto::rng::SecureRandom;
+use sotto_media::keyx::{MediaKeyExchange, MediaProtection, NoKeyExchange};
+use sotto_sdp::{EncryptionMode, EncryptionPolicy, LocalCapabilities, SdesSuite, Session};
 use sotto_sip::transport::{Destination, TransportKind};
 
 use crate::config::Encryption;
+use crate::sdes::SdesExchange;
 use crate::security::{SecurityReport, TlsSummary};
 use crate::ua::{UaConfig, UaError};
 
@@ -125,21 +128,75 @@ pub(crate) fn answer_policy(config: &UaConfig) -> EncryptionPolicy {
     }
 }
 
-/// The report of a connected call: its first hop (`transport`, `tls`), how it was
-/// authenticated, and the negotiated media; a call keyed by SDES over a non-TLS hop is
-/// marked as relying on the insecure override.
-pub(crate) fn connected_report(
+/// The key exchange of a call we offer, for `mode` ([`offer_mode`]): SDES when encrypting,
+/// none for a plain call.
+pub(crate) fn offer_key_exchange(mode: EncryptionMode) -> Box<dyn MediaKeyExchange> {
+    match mode {
+        EncryptionMode::None => Box::new(NoKeyExchange),
+        mode => Box::new(SdesExchange::new(
+            SdesSuite::ALL.to_vec(),
+            EncryptionPolicy {
+                mode,
+                best_effort_sdes: false,
+            },
+        )),
+    }
+}
+
+/// The key exchange that answers an offer under the account's policy.
+pub(crate) fn answer_key_exchange(config: &UaConfig) -> Box<dyn MediaKeyExchange> {
+    Box::new(SdesExchange::new(
+        SdesSuite::ALL.to_vec(),
+        answer_policy(config),
+    ))
+}
+
+/// The report of a call: its first hop (`transport`, `tls`), how it was authenticated, and
+/// its media protection as it stands; a call keyed by SDES over a non-TLS hop is marked as
+/// relying on the insecure override.
+pub(crate) fn call_report(
     config: &UaConfig,
     transport: TransportKind,
     tls: Option<&TlsSummary>,
     auth: &str,
     direct: bool,
-    neg: &NegotiatedMedia,
+    protection: &MediaProtection,
 ) -> SecurityReport {
-    let suite = neg.srtp.as_ref().map(|k| k.suite.name());
-    let mut report = SecurityReport::new(transport.as_str(), tls, auth, suite).direct(direct);
-    if suite.is_some() && sdes_hop(config, transport, direct) == Ok(true) {
+    let mut report = SecurityReport::new(transport.as_str(), tls, auth, protection).direct(direct);
+    if matches!(protection, MediaProtection::Sdes { .. })
+        && sdes_hop(config, transport, direct) == Ok(true)
+    {
         report = report.sdes_without_tls();
     }
     report
+}
+
+/// Whether a change of protection mid-call (a re-INVITE's offer, a key exchange's news) is
+/// a downgrade: media that was encrypted would no longer be.
+pub(crate) fn is_downgrade(before: &MediaProtection, after: &MediaProtection) -> bool {
+    before.is_encrypted() && !after.is_encrypted()
+}
+
+/// The protection a re-INVITE's `offer` would give a call protected as `current`, judged by
+/// a fresh key exchange of the same kind that accepts plain media; `None` when the offer
+/// cannot be answered at all (then it is not a question of encryption).
+pub(crate) fn reoffer_protection(
+    current: &MediaProtection,
+    offer: &Session,
+    caps: &LocalCapabilities,
+    rng: &dyn SecureRandom,
+) -> Option<MediaProtection> {
+    let mut probe: Box<dyn MediaKeyExchange> = match current {
+        MediaProtection::Sdes { .. } => Box::new(SdesExchange::new(
+            SdesSuite::ALL.to_vec(),
+            EncryptionPolicy {
+                mode: EncryptionMode::Optional,
+                best_effort_sdes: false,
+            },
+        )),
+        // Keys agreed on the media path are not re-offered in the SDP.
+        _ => return None,
+    };
+    crate::keying::answer_offer(offer, caps, probe.as_mut(), rng).ok()?;
+    Some(probe.protection())
 }

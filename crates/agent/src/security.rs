@@ -5,6 +5,7 @@
 //! read them; the protection is hop-by-hop, never end-to-end.
 
 use serde::Serialize;
+use sotto_media::keyx::MediaProtection;
 
 /// The note attached to every SDES-keyed call.
 pub const SDES_NOTE: &str =
@@ -19,6 +20,17 @@ pub const SDES_DIRECT_NOTE: &str = "SDES over a direct TLS connection: no proxy 
 pub const SDES_WITHOUT_TLS_NOTE: &str = "DANGER (danger.sdes_without_tls): SDES keys were sent \
      in clear text over UDP: anyone on the path can decrypt this call";
 
+/// The note of a ZRTP call whose SAS the users have not compared yet.
+pub const ZRTP_UNVERIFIED_NOTE: &str = "ZRTP: keys agreed end to end; compare the SAS aloud \
+     with the peer to rule out a man in the middle";
+
+/// The note of a ZRTP call whose SAS was confirmed (now or on an earlier call).
+pub const ZRTP_VERIFIED_NOTE: &str = "ZRTP: keys agreed end to end, SAS verified";
+
+/// The note of a DTLS-SRTP call.
+pub const DTLS_NOTE: &str = "DTLS-SRTP: keys agreed on the media path; the peer's certificate \
+     is vouched for by the fingerprint in its SDP, which every proxy on the path could change";
+
 /// How one call is protected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecurityReport {
@@ -32,10 +44,18 @@ pub struct SecurityReport {
     /// (for an incoming call: `registration-flow` when it came over the authenticated
     /// registration connection, `trusted-host` for a configured host).
     pub auth: String,
-    /// Media protection: `srtp-sdes` or `none`.
+    /// Media protection: `none`, `srtp-sdes`, `zrtp` or `dtls-srtp` (rendered from a
+    /// [`MediaProtection`]).
     pub media_protection: String,
-    /// The SRTP suite, when SRTP.
+    /// The SRTP suite (or DTLS-SRTP profile), when known.
     pub suite: Option<String>,
+    /// The short authentication string to compare aloud (ZRTP), once computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sas: Option<String>,
+    /// Whether the users confirmed the SAS (ZRTP), or the peer's certificate matched its
+    /// fingerprint (DTLS-SRTP); absent for SDES and plain calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
     /// Whether the media keys are known only to the two ends.
     pub end_to_end: bool,
     /// Whether the call is direct (signalling straight to the peer, no proxy).
@@ -48,30 +68,48 @@ pub struct SecurityReport {
 }
 
 impl SecurityReport {
-    /// A report for a call whose media is `suite`-protected SRTP keyed by SDES, or plain RTP.
+    /// The report of a call whose media is protected as `protection` says.
     pub fn new(
         transport: &str,
         tls: Option<&TlsSummary>,
         auth: &str,
-        sdes_suite: Option<&str>,
+        protection: &MediaProtection,
     ) -> Self {
+        let (sas, verified, end_to_end, note) = match protection {
+            MediaProtection::None => (None, None, false, "media is not encrypted".to_owned()),
+            MediaProtection::Sdes { .. } => (None, None, false, SDES_NOTE.to_owned()),
+            MediaProtection::Zrtp { sas, verified, .. } => (
+                sas.clone(),
+                Some(*verified),
+                true,
+                if *verified {
+                    ZRTP_VERIFIED_NOTE.to_owned()
+                } else {
+                    ZRTP_UNVERIFIED_NOTE.to_owned()
+                },
+            ),
+            MediaProtection::Dtls {
+                fingerprint_verified,
+                ..
+            } => (
+                None,
+                Some(*fingerprint_verified),
+                *fingerprint_verified,
+                DTLS_NOTE.to_owned(),
+            ),
+        };
         SecurityReport {
             signalling_transport: transport.to_owned(),
             tls_version: tls.map(|t| t.version.clone()),
             tls_cipher_suite: tls.map(|t| t.cipher_suite.clone()),
             auth: auth.to_owned(),
-            media_protection: if sdes_suite.is_some() {
-                "srtp-sdes".into()
-            } else {
-                "none".into()
-            },
-            suite: sdes_suite.map(str::to_owned),
-            end_to_end: false,
+            media_protection: protection.name().to_owned(),
+            suite: protection.suite().map(str::to_owned),
+            sas,
+            verified,
+            end_to_end,
             direct: false,
-            note: Some(match sdes_suite {
-                Some(_) => SDES_NOTE.to_owned(),
-                None => "media is not encrypted".to_owned(),
-            }),
+            note: Some(note),
             danger: Vec::new(),
         }
     }
@@ -107,7 +145,7 @@ impl SecurityReport {
         auth: &str,
         reason: &str,
     ) -> Self {
-        let mut r = SecurityReport::new(transport, tls, auth, None);
+        let mut r = SecurityReport::new(transport, tls, auth, &MediaProtection::None);
         r.note = Some(format!("call not established: {reason}"));
         r
     }
@@ -126,6 +164,32 @@ pub struct TlsSummary {
 mod tests {
     use super::*;
 
+    fn sdes(suite: &str) -> MediaProtection {
+        MediaProtection::Sdes {
+            suite: suite.to_owned(),
+        }
+    }
+
+    #[test]
+    fn zrtp_reports_its_sas_and_whether_it_was_verified() {
+        let p = MediaProtection::Zrtp {
+            suite: Some("AES_CM_128_HMAC_SHA1_80".into()),
+            sas: Some("pluto clock".into()),
+            verified: false,
+        };
+        let r = SecurityReport::new("tls", None, "digest-SHA-256", &p);
+        assert_eq!(r.media_protection, "zrtp");
+        assert_eq!(
+            (r.sas.as_deref(), r.verified, r.end_to_end),
+            (Some("pluto clock"), Some(false), true)
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["sas"], "pluto clock");
+        // SDES has no SAS: the fields are absent, not null.
+        let s = serde_json::to_value(SecurityReport::new("tls", None, "x", &sdes("X"))).unwrap();
+        assert!(s.get("sas").is_none() && s.get("verified").is_none());
+    }
+
     #[test]
     fn sdes_is_never_end_to_end() {
         let tls = TlsSummary {
@@ -136,12 +200,12 @@ mod tests {
             "tls",
             Some(&tls),
             "digest-SHA-256",
-            Some("AES_CM_128_HMAC_SHA1_80"),
+            &sdes("AES_CM_128_HMAC_SHA1_80"),
         );
         assert_eq!(r.media_protection, "srtp-sdes");
         assert!(!r.end_to_end);
         assert_eq!(r.note.as_deref(), Some(SDES_NOTE));
-        let plain = SecurityReport::new("udp", None, "none", None);
+        let plain = SecurityReport::new("udp", None, "none", &MediaProtection::None);
         assert_eq!(plain.media_protection, "none");
         assert_eq!(plain.tls_version, None);
         assert!(r.danger.is_empty() && plain.danger.is_empty());
@@ -152,7 +216,7 @@ mod tests {
 
     #[test]
     fn sdes_over_udp_is_loud() {
-        let r = SecurityReport::new("udp", None, "none", Some("AES_CM_128_HMAC_SHA1_80"))
+        let r = SecurityReport::new("udp", None, "none", &sdes("AES_CM_128_HMAC_SHA1_80"))
             .direct(true)
             .sdes_without_tls();
         assert_eq!(r.danger, vec!["sdes_without_tls".to_owned()]);

@@ -16,7 +16,9 @@ use sotto_agent::call::CallState;
 use sotto_agent::config::Encryption;
 use sotto_agent::{CallId, Flow, TlsSummary, UaConfig, UaEvent, UserAgent};
 use sotto_media::audio::{Codec, FRAME_SAMPLES, Tone, ToneReport};
-use sotto_media::session::{Channel, RtpSession};
+use sotto_media::call::{CallMedia, MediaEvent};
+use sotto_media::keyx::MediaKeyExchange;
+use sotto_media::session::{Channel, NoProtection, RtpSession};
 use sotto_net::{ConnectionId, Destination, TransportKind};
 use sotto_sdp::NegotiatedMedia;
 use sotto_sip::digest::{Algorithm, Challenge, Credentials, Ha1, compute_response};
@@ -115,11 +117,13 @@ impl Side {
             .collect()
     }
 
-    fn media(&self) -> Option<NegotiatedMedia> {
-        self.events.iter().find_map(|e| match e {
-            UaEvent::MediaReady { media, .. } => Some((**media).clone()),
+    /// The negotiated stream and the key exchange of the call whose media is ready.
+    fn media(&mut self) -> Option<(NegotiatedMedia, Box<dyn MediaKeyExchange>)> {
+        let (call, neg) = self.events.iter().find_map(|e| match e {
+            UaEvent::MediaReady { call, media, .. } => Some((*call, (**media).clone())),
             _ => None,
-        })
+        })?;
+        Some((neg, self.ua.take_key_exchange(call)?))
     }
 }
 
@@ -396,18 +400,10 @@ fn call_with_proxy_auth_sdes_media_and_bye() {
     // Media: each side's key is the other's remote key; a tone crosses SRTP intact.
     let ma = a.media().unwrap();
     let mb = b.media().unwrap();
-    assert_eq!(ma.remote_rtp_port, 7002);
-    assert_eq!(mb.remote_rtp_port, 7000);
-    let (ka, kb) = (ma.srtp.as_ref().unwrap(), mb.srtp.as_ref().unwrap());
-    assert_eq!(
-        ka.local.master_key.expose(),
-        kb.remote[0].master_key.expose()
-    );
-    assert_eq!(
-        kb.local.master_key.expose(),
-        ka.remote[0].master_key.expose()
-    );
-    tone_crosses(&ma, &mb);
+    assert_eq!(ma.0.remote_rtp_port, 7002);
+    assert_eq!(mb.0.remote_rtp_port, 7000);
+    assert!(a.media().is_none(), "the key exchange is handed out once");
+    tone_crosses(ma, mb);
 
     // Alice hangs up.
     a.events.clear();
@@ -425,19 +421,26 @@ fn call_with_proxy_auth_sdes_media_and_bye() {
     assert_eq!(a.ua.call_state(call), None);
 }
 
-/// Sends a second of 1000 Hz from `a`'s session to `b`'s, protected with the negotiated
-/// keys, on a virtual clock; `b` decodes it.
-fn tone_crosses(ma: &NegotiatedMedia, mb: &NegotiatedMedia) {
+/// Sends a second of 1000 Hz from `a`'s call media to `b`'s, on a virtual clock, protected
+/// with the keys their key exchanges agreed (SDES: each side's key is the other's remote
+/// key, or nothing would decrypt); `b` decodes it.
+fn tone_crosses(
+    a: (NegotiatedMedia, Box<dyn MediaKeyExchange>),
+    b: (NegotiatedMedia, Box<dyn MediaKeyExchange>),
+) {
     let t0 = Instant::now();
     let wall = SystemTime::UNIX_EPOCH;
     let p = provider();
-    let mk = |n: &NegotiatedMedia| {
-        let cfg = sotto_agent::media::media_config(n, "t").unwrap();
+    let mk = |(n, keyx): (NegotiatedMedia, Box<dyn MediaKeyExchange>)| {
+        assert_eq!(keyx.protection().name(), "srtp-sdes");
+        let cfg = sotto_agent::media::media_config(&n, "t", true).unwrap();
         assert_eq!(cfg.codec, Codec::Pcmu);
-        let prot = sotto_agent::media::protection(p, n).unwrap();
-        RtpSession::new(cfg, prot, p.rng, t0, wall).unwrap()
+        let stream = RtpSession::new(cfg, Box::new(NoProtection::new()), p.rng, t0, wall).unwrap();
+        let mut m = CallMedia::new(p, keyx, vec![stream]);
+        assert_eq!(m.poll_event(), Some(MediaEvent::Secured));
+        m
     };
-    let (mut sa, mut sb) = (mk(ma), mk(mb));
+    let (mut sa, mut sb) = (mk(a), mk(b));
     let a_addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
     let mut tone = Tone::new(1000.0, 8000, 8000);
     let (mut pcm, mut out) = ([0i16; FRAME_SAMPLES], [0i16; FRAME_SAMPLES]);
@@ -446,19 +449,19 @@ fn tone_crosses(ma: &NegotiatedMedia, mb: &NegotiatedMedia) {
     for i in 0..50u64 {
         let now = t0 + Duration::from_millis(20 * i);
         tone.fill(&mut pcm);
-        let t = sa.send_audio(now, &pcm, &mut buf).unwrap().unwrap();
+        let t = sa.send_audio(now, 0, &pcm, &mut buf).unwrap().unwrap();
         assert_eq!(
             t.len,
             12 + FRAME_SAMPLES + 10,
             "RTP header, payload, 80-bit tag"
         );
-        sb.handle_receive(now, a_addr, Channel::Rtp, &mut buf[..t.len])
+        sb.handle_packet(now, 0, a_addr, Channel::Rtp, &mut buf[..t.len])
             .unwrap();
-        while sb.poll_audio(now, &mut out).is_some() {
+        while sb.poll_audio(now, 0, &mut out).is_some() {
             got.extend_from_slice(&out);
         }
     }
-    assert_eq!(sb.stats().packets_received, 50);
+    assert_eq!(sb.stats(0).unwrap().packets_received, 50);
     let r = ToneReport::analyze(&got, 8000, 1000.0, 800);
     assert!(r.dominant_windows >= 4 && r.median_fraction > 0.5, "{r:?}");
 }

@@ -235,7 +235,12 @@ impl CallMedia {
     }
 
     /// Plays the next 20 ms of stream `stream`'s received audio if due at `now`.
-    pub fn poll_audio(&mut self, now: Instant, stream: usize, out: &mut [i16]) -> Option<FrameKind> {
+    pub fn poll_audio(
+        &mut self,
+        now: Instant,
+        stream: usize,
+        out: &mut [i16],
+    ) -> Option<FrameKind> {
         self.streams.get_mut(stream)?.poll_audio(now, out)
     }
 

@@ -2,6 +2,9 @@
 //! exchange delivers them, key-exchange packets demultiplexed from media on one port
 //! (RFC 7983), and a failed exchange shuts media with its reason.
 
+// Tests start their virtual clock from the real one.
+#![allow(clippy::disallowed_methods)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,8 +12,8 @@ use sotto_crypto::rng::SecureRandom;
 use sotto_media::audio::{Codec, FRAME_SAMPLES, Tone};
 use sotto_media::call::{CallMedia, Inbound, MediaError, MediaEvent};
 use sotto_media::keyx::{
-    KeyExchangeError, KeyExchangeEvent, KeyMethod, MediaKeyExchange, MediaProtection,
-    RemoteMedia, SdpAttribute, SrtpKeys,
+    KeyExchangeError, KeyExchangeEvent, KeyMethod, MediaKeyExchange, MediaProtection, RemoteMedia,
+    SdpAttribute, SrtpKeys,
 };
 use sotto_media::session::{Channel, MediaConfig, NoProtection, RtpSession};
 use sotto_media::{SrtpPolicy, SrtpSuite};
@@ -123,8 +126,10 @@ fn media(side: u8, peer: SocketAddr, t0: Instant) -> CallMedia {
 #[test]
 fn nothing_flows_before_keys_then_srtp_both_ways() {
     let t0 = Instant::now();
-    let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-        ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:4000".parse().unwrap(),
+        "127.0.0.1:5000".parse().unwrap(),
+    );
     let mut a = media(1, b_addr, t0);
     let mut b = media(2, a_addr, t0);
     let mut tone = Tone::new(1000.0, 8000, 8000);
@@ -158,7 +163,10 @@ fn nothing_flows_before_keys_then_srtp_both_ways() {
         assert_eq!(m.poll_event(), Some(MediaEvent::Secured));
         assert!(matches!(
             m.poll_event(),
-            Some(MediaEvent::Protection(MediaProtection::Zrtp { sas: Some(_), .. }))
+            Some(MediaEvent::Protection(MediaProtection::Zrtp {
+                sas: Some(_),
+                ..
+            }))
         ));
         assert!(m.is_flowing());
     }
@@ -168,15 +176,25 @@ fn nothing_flows_before_keys_then_srtp_both_ways() {
     for i in 0..20u64 {
         let now = t0 + Duration::from_millis(20 * i);
         tone.fill(&mut pcm);
-        let t = a.send_audio(now, 0, &pcm, &mut buf).unwrap().expect("a packet");
-        assert_eq!(t.len, 12 + FRAME_SAMPLES + 10, "G.711 frame plus an 80-bit tag");
+        let t = a
+            .send_audio(now, 0, &pcm, &mut buf)
+            .unwrap()
+            .expect("a packet");
+        assert_eq!(
+            t.len,
+            12 + FRAME_SAMPLES + 10,
+            "G.711 frame plus an 80-bit tag"
+        );
         let mut pkt = buf[..t.len].to_vec();
         assert!(matches!(
             b.handle_packet(now, 0, a_addr, Channel::Rtp, &mut pkt),
             Ok(Inbound::Media(_))
         ));
         let mut out = [0i16; FRAME_SAMPLES];
-        while b.poll_audio(now + Duration::from_millis(200), 0, &mut out).is_some() {
+        while b
+            .poll_audio(now + Duration::from_millis(200), 0, &mut out)
+            .is_some()
+        {
             heard += 1;
         }
     }

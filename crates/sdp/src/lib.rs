@@ -45,9 +45,9 @@ pub use negotiate::{
     Answer, Codec, EncryptionMode, EncryptionPolicy, Keying, LocalCapabilities, NegotiatedMedia,
     Refusal, StreamOutcome, answer_with, answered, audio_stream, offer,
 };
-pub use sdes::{SdesKeys, answer, create_offer, process_answer};
 pub use parse::{Limits, ParseError, ParseErrorKind};
 pub use scan::sdes_present;
+pub use sdes::{SdesKeys, answer, create_offer, process_answer};
 
 /// Every error of this crate.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

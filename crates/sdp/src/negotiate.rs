@@ -305,6 +305,16 @@ pub enum Refusal {
     /// Generating our key failed (the random number generator).
     #[error("random number generator failed")]
     Rng,
+    /// The stream's key exchange refused it (its own status, Warning code and reason).
+    #[error("{reason}")]
+    KeyExchange {
+        /// The SIP status owed.
+        status: u16,
+        /// The Warning code.
+        warning_code: u16,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Refusal {
@@ -313,6 +323,7 @@ impl Refusal {
     pub fn status_code(&self) -> u16 {
         match self {
             Refusal::Rng => 500,
+            Refusal::KeyExchange { status, .. } => *status,
             _ => 488,
         }
     }
@@ -325,6 +336,7 @@ impl Refusal {
             Refusal::UnsupportedTransport(_) => 302,
             Refusal::NoCommonCodec => 305,
             Refusal::NoSupportedCrypto { .. } | Refusal::AnswerCrypto(_) => 306,
+            Refusal::KeyExchange { warning_code, .. } => *warning_code,
             _ => 399,
         }
     }

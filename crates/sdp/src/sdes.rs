@@ -112,7 +112,6 @@ fn offer_keying(
     Ok(Keying::Plain)
 }
 
-
 /// The profile of an offer under `mode`: `RTP/SAVP` when encryption is mandatory, else
 /// `RTP/AVP` (keys then offered best effort, or none).
 pub fn offer_profile(mode: EncryptionMode) -> &'static str {
@@ -251,9 +250,7 @@ pub fn answer(
         })
     };
     let a = answer_with(offer, caps, &mut keying)?;
-    let neg = audio_stream(&a.streams)
-        .cloned()
-        .ok_or(Refusal::NoAudio)?;
+    let neg = audio_stream(&a.streams).cloned().ok_or(Refusal::NoAudio)?;
     Ok((a.session, neg, keys))
 }
 

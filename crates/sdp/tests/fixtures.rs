@@ -142,7 +142,8 @@ fn answering_the_linphone_sdes_offer() {
     assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
     assert!(text.contains("m=audio 7200 RTP/SAVP 0 8 100\r\n"));
     // The offerer derives mirrored keys from our answer.
-    let (back, back_keys) = process_answer(&offer, &Session::parse(text.as_bytes()).unwrap(), &policy).unwrap();
+    let (back, back_keys) =
+        process_answer(&offer, &Session::parse(text.as_bytes()).unwrap(), &policy).unwrap();
     let bk = back_keys.unwrap();
     assert_eq!(bk.local, k.remote[0]);
     assert_eq!(bk.remote, vec![k.local.clone()]);

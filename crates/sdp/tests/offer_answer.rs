@@ -5,8 +5,7 @@ mod common;
 
 use sotto_sdp::{
     Attribute, Codec, Crypto, Direction, EncryptionMode, EncryptionPolicy, LocalCapabilities,
-    NegotiatedMedia, Refusal, SdesKeys, SdesSuite, Session, answer, create_offer,
-    process_answer,
+    NegotiatedMedia, Refusal, SdesKeys, SdesSuite, Session, answer, create_offer, process_answer,
 };
 
 fn policy(mode: EncryptionMode, best_effort_sdes: bool) -> EncryptionPolicy {
@@ -451,7 +450,10 @@ fn every_m_line_gets_an_outcome_and_video_is_declined() {
                 m=video 7102 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
     let offer = Session::parse(text.as_bytes()).unwrap();
     let mut keying = |_: &Session, m: &sotto_sdp::Media| {
-        assert_eq!(m.kind, "audio", "keying is asked for the stream being accepted");
+        assert_eq!(
+            m.kind, "audio",
+            "keying is asked for the stream being accepted"
+        );
         Ok(Vec::new())
     };
     let a = sotto_sdp::answer_with(&offer, &bob(), &mut keying).unwrap();

@@ -40,6 +40,8 @@ use sotto_agent::config::{
     FORMAT_VERSION, MediaSection, ProxySection, SecuritySection, new_instance_urn,
 };
 use sotto_agent::driver::{self, DriverConfig, Mode, Source};
+
+use crate::agent_output;
 use sotto_agent::{UaConfig, UaEvent};
 use sotto_sip::message::Uri;
 
@@ -394,13 +396,16 @@ fn drive(
         cfg,
         |out| {
             if json {
-                println!("{}", out.to_json());
+                println!("{}", agent_output::to_json(out));
             } else {
-                println!("{}", out.to_text());
+                println!("{}", agent_output::to_text(out));
             }
-            if let driver::Output::Ua(UaEvent::Rejected { .. }) = out {
-                // Also on stderr: a refused request is worth a look in any output mode.
-                eprintln!("sotto agent: {}", out.to_text());
+            if let driver::Output::Ua(UaEvent::Rejected { .. } | UaEvent::SecurityAlert { .. }) =
+                out
+            {
+                // Also on stderr: a refused request or a security alert is worth a look in
+                // any output mode.
+                eprintln!("sotto agent: {}", agent_output::to_text(out));
             }
             if let driver::Output::Ua(UaEvent::CallSecurity { call, report }) = out {
                 // A call that relies on an insecure override is announced in any output mode.

@@ -12,12 +12,14 @@ use sotto_sip::dialog::{Dialog, Retransmit, Retransmit2xx};
 use sotto_sip::message::{Method, Request, Response, StatusCode};
 use sotto_sip::transaction::{Received, TimerConfig, TransactionId};
 
+use sotto_sdp::Refusal;
+
 use super::wire::{
-    ALLOW, contact_value, copy_record_route, random_token, refusal_reason, refusal_response,
-    set_to,
+    ALLOW, contact_value, copy_record_route, random_token, refusal_reason, refusal_response, set_to,
 };
 use super::{Flow, MAX_CALLS, Outgoing, RING_TIMEOUT, UaError, UaEvent, UserAgent};
 use crate::call::{Call, CallId, CallState, Role};
+use crate::keying;
 use crate::policy::{self, Trust};
 use crate::security::SecurityReport;
 
@@ -25,7 +27,7 @@ impl UserAgent {
     /// Answers a ringing incoming call with our RTP at `media` (200 OK with the SDP answer).
     pub fn answer(&mut self, id: CallId, media: SocketAddr, now: Instant) -> Result<(), UaError> {
         let caps = self.caps(media)?;
-        let answer_policy = policy::answer_policy(&self.config);
+        let mut keyx = policy::answer_key_exchange(&self.config);
         let contact = self
             .calls
             .get(&id)
@@ -38,7 +40,7 @@ impl UserAgent {
         else {
             return Err(UaError::NoSuchCall);
         };
-        let (sdp, neg) = match sotto_sdp::answer(offer, &caps, &answer_policy, self.provider.rng)
+        let (sdp, neg) = match keying::answer_offer(offer, &caps, keyx.as_mut(), self.provider.rng)
         {
             Ok(x) => x,
             Err(refusal) => {
@@ -63,7 +65,8 @@ impl UserAgent {
         h.push("Content-Type", "application/sdp");
         resp.set_body(body.clone());
         call.local_sdp = Some(body);
-        call.negotiated = Some(neg.clone());
+        call.negotiated = Some(neg);
+        call.keyx = Some(keyx);
         call.state = CallState::Connected;
         call.ring_deadline = None;
         if !call.dest.transport.is_stream() {
@@ -74,7 +77,7 @@ impl UserAgent {
             ));
         }
         self.layer.send_response(tx, resp, now)?;
-        self.announce_connected(id, neg);
+        self.announce_connected(id);
         self.pump(now);
         Ok(())
     }
@@ -284,12 +287,10 @@ impl UserAgent {
         let Ok(probe_caps) = self.caps(SocketAddr::new(flow.local.ip(), 9)) else {
             return;
         };
-        if let Err(refusal) = sotto_sdp::answer(
-            &offer,
-            &probe_caps,
-            &policy::answer_policy(&self.config),
-            self.provider.rng,
-        ) {
+        let mut probe = policy::answer_key_exchange(&self.config);
+        if let Err(refusal) =
+            keying::answer_offer(&offer, &probe_caps, probe.as_mut(), self.provider.rng)
+        {
             return refuse(
                 self,
                 refusal.status_code(),
@@ -316,6 +317,8 @@ impl UserAgent {
             offer: Some(offer),
             local_sdp: None,
             negotiated: None,
+            keyx: None,
+            protection: None,
             ack: None,
             auth: trust.as_str().to_owned(),
             auth_tries: 0,
@@ -385,9 +388,24 @@ impl UserAgent {
         let cid = req.call_id().unwrap_or_default();
         let found = self
             .calls
-            .values()
-            .find(|c| c.dialog.call_id == cid && c.state == CallState::Connected);
-        let resp = match found {
+            .iter()
+            .find(|(_, c)| c.dialog.call_id == cid && c.state == CallState::Connected);
+        if let Some((&id, c)) = found
+            && let Some(reason) = self.reoffer_downgrade(c, req)
+        {
+            // No silent downgrade: media that is encrypted stays so, or the call says why not.
+            let refusal = Refusal::KeyExchange {
+                status: 488,
+                warning_code: 399,
+                reason: reason.clone(),
+            };
+            let resp = refusal_response(req, &refusal, &c.dialog.local_party);
+            let _ = self.layer.send_response(tx, resp, now);
+            self.events
+                .push_back(UaEvent::SecurityAlert { call: id, reason });
+            return;
+        }
+        let resp = match found.map(|(_, c)| c) {
             Some(c) => {
                 // Session refresh or hold: we keep our media as it is and repeat our answer.
                 let mut resp = Response::from_request(req, StatusCode::OK);
@@ -404,6 +422,24 @@ impl UserAgent {
             None => Response::from_request(req, StatusCode::CALL_TRANSACTION_DOES_NOT_EXIST),
         };
         let _ = self.layer.send_response(tx, resp, now);
+    }
+
+    /// Why a re-INVITE's offer would drop the call's media encryption, if it would.
+    fn reoffer_downgrade(&self, call: &Call, req: &Request) -> Option<String> {
+        let current = call.protection.as_ref()?;
+        if req.body().is_empty() || !current.is_encrypted() {
+            return None;
+        }
+        let offer = Session::parse(req.body()).ok()?;
+        let caps = self.caps(SocketAddr::new(self.local?.ip(), 9)).ok()?;
+        let after = policy::reoffer_protection(current, &offer, &caps, self.provider.rng)?;
+        policy::is_downgrade(current, &after).then(|| {
+            format!(
+                "the peer's re-INVITE would drop media encryption ({} to {}) mid-call; refused",
+                current.name(),
+                after.name()
+            )
+        })
     }
 
     fn incoming_bye(&mut self, tx: TransactionId, req: &Request, now: Instant) {
@@ -428,5 +464,9 @@ impl UserAgent {
 
 /// A header's value, trimmed (empty when absent).
 fn header(req: &Request, name: &str) -> String {
-    req.headers().get(name).unwrap_or_default().trim().to_owned()
+    req.headers()
+        .get(name)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }

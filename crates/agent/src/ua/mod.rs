@@ -49,6 +49,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
+use sotto_media::call::MediaEvent;
+use sotto_media::keyx::{MediaKeyExchange, MediaProtection};
 use sotto_sdp::{LocalCapabilities, NegotiatedMedia};
 use sotto_sip::digest::DigestClient;
 use sotto_sip::message::{Message, Response, StatusCode, Uri};
@@ -270,12 +272,23 @@ pub enum UaEvent {
         /// The report.
         report: SecurityReport,
     },
-    /// Media was negotiated: the driver starts RTP with these parameters.
+    /// Media was negotiated: the driver starts the call's media with these parameters and
+    /// its key exchange ([`UserAgent::take_key_exchange`]).
     MediaReady {
         /// The call.
         call: CallId,
-        /// Negotiated stream (addresses, codecs, SDES keys).
+        /// Negotiated stream (addresses, codecs, the peer's key attributes).
         media: Box<NegotiatedMedia>,
+        /// The protection the key exchange promises (keys may still be on their way).
+        protection: MediaProtection,
+    },
+    /// Something the user must know about a call's security: a downgrade refused, a key
+    /// exchange that failed.
+    SecurityAlert {
+        /// The call.
+        call: CallId,
+        /// What happened.
+        reason: String,
     },
     /// A request was refused without reaching the user (ghost call protection).
     Rejected {
@@ -649,29 +662,91 @@ impl UserAgent {
 
     /// A call became connected (either side): its state, its security report, then its
     /// media, in that order.
-    fn announce_connected(&mut self, id: CallId, neg: NegotiatedMedia) {
+    fn announce_connected(&mut self, id: CallId) {
         let Some(c) = self.calls.get(&id) else {
             return;
         };
-        let report = crate::policy::connected_report(
-            &self.config,
-            c.transport,
-            self.tls_of(c).as_ref(),
-            &c.auth,
-            c.direct,
-            &neg,
-        );
+        let (Some(neg), Some(keyx)) = (c.negotiated.clone(), c.keyx.as_ref()) else {
+            return;
+        };
+        let protection = keyx.protection();
         self.events.push_back(UaEvent::CallState {
             call: id,
             state: CallState::Connected,
             reason: None,
         });
-        self.events
-            .push_back(UaEvent::CallSecurity { call: id, report });
+        self.report_security(id, protection.clone());
         self.events.push_back(UaEvent::MediaReady {
             call: id,
             media: Box::new(neg),
+            protection,
         });
+    }
+
+    /// Records a call's protection and reports it (`call_security`).
+    fn report_security(&mut self, id: CallId, protection: MediaProtection) {
+        let Some(c) = self.calls.get(&id) else {
+            return;
+        };
+        let report = crate::policy::call_report(
+            &self.config,
+            c.transport,
+            self.tls_of(c).as_ref(),
+            &c.auth,
+            c.direct,
+            &protection,
+        );
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.protection = Some(protection);
+        }
+        self.events
+            .push_back(UaEvent::CallSecurity { call: id, report });
+    }
+
+    /// Hands the call's key exchange to its media ([`sotto_media::call::CallMedia`]), once,
+    /// after [`UaEvent::MediaReady`].
+    pub fn take_key_exchange(&mut self, id: CallId) -> Option<Box<dyn MediaKeyExchange>> {
+        self.calls.get_mut(&id)?.keyx.take()
+    }
+
+    /// What the call's media reports: a new protection (a SAS to show, a SAS verified) is
+    /// reported again; a key exchange that failed, or a protection that would drop
+    /// encryption, ends the call loudly.
+    pub fn handle_media_event(&mut self, id: CallId, event: MediaEvent, now: Instant) {
+        let current = match self.calls.get(&id) {
+            Some(c) => c.protection.clone(),
+            None => return,
+        };
+        match event {
+            MediaEvent::Secured => {}
+            MediaEvent::Protection(p) => {
+                if let Some(before) = current.as_ref()
+                    && crate::policy::is_downgrade(before, &p)
+                {
+                    let reason = format!(
+                        "media encryption dropped mid-call ({} to {}): hung up",
+                        before.name(),
+                        p.name()
+                    );
+                    self.security_alert_hangup(id, reason, now);
+                } else if current.as_ref() != Some(&p) {
+                    self.report_security(id, p);
+                }
+            }
+            MediaEvent::Failed { reason } => {
+                let reason = format!("media key exchange failed: {reason}");
+                self.security_alert_hangup(id, reason, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn security_alert_hangup(&mut self, id: CallId, reason: String, now: Instant) {
+        self.events.push_back(UaEvent::SecurityAlert {
+            call: id,
+            reason: reason.clone(),
+        });
+        let _ = self.hangup_because(id, reason, now);
     }
 
     /// Moves the layer's output to our queues and handles its events, until both are empty.

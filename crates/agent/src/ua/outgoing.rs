@@ -6,21 +6,20 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use sotto_sdp::{EncryptionPolicy, Refusal, Session};
+use sotto_sdp::{Refusal, Session};
 use sotto_sip::dialog::Dialog;
 use sotto_sip::message::{Method, Request, Response, StatusCode, Uri};
 use sotto_sip::transport::TransportKind;
 
 use super::wire::{
-    ALLOW, add_via, branch, contact_value, new_request, random_token, refusal_reason,
-    with_warning,
+    ALLOW, add_via, branch, contact_value, new_request, random_token, refusal_reason, with_warning,
 };
 use super::{
     MAX_AUTH_TRIES, MAX_CALLS, Outgoing, Owner, UaError, UaEvent, UserAgent, direct_destination,
     direct_udp_destination, unchallenged_auth,
 };
 use crate::call::{Call, CallId, CallState, Role};
-use crate::policy;
+use crate::{keying, policy};
 
 impl UserAgent {
     /// Places a call to `target`, with our RTP at `media`.
@@ -53,12 +52,9 @@ impl UserAgent {
             self.config.proxy.transport
         };
         let caps = self.caps(media)?;
-        let offer_policy = EncryptionPolicy {
-            mode,
-            best_effort_sdes: false,
-        };
-        let offer = sotto_sdp::create_offer(&caps, &offer_policy, self.provider.rng)
-            .map_err(|_| UaError::Rng)?;
+        let mut keyx = policy::offer_key_exchange(mode);
+        let offer = keying::create_offer(&caps, keyx.as_mut(), self.provider.rng)
+            .map_err(|e| UaError::Policy(e.reason))?;
         let body = offer.to_sdp().map_err(|e| UaError::Policy(e.to_string()))?;
         let tag = random_token(self.provider, 8)?;
         let call_id = random_token(self.provider, 16)?;
@@ -82,6 +78,8 @@ impl UserAgent {
             offer: Some(offer),
             local_sdp: Some(Bytes::from(body)),
             negotiated: None,
+            keyx: Some(keyx),
+            protection: None,
             ack: None,
             auth: unchallenged_auth(&self.config, direct).into(),
             auth_tries: 0,
@@ -298,16 +296,15 @@ impl UserAgent {
             call.ack = Some(bytes);
         }
         call.state = CallState::Connected;
-        let answer_policy = policy::answer_policy(&self.config);
-        let neg = match (&call.offer, Session::parse(r.body())) {
-            (Some(offer), Ok(ans)) => sotto_sdp::process_answer(offer, &ans, &answer_policy),
+        let neg = match (&call.offer, Session::parse(r.body()), call.keyx.as_mut()) {
+            (Some(offer), Ok(ans), Some(keyx)) => keying::check_answer(offer, &ans, keyx.as_mut()),
             _ => Err(Refusal::NoAudio),
         };
         match neg {
             Ok(neg) => {
-                call.negotiated = Some(neg.clone());
+                call.negotiated = Some(neg);
                 self.calls.insert(id, call);
-                self.announce_connected(id, neg);
+                self.announce_connected(id);
             }
             Err(refusal) => {
                 // The dialog exists: end it at once, saying why.

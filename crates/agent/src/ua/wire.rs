@@ -28,7 +28,11 @@ pub(crate) fn new_request(
 
 /// Puts our Via (and Max-Forwards, when missing) on top of a request built elsewhere (an
 /// in-dialog request from `sotto_sip::dialog`).
-pub(crate) fn add_via(req: &mut Request, (local, transport): (SocketAddr, TransportKind), branch: &str) {
+pub(crate) fn add_via(
+    req: &mut Request,
+    (local, transport): (SocketAddr, TransportKind),
+    branch: &str,
+) {
     let via = Via::new(
         transport.via_token(),
         &host_of(local),

@@ -93,8 +93,8 @@ use crate::srtp::SrtpError;
 
 pub use jitter::{FrameKind, Inserted, JitterBuffer, JitterConfig, JitterStats};
 pub use packet::{PacketClass, RtpPacket, classify, is_rtcp};
-pub use protect::{NoProtection, Protection, SrtpProtection};
 pub use pipeline::AudioPipeline;
+pub use protect::{NoProtection, Protection, SrtpProtection};
 pub use rtcp::{ReportBlock, RtcpError, RtcpPacket, SenderInfo};
 pub use stream::{PayloadKind, RtpIn, RtpStream, StreamConfig, StreamIn};
 
@@ -489,7 +489,10 @@ impl RtpSession {
 
     /// The next instant something is due: an RTCP report or a playout frame.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.stream.poll_timeout(), self.audio.jitter().next_playout()) {
+        match (
+            self.stream.poll_timeout(),
+            self.audio.jitter().next_playout(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

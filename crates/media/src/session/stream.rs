@@ -349,8 +349,13 @@ impl RtpStream {
         };
         self.latch(src, Channel::Rtp);
         let arrival = self.arrival_ts(now);
-        let (marker, timestamp, seq, pt, len) =
-            (p.marker, p.timestamp, p.seq, p.payload_type, p.payload.len());
+        let (marker, timestamp, seq, pt, len) = (
+            p.marker,
+            p.timestamp,
+            p.seq,
+            p.payload_type,
+            p.payload.len(),
+        );
         let Some(source) = self.source.as_mut() else {
             return Err(SessionError::BadSequence { seq }); // invariant: set above
         };

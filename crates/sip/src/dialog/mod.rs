@@ -42,7 +42,9 @@ fn without_tag(party: &str) -> String {
     match party.find(";tag=") {
         Some(i) => {
             let rest = party.get(i + 5..).unwrap_or_default();
-            let after = rest.find(';').map_or("", |j| rest.get(j..).unwrap_or_default());
+            let after = rest
+                .find(';')
+                .map_or("", |j| rest.get(j..).unwrap_or_default());
             format!("{}{after}", party.get(..i).unwrap_or_default())
         }
         None => party.to_owned(),
@@ -83,7 +85,8 @@ impl Dialog {
             remote_party: without_tag(from),
             remote_tag: invite.from_tag().ok().flatten().map(str::to_owned),
             local_cseq: 0,
-            remote_target: contact_uri(invite.contacts().ok()).unwrap_or_else(|| invite.uri().clone()),
+            remote_target: contact_uri(invite.contacts().ok())
+                .unwrap_or_else(|| invite.uri().clone()),
             route_set: invite
                 .record_routes()
                 .map(|rr| rr.iter().map(NameAddr::to_string).collect())
