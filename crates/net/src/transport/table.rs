@@ -1,0 +1,56 @@
+//! The connection table: which connections are open, to whom, and the preferred one for each
+//! peer (connection reuse, RFC 3261 §18.2.2, RFC 5923).
+
+use super::*;
+
+/// Locks a table mutex; a poisoned lock (a panicked task) still holds consistent maps,
+/// since every critical section is a plain insert or remove.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(super) type Registered = (ConnectionId, Outbox, Inbox);
+
+impl Shared {
+    /// Adds a connection to the table; it becomes the preferred one for its peer.
+    pub(super) fn register(
+        &self,
+        kind: TransportKind,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Registered, Error> {
+        let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = Inbox::outbox_pair();
+        let mut table = lock(&self.table);
+        if table.conns.len() >= self.config.max_connections {
+            return Err(Error::TooManyConnections(self.config.max_connections));
+        }
+        table.conns.insert(
+            id,
+            Conn {
+                kind,
+                remote,
+                local,
+                tx: tx.clone(),
+            },
+        );
+        table.by_peer.insert((kind, remote), id);
+        Ok((id, tx, rx))
+    }
+
+    pub(super) fn unregister(&self, id: ConnectionId, kind: TransportKind, remote: SocketAddr) {
+        let mut table = lock(&self.table);
+        table.conns.remove(&id);
+        let key = (kind, remote);
+        if table.by_peer.get(&key) == Some(&id) {
+            table.by_peer.remove(&key);
+        }
+    }
+
+    /// Records the local address of a connection that is now open.
+    pub(super) fn opened(&self, id: ConnectionId, local: SocketAddr) {
+        if let Some(c) = lock(&self.table).conns.get_mut(&id) {
+            c.local = local;
+        }
+    }
+}
