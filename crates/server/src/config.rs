@@ -159,6 +159,11 @@ pub struct RegistrarConfig {
     pub max_expires: Duration,
     /// Most contacts per address of record.
     pub max_contacts: usize,
+    /// Hand out GRUUs (RFC 5627) to contacts with `+sip.instance` whose UA supports them.
+    pub gruu: bool,
+    /// SIP outbound (RFC 5626): bindings keyed by instance and `reg-id` (several flows of one
+    /// device), `Require: outbound` in the 200. Off: `reg-id` is ignored.
+    pub outbound: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -169,6 +174,8 @@ impl Default for RegistrarConfig {
             default_expires: Duration::from_secs(3600),
             max_expires: Duration::from_secs(86_400),
             max_contacts: 16,
+            gruu: true,
+            outbound: true,
         }
     }
 }

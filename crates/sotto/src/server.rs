@@ -21,10 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use sotto_net::tls::{self, ClientAuth};
 use sotto_net::{Transport, TransportConfig, TransportKind};
-use sotto_server::config::DowngradePolicy;
 use sotto_server::driver::{DEFAULT_GRACE, RunOptions};
 use sotto_server::metrics::Metrics;
-use sotto_server::{Outcome, Proxy, ProxyEvent, ServerConfig};
+use sotto_server::{Outcome, Proxy, ProxyEvent};
 use sotto_store::{BindingStore, MemoryStore, SqliteStore, UserStore};
 
 use crate::config::{self, Config, StorageKind};
@@ -69,52 +68,6 @@ pub(crate) fn run(args: ServerArgs, json: bool) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(config, json))
-}
-
-/// The core's configuration from the file's.
-pub(crate) fn core_config(c: &Config) -> ServerConfig {
-    let mut s = ServerConfig::for_domain(&c.server.domain);
-    s.realm = c.server.realm.clone();
-    s.aliases = c
-        .server
-        .aliases
-        .iter()
-        .filter_map(|a| sotto_server::locality::Alias::parse(a))
-        .collect();
-    s.public_host = Some(c.server.public_host.trim().to_owned()).filter(|h| !h.is_empty());
-    s.federation = sotto_server::config::FederationConfig {
-        enabled: c.federation.enabled,
-        domains: c
-            .federation
-            .domains
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .collect(),
-    };
-    let m = &c.modules;
-    s.anti_flood.enabled = m.anti_flood.enabled;
-    let window = f64::from(m.anti_flood.window_secs.max(1));
-    s.anti_flood.rate_per_s = f64::from(m.anti_flood.max_requests) / window;
-    s.anti_flood.burst = m.anti_flood.max_requests;
-    s.anti_flood.ban_duration = Duration::from_secs(u64::from(m.anti_flood.ban_secs));
-    s.anti_flood.ban_after_failures = m.anti_flood.ban_after_failures;
-    s.sanity.enabled = m.sanity.enabled;
-    s.authentication.enabled = m.authentication.enabled;
-    s.authentication.algorithms = m.authentication.algorithms();
-    s.authentication.nonce_lifetime =
-        Duration::from_secs(u64::from(m.authentication.nonce_lifetime_secs));
-    s.registrar.enabled = m.registrar.enabled;
-    s.registrar.min_expires = Duration::from_secs(u64::from(c.registrar.min_expires));
-    s.registrar.default_expires = Duration::from_secs(u64::from(c.registrar.default_expires));
-    s.registrar.max_expires = Duration::from_secs(u64::from(c.registrar.max_expires));
-    s.registrar.max_contacts = c.registrar.max_contacts as usize;
-    s.router.enabled = m.router.enabled;
-    s.forward.enabled = m.forward.enabled;
-    s.forward.downgrade = match c.security.downgrade {
-        config::Downgrade::Refuse => DowngradePolicy::Refuse,
-        config::Downgrade::Warn => DowngradePolicy::Flag,
-    };
-    s
 }
 
 pub(crate) type Stores = (Arc<dyn UserStore>, Arc<dyn BindingStore>);
@@ -196,7 +149,7 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     // Before anything is announced, so that a signal sent right after `listening` is handled.
     let signals = crate::signals::ShutdownSignals::install()?;
     let (users, bindings) = open_stores(&c)?;
-    let core = core_config(&c);
+    let core = c.core();
     // The proxy loop is one task; datagrams leave from their own thread so that `sendto`
     // runs beside it (see TransportConfig::udp_send_thread).
     let (transport, mut incoming) = Transport::new(TransportConfig {

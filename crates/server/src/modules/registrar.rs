@@ -94,7 +94,11 @@ impl Registrar {
             .sip_instance()
             .map(|i| i.trim_start_matches('<').trim_end_matches('>').to_owned())
             .filter(|i| !i.is_empty());
-        b.reg_id = c.param("reg-id").flatten().and_then(|v| v.parse().ok());
+        b.reg_id = if self.config.outbound {
+            c.param("reg-id").flatten().and_then(|v| v.parse().ok())
+        } else {
+            None
+        };
         b.q = c.q();
         if supports(req, "path") {
             b.path = req
@@ -116,7 +120,7 @@ impl Registrar {
             f
         });
         b.user_agent = req.headers().get("User-Agent").map(str::to_owned);
-        if b.instance_id.is_some() && supports(req, "gruu") {
+        if self.config.gruu && b.instance_id.is_some() && supports(req, "gruu") {
             let host = aor.rsplit_once('@').map_or("", |(_, h)| h);
             let mut t = String::with_capacity(40 + host.len());
             t.push_str("sip:tgruu.");
@@ -132,7 +136,7 @@ impl Registrar {
     /// The 200 OK listing the current bindings of `aor` (read from the store).
     fn ok(&self, req: &Request, aor: &str, wall: SystemTime) -> Verdict {
         match self.bindings.bindings(aor, wall) {
-            Ok(current) => ok_listing(req, aor, current, wall),
+            Ok(current) => ok_listing(req, aor, current, wall, self.config.gruu),
             Err(e) => store_failed(&e),
         }
     }
@@ -148,9 +152,15 @@ fn same_key(a: &Binding, b: &Binding) -> bool {
 }
 
 /// The 200 OK listing `current`, the bindings of `aor` in force at `wall`.
-fn ok_listing(req: &Request, aor: &str, mut current: Vec<Binding>, wall: SystemTime) -> Verdict {
+fn ok_listing(
+    req: &Request,
+    aor: &str,
+    mut current: Vec<Binding>,
+    wall: SystemTime,
+    gruu_on: bool,
+) -> Verdict {
     current.sort_by(|a, b| a.contact.cmp(&b.contact));
-    let gruu = supports(req, "gruu");
+    let gruu = gruu_on && supports(req, "gruu");
     let mut reply = Reply::new(StatusCode::OK);
     for b in &current {
         let secs = |t: SystemTime| {
@@ -271,7 +281,7 @@ impl Module for Registrar {
                 Err(e) => return store_failed(&e),
             }
         }
-        ok_listing(req, &aor, current, wall)
+        ok_listing(req, &aor, current, wall, self.config.gruu)
     }
 }
 

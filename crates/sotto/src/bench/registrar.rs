@@ -354,7 +354,7 @@ pub(crate) fn run(args: RegistrarBenchArgs, json: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut server = Server {
         proxy: Proxy::new(
-            &crate::server::core_config(&config),
+            &config.core(),
             vec![(TransportKind::Udp, LISTENER)],
             users_store,
             bindings.clone(),

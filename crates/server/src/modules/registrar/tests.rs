@@ -170,6 +170,35 @@ fn gruus_for_instances_when_supported() {
 }
 
 #[test]
+fn gruu_and_outbound_can_be_switched_off() {
+    let store = Arc::new(MemoryStore::new());
+    let config = RegistrarConfig {
+        gruu: false,
+        outbound: false,
+        ..RegistrarConfig::default()
+    };
+    let mut m = Registrar::new(
+        config,
+        Arc::new(locality()),
+        store.clone(),
+        sotto_crypto_rust::provider(),
+    );
+    let mut ctx = register(
+        1,
+        "c1",
+        "Supported: gruu, outbound\r\nContact: <sip:alice@127.0.0.1:4000>;+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";reg-id=1\r\n",
+    );
+    let wall = ctx.wall;
+    let r = reply(m.on_request(&mut ctx, Instant::now()));
+    let c = contacts(&r);
+    assert_eq!(c.len(), 1);
+    assert!(!c[0].contains("gruu"), "{}", c[0]);
+    assert!(!r.headers.iter().any(|(n, _)| n == "Require"));
+    let b = store.bindings("sip:alice@example.test", wall).unwrap();
+    assert_eq!((b[0].reg_id, b[0].temp_gruu.as_deref()), (None, None));
+}
+
+#[test]
 fn flow_of_a_stream_registration_is_remembered() {
     let (mut m, store) = module();
     let now = Instant::now();
