@@ -38,7 +38,9 @@
 #   HOLD_MS=0 (call hold between ACK and BYE), USERS=500 (accounts for REGISTER load),
 #   MEM_CONTACTS=10000 (0 skips the memory runs), MEM_SETTLE_S=35 (second RSS reading, after
 #   the REGISTER transactions are gone), MEM_STORAGES="memory sqlite" (sotto's stores measured),
-#   BUDGET_S=900, BENCH_RUN (run directory), KAM_SHM_MB=512.
+#   BUDGET_S=900, BENCH_RUN (run directory), KAM_SHM_MB=512,
+#   SOTTO_STORAGE=sqlite (sotto's store under load: sqlite, memory, or redis: a redis-server
+#   started by the script on a Unix socket in the run directory, no persistence).
 #   WORKLOADS=none runs only the memory runs.
 # needs: sipp (sip-tester), stunnel4, kamailio + kamailio-tls-modules, openssl, python3, ss.
 set -u
@@ -55,6 +57,7 @@ USERS=${USERS:-500}
 MEM_CONTACTS=${MEM_CONTACTS:-10000}
 MEM_SETTLE_S=${MEM_SETTLE_S:-35}
 MEM_STORAGES=${MEM_STORAGES:-"memory sqlite"}
+SOTTO_STORAGE=${SOTTO_STORAGE:-sqlite}
 BUDGET_S=${BUDGET_S:-900}
 KAM_SHM_MB=${KAM_SHM_MB:-512}
 RUN=${BENCH_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/sotto-bench-proxy.XXXXXX")}
@@ -217,6 +220,7 @@ sotto_config() {
 		-e '/^\[modules.anti_flood\]/,/^\[/ s|^enabled = true|enabled = false|' \
 		-e "/^\[modules.authentication\]/,/^\[/ s|^enabled = true|enabled = $auth_on|" \
 		-e "s|^kind = \"sqlite\"|kind = \"$kind\"|" \
+		-e "/^kind = \"redis\"/a url = \"unix://$RUN/redis.sock\"" \
 		-e 's|^level = "info"|level = "warn"|' \
 		-e 's|^algorithms = \["SHA-256", "MD5"\]|algorithms = ["MD5"]|' \
 		-e 's|^downgrade = "refuse"|downgrade = "warn"|' \
@@ -246,6 +250,19 @@ start_sotto() { # start_sotto auth|noauth sqlite|memory
 	"$SOTTO_BIN" server --config "$dir/sotto.toml" > /dev/null 2> "$dir.server.log" &
 	SERVER_PID=$!; PIDS+=("$SERVER_PID")
 	wait_listen udp "$SIP_PORT" && wait_listen tcp "$TLS_PORT" || die "sotto server did not start: $(tail -5 "$dir.server.log")"
+}
+
+# start_redis: a redis-server for SOTTO_STORAGE=redis, on a Unix socket in the run directory,
+# nothing persisted; stopped with the other processes.
+start_redis() {
+	[ -S "$RUN/redis.sock" ] && return 0
+	command -v redis-server > /dev/null || die "redis-server missing: apt-get install -y redis-server"
+	redis-server --port 0 --unixsocket "$RUN/redis.sock" --unixsocketperm 700 --save "" \
+		--appendonly no --dir "$RUN" > "$RUN/redis.log" 2>&1 &
+	PIDS+=("$!")
+	local i
+	for i in $(seq 1 50); do [ -S "$RUN/redis.sock" ] && return 0; sleep 0.1; done
+	die "redis-server did not start: $(tail -3 "$RUN/redis.log")"
 }
 
 STUNNEL_PORT=""; STUNNEL_PID=""
@@ -348,7 +365,10 @@ declare -A RESULT
 run_target() { # run_target kamailio|sotto
 	local t=$1
 	log "=== $t: load"
-	if [ "$t" = kamailio ]; then start_kamailio auth; else start_sotto auth sqlite; fi
+	if [ "$t" = kamailio ]; then start_kamailio auth; else
+		[ "$SOTTO_STORAGE" = redis ] && start_redis
+		start_sotto auth "$SOTTO_STORAGE"
+	fi
 	if [ "$t" = kamailio ]; then start_stunnel "$t"; else start_stunnel "$t" "$SIP_PORT"; fi
 	start_uas "$t"
 	local w line

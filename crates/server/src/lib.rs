@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod modules;
 pub mod pipeline;
 pub mod proxy;
+pub mod store_ops;
 
 pub use config::ServerConfig;
 pub use proxy::{Outcome, Packet, Proxy, ProxyEvent, Transmit};

@@ -10,6 +10,7 @@ use sotto_sip::message::{Request, StatusCode, Uri};
 use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 
 pub use crate::locality::{Alias, Locality};
+use crate::store_ops::{StoreAnswer, StoreOp};
 
 /// What a module decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,9 @@ pub enum Verdict {
     Forward(Vec<Target>),
     /// Drop the request silently (flood, ban, or nothing sensible to answer).
     Drop,
+    /// Ask again with the answer to this store operation in [`RequestContext::answer`] (the
+    /// module is asked again from its start, the modules before it are not).
+    Fetch(StoreOp),
 }
 
 /// A response the pipeline asks for.
@@ -157,6 +161,8 @@ pub struct RequestContext {
     pub targets: Vec<Target>,
     /// Set when a downgrade was allowed by policy: responses then carry a Warning.
     pub insecure_hop: bool,
+    /// The answer to the store operation the module being asked again fetched.
+    pub answer: Option<StoreAnswer>,
 }
 
 impl RequestContext {
@@ -181,6 +187,7 @@ impl RequestContext {
             auth_failure: false,
             targets: Vec::new(),
             insecure_hop: false,
+            answer: None,
         }
     }
 }
@@ -242,17 +249,36 @@ impl Pipeline {
     /// Runs the chain. A chain that ends in `Continue` (nothing decided) answers 500, which
     /// only a misconfigured chain can reach. Returns the verdict and the deciding module.
     pub fn run(&mut self, ctx: &mut RequestContext, now: Instant) -> (Verdict, &'static str) {
+        let (verdict, module, _) = self.run_from(0, ctx, now);
+        (verdict, module)
+    }
+
+    /// Runs the chain from module `start` (0: the first): the verdict, the module that gave
+    /// it, and its position (where to start again after a [`Verdict::Fetch`]). Modules see
+    /// an authentication failure once the chain has decided, not on a fetch.
+    pub fn run_from(
+        &mut self,
+        start: usize,
+        ctx: &mut RequestContext,
+        now: Instant,
+    ) -> (Verdict, &'static str, usize) {
         let mut decided = (
             Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict(),
             "none",
+            self.modules.len(),
         );
-        for m in self.modules.iter_mut() {
+        for (i, m) in self.modules.iter_mut().enumerate().skip(start) {
             let v = m.on_request(ctx, now);
             if v != Verdict::Continue {
-                decided = (v, m.name());
+                decided = (v, m.name(), i);
                 break;
             }
         }
+        if matches!(decided.0, Verdict::Fetch(_)) {
+            return decided;
+        }
+        // An answer nobody took (a module that did not ask) is not kept for the next one.
+        ctx.answer = None;
         if ctx.auth_failure {
             let ip = ctx.source.ip();
             for m in self.modules.iter_mut() {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use sotto_net::tls::{self, ClientAuth};
 use sotto_net::{Transport, TransportConfig, TransportKind};
-use sotto_server::driver::{DEFAULT_GRACE, RunOptions};
+use sotto_server::driver::{DEFAULT_GRACE, RunOptions, StoreWorkers};
 use sotto_server::metrics::Metrics;
 use sotto_server::{Outcome, Proxy, ProxyEvent};
 use sotto_store::{BindingStore, MemoryStore, SqliteStore, UserStore};
@@ -201,12 +201,24 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     let mut proxy = Proxy::new(
         &core,
         listeners,
-        users,
+        users.clone(),
         bindings.clone(),
         sotto_crypto_rust::provider(),
         Instant::now(),
     )
     .context("building the proxy")?;
+    // Stores that wait on a disk or a network run on threads of their own: a slow commit or
+    // Redis round trip delays only the requests that need it. SQLite has one connection (one
+    // thread, group commit of what is queued); Redis has a pool (operations on one address
+    // stay in order on one thread).
+    let workers = match c.storage.kind {
+        StorageKind::Memory => None,
+        StorageKind::Sqlite => Some(StoreWorkers::start(users, bindings.clone(), 1, true)),
+        StorageKind::Redis => Some(StoreWorkers::start(users, bindings.clone(), 4, false)),
+    }
+    .transpose()
+    .context("starting the store threads")?;
+    proxy.defer_store_operations(workers.is_some());
     // What a wildcard listener stands for: the interface addresses, now and as they change.
     let locality = proxy.locality();
     locality.set_interfaces(sotto_net::interfaces::addresses());
@@ -217,8 +229,6 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
         start_metrics(&c, metrics.clone(), bindings.clone(), json).await?;
     }
     print_ready(&c, json);
-    // Group commit: the driver batches the store's writes per burst of received messages.
-    let bindings_batch = bindings.clone();
     let purge = tokio::spawn(purge_expired(bindings));
     let mut handled: u64 = 0;
     let shutdown = async move {
@@ -237,8 +247,9 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
         RunOptions {
             metrics: Some(&metrics),
             grace: DEFAULT_GRACE,
-            batch: Some(&*bindings_batch),
+            batch: None,
             resolver: Some(&resolver),
+            stores: workers.as_ref(),
         },
         |ev| {
             handled += 1;
@@ -248,6 +259,9 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     .await;
     purge.abort();
     watcher.abort();
+    if let Some(w) = workers {
+        w.stop();
+    }
     if json {
         println!(
             "{}",

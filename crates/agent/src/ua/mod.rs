@@ -151,11 +151,8 @@ impl UaConfig {
     }
 }
 
-/// The transport a URI asks for: `sips:` or `transport=tls` is TLS, `transport=tcp` TCP,
-/// otherwise UDP.
-pub fn transport_of(uri: &Uri) -> TransportKind {
-    sotto_sip::resolve::transport_of(uri)
-}
+/// The transport a URI asks for (one rule for the whole stack, in the SIP core).
+pub use sotto_sip::resolve::transport_of;
 
 /// The destination of a direct call to `target`: TLS (`sips:` or `transport=tls`) to an IP
 /// address (port 5061 when absent). `None` for any other target (it goes through the proxy).

@@ -17,10 +17,10 @@ use std::time::Instant;
 use sotto_crypto::CryptoProvider;
 use sotto_sip::digest::{Credentials, NonceConfig, NonceManager, Outcome};
 use sotto_sip::message::{Method, StatusCode, Uri};
-use sotto_store::UserStore;
 
 use crate::config::AuthenticationConfig;
 use crate::pipeline::{Locality, Module, Reply, RequestContext, Verdict};
+use crate::store_ops::{StoreAnswer, StoreOp};
 
 /// Used nonces whose count is remembered (replay protection). Past that, the oldest are
 /// forgotten and nonces issued before them are answered as stale, so this bounds how long a
@@ -37,7 +37,6 @@ pub struct Authentication {
     locality: Arc<Locality>,
     realm: String,
     nonces: NonceManager,
-    users: Arc<dyn UserStore>,
     failures: u64,
 }
 
@@ -52,12 +51,11 @@ impl std::fmt::Debug for Authentication {
 
 /// Builds the module; fails only if the crypto provider cannot make a nonce secret.
 impl Authentication {
-    /// A module for `realm`, checking users in `users`.
+    /// A module for `realm` (users' records are fetched from the store, [`StoreOp::User`]).
     pub fn new(
         config: AuthenticationConfig,
         realm: &str,
         locality: Arc<Locality>,
-        users: Arc<dyn UserStore>,
         provider: &'static CryptoProvider,
         now: Instant,
     ) -> Result<Self, sotto_sip::digest::DigestError> {
@@ -72,7 +70,6 @@ impl Authentication {
             config,
             locality,
             realm: realm.to_owned(),
-            users,
             failures: 0,
         })
     }
@@ -131,6 +128,7 @@ impl Module for Authentication {
         if !self.config.enabled {
             return Verdict::Continue;
         }
+        let answer = ctx.answer.take();
         let req = &ctx.request;
         let method = req.method().clone();
         if matches!(method, Method::Ack | Method::Cancel) || req.to_tag().ok().flatten().is_some() {
@@ -170,11 +168,17 @@ impl Module for Authentication {
         let Some(creds) = creds else {
             return self.challenge(register, false, now);
         };
-        let record = match self.users.get(&creds.username, &self.realm) {
-            Ok(r) => r,
-            Err(e) => {
+        let record = match answer {
+            Some(StoreAnswer::User(Ok(r))) => r,
+            Some(StoreAnswer::User(Err(e))) => {
                 tracing::error!(error = %e, "user store failed");
                 return Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict();
+            }
+            _ => {
+                return Verdict::Fetch(StoreOp::User {
+                    username: creds.username.clone(),
+                    realm: self.realm.clone(),
+                });
             }
         };
         // The digest `uri` must be the Request-URI (RFC 7616 §3.4.6), or name this server

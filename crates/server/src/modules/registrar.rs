@@ -16,12 +16,12 @@ use sotto_store::{Binding, BindingStore, Upsert};
 use crate::config::RegistrarConfig;
 use crate::modules::sanity::is_for_server;
 use crate::pipeline::{Locality, Module, Reply, RequestContext, Verdict};
+use crate::store_ops::{RegisterChange, Registered, StoreAnswer, StoreError, StoreOp};
 
 /// The registrar module.
 pub struct Registrar {
     config: RegistrarConfig,
     locality: Arc<Locality>,
-    bindings: Arc<dyn BindingStore>,
     provider: &'static CryptoProvider,
 }
 
@@ -48,17 +48,15 @@ fn supports(req: &Request, tag: &str) -> bool {
 }
 
 impl Registrar {
-    /// A registrar over `bindings`.
+    /// A registrar (its changes go to the store as [`StoreOp::Register`]).
     pub fn new(
         config: RegistrarConfig,
         locality: Arc<Locality>,
-        bindings: Arc<dyn BindingStore>,
         provider: &'static CryptoProvider,
     ) -> Self {
         Registrar {
             config,
             locality,
-            bindings,
             provider,
         }
     }
@@ -132,14 +130,6 @@ impl Registrar {
         }
         b
     }
-
-    /// The 200 OK listing the current bindings of `aor` (read from the store).
-    fn ok(&self, req: &Request, aor: &str, wall: SystemTime) -> Verdict {
-        match self.bindings.bindings(aor, wall) {
-            Ok(current) => ok_listing(req, aor, current, wall, self.config.gruu),
-            Err(e) => store_failed(&e),
-        }
-    }
 }
 
 /// Whether two bindings have the same [`sotto_store::BindingKey`] (without building the keys).
@@ -190,7 +180,7 @@ fn ok_listing(
     reply.verdict()
 }
 
-fn store_failed(e: &sotto_store::Error) -> Verdict {
+fn store_failed(e: &StoreError) -> Verdict {
     tracing::error!(error = %e, "binding store failed");
     Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict()
 }
@@ -201,6 +191,7 @@ impl Module for Registrar {
     }
 
     fn on_request(&mut self, ctx: &mut RequestContext, _now: Instant) -> Verdict {
+        let answer = ctx.answer.take();
         let req = &ctx.request;
         if !self.config.enabled
             || *req.method() != Method::Register
@@ -227,62 +218,93 @@ impl Module for Registrar {
         };
         let header_expires = req.headers().expires().ok().flatten();
         let wall = ctx.wall;
-        if contacts.iter().any(|c| c.is_wildcard()) {
+        let change = if contacts.iter().any(|c| c.is_wildcard()) {
             if contacts.len() != 1 || header_expires != Some(0) {
                 return Reply::new(StatusCode::BAD_REQUEST).verdict();
             }
-            if let Err(e) = self.bindings.remove_all(&aor, wall) {
-                return store_failed(&e);
-            }
-            return self.ok(req, &aor, wall);
-        }
-        let min = u32::try_from(self.config.min_expires.as_secs()).unwrap_or(u32::MAX);
-        let max = u32::try_from(self.config.max_expires.as_secs()).unwrap_or(u32::MAX);
-        let default = u32::try_from(self.config.default_expires.as_secs()).unwrap_or(u32::MAX);
-        let mut new = Vec::new();
-        for c in contacts.iter().filter_map(|c| c.addr()) {
-            let expires = c.expires().or(header_expires).unwrap_or(default);
-            if expires != 0 && expires < min {
-                return Reply::new(StatusCode::INTERVAL_TOO_BRIEF)
-                    .with("Min-Expires", min.to_string())
-                    .verdict();
-            }
-            new.push(self.binding(ctx, &aor, c, expires.min(max)));
-        }
-        let mut current = match self.bindings.bindings(&aor, wall) {
-            Ok(b) => b,
-            Err(e) => return store_failed(&e),
-        };
-        let added = new
-            .iter()
-            .filter(|b| b.is_active(wall) && !current.iter().any(|e| same_key(e, b)))
-            .count();
-        if current.len() + added > self.config.max_contacts {
-            return Reply::new(StatusCode::FORBIDDEN)
-                .with("Warning", "399 sotto \"too many contacts\"")
-                .verdict();
-        }
-        // The 200 OK lists the bindings read above with this request's changes applied, as
-        // the store applied them (no second read of the store).
-        for b in new {
-            match self.bindings.upsert(&b, wall) {
-                Ok(Upsert::OutOfOrder { .. }) => {
-                    return Reply::new(StatusCode::SERVER_INTERNAL_ERROR)
-                        .with("Warning", "399 sotto \"out-of-order REGISTER\"")
+            RegisterChange::RemoveAll { aor: aor.clone() }
+        } else {
+            let min = u32::try_from(self.config.min_expires.as_secs()).unwrap_or(u32::MAX);
+            let max = u32::try_from(self.config.max_expires.as_secs()).unwrap_or(u32::MAX);
+            let default = u32::try_from(self.config.default_expires.as_secs()).unwrap_or(u32::MAX);
+            let mut new = Vec::new();
+            for c in contacts.iter().filter_map(|c| c.addr()) {
+                let expires = c.expires().or(header_expires).unwrap_or(default);
+                if expires != 0 && expires < min {
+                    return Reply::new(StatusCode::INTERVAL_TOO_BRIEF)
+                        .with("Min-Expires", min.to_string())
                         .verdict();
                 }
-                Ok(Upsert::Inserted | Upsert::Updated { .. }) => {
-                    match current.iter_mut().find(|e| same_key(e, &b)) {
-                        Some(slot) => *slot = b,
-                        None => current.push(b),
-                    }
-                }
-                Ok(_) => current.retain(|e| !same_key(e, &b)),
-                Err(e) => return store_failed(&e),
+                new.push(self.binding(ctx, &aor, c, expires.min(max)));
             }
+            RegisterChange::Upsert {
+                aor: aor.clone(),
+                bindings: new,
+                max_contacts: self.config.max_contacts,
+            }
+        };
+        match answer {
+            Some(StoreAnswer::Registered(Ok(Registered::Current(current)))) => {
+                ok_listing(req, &aor, current, wall, self.config.gruu)
+            }
+            Some(StoreAnswer::Registered(Ok(Registered::TooManyContacts))) => {
+                Reply::new(StatusCode::FORBIDDEN)
+                    .with("Warning", "399 sotto \"too many contacts\"")
+                    .verdict()
+            }
+            Some(StoreAnswer::Registered(Ok(Registered::OutOfOrder))) => {
+                Reply::new(StatusCode::SERVER_INTERNAL_ERROR)
+                    .with("Warning", "399 sotto \"out-of-order REGISTER\"")
+                    .verdict()
+            }
+            Some(StoreAnswer::Registered(Err(e))) => store_failed(&e),
+            // The request's bindings (with their fresh temp GRUUs) travel in the operation;
+            // asked again, the module lists what the store applied.
+            _ => Verdict::Fetch(StoreOp::Register(change)),
         }
-        ok_listing(req, &aor, current, wall, self.config.gruu)
     }
+}
+
+/// Applies a REGISTER's `change` to `store` at `wall` (one operation at the store's edge,
+/// [`StoreOp::Register`]): the bindings in force afterwards, as the store applied them (no
+/// second read of the store), or why the change was refused.
+pub(crate) fn apply(
+    change: &RegisterChange,
+    store: &dyn BindingStore,
+    wall: SystemTime,
+) -> Result<Registered, sotto_store::Error> {
+    let (aor, new, max_contacts) = match change {
+        RegisterChange::RemoveAll { aor } => {
+            store.remove_all(aor, wall)?;
+            return Ok(Registered::Current(store.bindings(aor, wall)?));
+        }
+        RegisterChange::Upsert {
+            aor,
+            bindings,
+            max_contacts,
+        } => (aor, bindings, *max_contacts),
+    };
+    let mut current = store.bindings(aor, wall)?;
+    let added = new
+        .iter()
+        .filter(|b| b.is_active(wall) && !current.iter().any(|e| same_key(e, b)))
+        .count();
+    if current.len() + added > max_contacts {
+        return Ok(Registered::TooManyContacts);
+    }
+    for b in new {
+        match store.upsert(b, wall)? {
+            Upsert::OutOfOrder { .. } => return Ok(Registered::OutOfOrder),
+            Upsert::Inserted | Upsert::Updated { .. } => {
+                match current.iter_mut().find(|e| same_key(e, b)) {
+                    Some(slot) => *slot = b.clone(),
+                    None => current.push(b.clone()),
+                }
+            }
+            _ => current.retain(|e| !same_key(e, b)),
+        }
+    }
+    Ok(Registered::Current(current))
 }
 
 #[cfg(test)]

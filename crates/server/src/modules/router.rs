@@ -30,13 +30,14 @@ use std::time::Instant;
 use sotto_sip::message::{Method, Scheme, StatusCode, Uri};
 use sotto_sip::resolve::literal_destination;
 use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
-use sotto_store::{Binding, BindingStore};
+use sotto_store::Binding;
 
 use crate::config::{FederationConfig, RouterConfig};
 use crate::modules::registrar::aor_of;
 use crate::modules::sanity::is_for_server;
 use crate::pipeline::{Locality, Module, NextHop, Reply, RequestContext, Target, Verdict};
 use crate::proxy::flow::{Flow, FlowTokens};
+use crate::store_ops::{StoreAnswer, StoreOp};
 
 /// Methods this server handles.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER";
@@ -45,7 +46,6 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, I
 pub struct Router {
     config: RouterConfig,
     locality: Arc<Locality>,
-    bindings: Arc<dyn BindingStore>,
     flows: Option<Arc<FlowTokens>>,
     federation: FederationConfig,
     /// Requests sent over the flow a token named.
@@ -126,16 +126,12 @@ pub fn target_for(b: &Binding) -> Option<Target> {
 }
 
 impl Router {
-    /// A router over `bindings`.
-    pub fn new(
-        config: RouterConfig,
-        locality: Arc<Locality>,
-        bindings: Arc<dyn BindingStore>,
-    ) -> Self {
+    /// A router (bindings are fetched from the store: [`StoreOp::Bindings`],
+    /// [`StoreOp::TempGruu`]).
+    pub fn new(config: RouterConfig, locality: Arc<Locality>) -> Self {
         Router {
             config,
             locality,
-            bindings,
             flows: None,
             federation: FederationConfig::default(),
             flow_routed: 0,
@@ -185,36 +181,39 @@ impl Router {
         })
     }
 
-    fn local_targets(&self, ctx: &RequestContext) -> Verdict {
+    fn local_targets(&self, ctx: &mut RequestContext) -> Verdict {
         let uri = ctx.request.uri();
-        let found = if uri.has_param("gr") {
+        // pub-gruu: the AOR's bindings of that instance; temp-gruu: looked up by its value.
+        let (op, instance) = if uri.has_param("gr") {
             match uri.param("gr").flatten() {
-                // pub-gruu: the AOR's bindings of that instance.
-                Some(instance) => aor_of(uri).map(|aor| {
-                    self.bindings.bindings(&aor, ctx.wall).map(|bs| {
-                        bs.into_iter()
-                            .filter(|b| b.instance_id.as_deref() == Some(instance))
-                            .collect()
-                    })
-                }),
-                // temp-gruu: looked up by its value.
-                None => Some(
-                    self.bindings
-                        .by_temp_gruu(uri.as_str(), ctx.wall)
-                        .map(|b| b.into_iter().collect()),
+                Some(instance) => (
+                    aor_of(uri).map(|aor| StoreOp::Bindings { aor }),
+                    Some(instance.to_owned()),
+                ),
+                None => (
+                    Some(StoreOp::TempGruu {
+                        uri: uri.as_str().to_owned(),
+                    }),
+                    None,
                 ),
             }
         } else {
-            aor_of(uri).map(|aor| self.bindings.bindings(&aor, ctx.wall))
+            (aor_of(uri).map(|aor| StoreOp::Bindings { aor }), None)
         };
-        let mut bindings: Vec<Binding> = match found {
-            None => return Reply::new(StatusCode::NOT_FOUND).verdict(),
-            Some(Err(e)) => {
+        let Some(op) = op else {
+            return Reply::new(StatusCode::NOT_FOUND).verdict();
+        };
+        let mut bindings: Vec<Binding> = match ctx.answer.take() {
+            Some(StoreAnswer::Bindings(Ok(b))) => b,
+            Some(StoreAnswer::Bindings(Err(e))) => {
                 tracing::error!(error = %e, "binding store failed");
                 return Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict();
             }
-            Some(Ok(b)) => b,
+            _ => return Verdict::Fetch(op),
         };
+        if let Some(instance) = instance {
+            bindings.retain(|b| b.instance_id.as_deref() == Some(instance.as_str()));
+        }
         bindings.sort_by(|a, b| b.q.unwrap_or(1.0).total_cmp(&a.q.unwrap_or(1.0)));
         let targets: Vec<Target> = bindings.iter().filter_map(target_for).collect();
         if targets.is_empty() {

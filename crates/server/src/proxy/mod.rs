@@ -29,6 +29,7 @@ mod build;
 pub mod flow;
 mod fork;
 mod lookup;
+mod stores;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -45,7 +46,8 @@ use sotto_store::{BindingStore, UserStore};
 
 use crate::config::{DowngradePolicy, ServerConfig};
 use crate::modules::{AntiFlood, Authentication, Federation, Forward, Registrar, Router, Sanity};
-use crate::pipeline::{Locality, NextHop, Pipeline, Reply, RequestContext, Verdict};
+use crate::pipeline::{Locality, NextHop, Pipeline, Reply, RequestContext, Target, Verdict};
+use crate::store_ops::{StoreOp, StoreRequest, StoreTicket};
 use crate::{Error, branch};
 
 pub use flow::{Flow, FlowTokenError, FlowTokens};
@@ -159,6 +161,15 @@ pub struct Proxy {
     transactions_refused: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ProxyEvent>,
+    /// The stores the modules' operations run on (here, unless deferred).
+    users: Arc<dyn UserStore>,
+    bindings: Arc<dyn BindingStore>,
+    /// Store operations go to the IO edge ([`Proxy::defer_store_operations`]).
+    defer_stores: bool,
+    store_queue: VecDeque<StoreRequest>,
+    /// Requests waiting for a store answer.
+    parked: HashMap<StoreTicket, stores::Parked>,
+    next_ticket: u64,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -202,7 +213,6 @@ impl Proxy {
                 config.authentication.clone(),
                 &config.realm,
                 locality.clone(),
-                users,
                 provider,
                 now,
             )
@@ -211,11 +221,10 @@ impl Proxy {
         pipeline.push(Box::new(Registrar::new(
             config.registrar.clone(),
             locality.clone(),
-            bindings.clone(),
             provider,
         )));
         pipeline.push(Box::new(
-            Router::new(config.router.clone(), locality.clone(), bindings)
+            Router::new(config.router.clone(), locality.clone())
                 .with_flow_tokens(flows.clone())
                 .with_federation(config.federation.clone()),
         ));
@@ -254,6 +263,12 @@ impl Proxy {
             transactions_refused: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            users,
+            bindings,
+            defer_stores: false,
+            store_queue: VecDeque::new(),
+            parked: HashMap::new(),
+            next_ticket: 0,
         })
     }
 
@@ -403,9 +418,10 @@ impl Proxy {
         wall: SystemTime,
     ) {
         let mut ctx = self.context(incoming.request().clone(), packet, wall);
-        let (verdict, module) = self.pipeline.run(&mut ctx, now);
+        let d = self.decide(&mut ctx, 0, 0, now);
+        let module = d.module;
         // What the transaction's first message needs, taken before `accept` takes the request.
-        let (reply, original) = match verdict {
+        let prepared = match d.verdict {
             Verdict::Drop => return self.event(&ctx, Outcome::Dropped, module),
             Verdict::Continue => return,
             Verdict::Reply(reply) if is_stateless(&reply, &ctx) => {
@@ -418,9 +434,10 @@ impl Proxy {
                 let status = reply.status.0;
                 let tag = self.tag();
                 let r = Self::response(incoming.request(), reply, &tag, packet.source);
-                (Some((status, r)), None)
+                Prepared::Response(status, r)
             }
-            Verdict::Forward(targets) => (None, Some((targets, incoming.request().clone()))),
+            Verdict::Forward(targets) => Prepared::Forward(targets, incoming.request().clone()),
+            Verdict::Fetch(op) => Prepared::Fetch(op, incoming.request().clone()),
         };
         let id = match self.layer.accept(incoming, now) {
             Ok(id) => id,
@@ -434,15 +451,77 @@ impl Proxy {
             }
         };
         self.server_dest.insert(id, reply_dest(packet));
-        if let Some((status, r)) = reply {
-            if let Err(e) = self.layer.send_response(id, r, now) {
-                tracing::warn!(error = %e, "response not sent");
+        match prepared {
+            Prepared::Response(status, r) => {
+                if let Err(e) = self.layer.send_response(id, r, now) {
+                    tracing::warn!(error = %e, "response not sent");
+                }
+                self.event(&ctx, Outcome::Replied(status), module);
             }
-            return self.event(&ctx, Outcome::Replied(status), module);
+            Prepared::Forward(targets, original) => {
+                self.fork_request(id, original, &ctx, packet, targets, module, now)
+            }
+            Prepared::Fetch(op, original) => {
+                // Parked with its transaction: retransmissions are absorbed meanwhile.
+                let ticket = self.queue_store(op, &ctx);
+                let parked = stores::Parked::Request {
+                    id,
+                    original: Box::new(original),
+                    ctx: Box::new(ctx),
+                    packet: packet.clone(),
+                    resume: d.resume,
+                    fetches: d.fetches,
+                };
+                self.parked.insert(ticket, parked);
+            }
         }
-        let Some((targets, original)) = original else {
-            return;
-        };
+    }
+
+    /// The end of a request whose transaction exists (its store answer came): a response,
+    /// or its branches.
+    // The request's parts as the parking kept them (transaction, original, context, packet).
+    #[allow(clippy::too_many_arguments)]
+    fn conclude_accepted(
+        &mut self,
+        id: TransactionId,
+        original: Request,
+        ctx: &RequestContext,
+        packet: &Packet,
+        verdict: Verdict,
+        module: &'static str,
+        now: Instant,
+    ) {
+        match verdict {
+            Verdict::Reply(reply) => {
+                let status = reply.status.0;
+                let tag = self.tag();
+                let r = Self::response(&original, reply, &tag, packet.source);
+                if let Err(e) = self.layer.send_response(id, r, now) {
+                    tracing::warn!(error = %e, "response not sent");
+                }
+                self.event(ctx, Outcome::Replied(status), module);
+            }
+            Verdict::Forward(targets) => {
+                self.fork_request(id, original, ctx, packet, targets, module, now)
+            }
+            Verdict::Drop | Verdict::Continue | Verdict::Fetch(_) => {
+                self.event(ctx, Outcome::Dropped, module)
+            }
+        }
+    }
+
+    /// Forwards a request on its server transaction `id` to `targets` (a fork).
+    #[allow(clippy::too_many_arguments)]
+    fn fork_request(
+        &mut self,
+        id: TransactionId,
+        original: Request,
+        ctx: &RequestContext,
+        packet: &Packet,
+        targets: Vec<Target>,
+        module: &'static str,
+        now: Instant,
+    ) {
         if *original.method() == Method::Invite {
             let mut trying = Response::from_request(&original, StatusCode::TRYING);
             build::stamp_response_via(&mut trying, packet.source);
@@ -450,7 +529,7 @@ impl Proxy {
         }
         // Only forwarded requests need the loop-detection hash of their branches (§16.6 8).
         let hash = branch::loop_hash(self.provider, &original);
-        let inbound = self.inbound(&ctx);
+        let inbound = self.inbound(ctx);
         let fork = Fork::new(
             original,
             ctx.request.clone(),
@@ -483,7 +562,7 @@ impl Proxy {
             .get(&id)
             .map_or((0, 0), |f| (f.branches(), f.lookups));
         if branches > 0 {
-            return self.event_of(&ctx, Outcome::Forwarded(branches), module, Some(id));
+            return self.event_of(ctx, Outcome::Forwarded(branches), module, Some(id));
         }
         if lookups == 0 {
             // Nothing could be sent: answered here with what failed.
@@ -558,26 +637,48 @@ impl Proxy {
         }
         let hash = branch::loop_hash(self.provider, &ack);
         let mut ctx = self.context(ack, packet, wall);
-        let (verdict, module) = self.pipeline.run(&mut ctx, now);
+        let d = self.decide(&mut ctx, 0, 0, now);
+        if let Verdict::Fetch(op) = d.verdict {
+            let ticket = self.queue_store(op, &ctx);
+            let parked = stores::Parked::Ack {
+                ctx: Box::new(ctx),
+                hash,
+                resume: d.resume,
+                fetches: d.fetches,
+            };
+            self.parked.insert(ticket, parked);
+            return;
+        }
+        self.forward_ack(&ctx, hash, d.verdict, d.module);
+    }
+
+    /// Forwards an ACK statelessly as the pipeline decided.
+    fn forward_ack(
+        &mut self,
+        ctx: &RequestContext,
+        hash: String,
+        verdict: Verdict,
+        module: &'static str,
+    ) {
         let Verdict::Forward(targets) = verdict else {
-            return self.event(&ctx, Outcome::Dropped, module);
+            return self.event(ctx, Outcome::Dropped, module);
         };
         let Some(target) = targets.first() else {
             return;
         };
-        let inbound = self.inbound(&ctx);
+        let inbound = self.inbound(ctx);
         let dest = match &target.hop {
             NextHop::Address(d) => d.clone(),
             NextHop::Resolve { uri, tls_only, .. } => {
                 // Forwarded statelessly once DNS has answered.
                 let (uri, tls_only, target) = (uri.clone(), *tls_only, target.clone());
                 self.request_ack_lookup(ctx.request.clone(), inbound, target, uri, tls_only);
-                return self.event(&ctx, Outcome::Forwarded(1), module);
+                return self.event(ctx, Outcome::Forwarded(1), module);
             }
         };
         if self.locality.is_own_address(dest.transport, dest.remote) {
             tracing::warn!(dest = %dest.remote, "loop: ACK to this server itself dropped");
-            return self.event(&ctx, Outcome::Dropped, module);
+            return self.event(ctx, Outcome::Dropped, module);
         }
         let b = branch::new_branch(self.provider, &hash);
         let outbound = build::Outbound {
@@ -598,7 +699,7 @@ impl Proxy {
                 data: req.to_bytes(),
                 transaction: None,
             });
-            self.event(&ctx, Outcome::Forwarded(1), module);
+            self.event(ctx, Outcome::Forwarded(1), module);
         }
     }
 
@@ -618,6 +719,16 @@ impl Proxy {
             });
         }
     }
+}
+
+/// What a new request's transaction starts with.
+enum Prepared {
+    /// This response (status, message).
+    Response(u16, Response),
+    /// Branches to these targets, of this original request.
+    Forward(Vec<Target>, Request),
+    /// A wait for this store operation.
+    Fetch(StoreOp, Request),
 }
 
 /// Whether `reply` is sent without a server transaction: a challenge (401/407) of a request

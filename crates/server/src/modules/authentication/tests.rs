@@ -1,12 +1,13 @@
 use super::*;
 use crate::modules::testutil::{locality, parse_request, with_source};
+use crate::store_ops::testing::Served;
 use sotto_sip::digest::{Algorithm, ClientSecret, DigestClient, UserRecord, parse_challenges};
-use sotto_store::MemoryStore;
+use sotto_store::{MemoryStore, UserStore};
 use std::time::Duration;
 
 const REALM: &str = "example.test";
 
-fn module(now: Instant) -> Authentication {
+fn module(now: Instant) -> Served<Authentication> {
     let provider = sotto_crypto_rust::provider();
     let store = MemoryStore::new();
     let mut alice = UserRecord::new("alice");
@@ -19,15 +20,16 @@ fn module(now: Instant) -> Authentication {
         )
         .unwrap();
     store.put(&alice).unwrap();
-    Authentication::new(
+    let store = Arc::new(store);
+    let m = Authentication::new(
         AuthenticationConfig::default(),
         REALM,
         Arc::new(locality()),
-        Arc::new(store),
         provider,
         now,
     )
-    .unwrap()
+    .unwrap();
+    Served::new(m, store.clone(), store)
 }
 
 fn register(user: &str, auth: Option<&str>) -> RequestContext {
@@ -125,7 +127,7 @@ fn right_password_authenticates_with_either_algorithm() {
 fn unknown_user_and_wrong_password_look_the_same() {
     let now = Instant::now();
     let mut m = module(now);
-    let shape = |m: &mut Authentication, user: &str, password: &str| {
+    let shape = |m: &mut Served<Authentication>, user: &str, password: &str| {
         let r = reply(m.on_request(&mut register(user, None), now));
         let creds = answer(
             &r,

@@ -1,16 +1,16 @@
 use super::*;
 use crate::modules::testutil::{locality, parse_request, with_source};
+use crate::store_ops::testing::Served;
 use sotto_store::MemoryStore;
 
-fn module() -> (Registrar, Arc<MemoryStore>) {
+fn module() -> (Served<Registrar>, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
     let m = Registrar::new(
         RegistrarConfig::default(),
         Arc::new(locality()),
-        store.clone(),
         sotto_crypto_rust::provider(),
     );
-    (m, store)
+    (Served::new(m, store.clone(), store.clone()), store)
 }
 
 fn register(cseq: u32, call_id: &str, extra: &str) -> RequestContext {
@@ -177,12 +177,8 @@ fn gruu_and_outbound_can_be_switched_off() {
         outbound: false,
         ..RegistrarConfig::default()
     };
-    let mut m = Registrar::new(
-        config,
-        Arc::new(locality()),
-        store.clone(),
-        sotto_crypto_rust::provider(),
-    );
+    let m = Registrar::new(config, Arc::new(locality()), sotto_crypto_rust::provider());
+    let mut m = Served::new(m, store.clone(), store.clone());
     let mut ctx = register(
         1,
         "c1",

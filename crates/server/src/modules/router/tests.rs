@@ -1,14 +1,13 @@
 use super::*;
 use crate::modules::testutil::{locality, parse_request, with_source};
-use sotto_store::MemoryStore;
+use crate::store_ops::testing::Served;
+use sotto_store::{BindingStore, MemoryStore};
 use std::time::{Duration, SystemTime};
 
-fn module() -> (Router, Arc<MemoryStore>) {
+fn module() -> (Served<Router>, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
-    (
-        Router::new(RouterConfig::default(), Arc::new(locality()), store.clone()),
-        store,
-    )
+    let m = Router::new(RouterConfig::default(), Arc::new(locality()));
+    (Served::new(m, store.clone(), store.clone()), store)
 }
 
 fn request(line: &str, extra: &str) -> RequestContext {
@@ -191,8 +190,9 @@ fn gruus_select_one_instance() {
 fn flow_token_route_goes_over_its_flow_and_a_bad_one_is_refused() {
     let tokens = Arc::new(FlowTokens::new(sotto_crypto_rust::provider()).unwrap());
     let store = Arc::new(MemoryStore::new());
-    let mut m = Router::new(RouterConfig::default(), Arc::new(locality()), store.clone())
-        .with_flow_tokens(tokens.clone());
+    let m =
+        Router::new(RouterConfig::default(), Arc::new(locality())).with_flow_tokens(tokens.clone());
+    let mut m = Served::new(m, store.clone(), store.clone());
     let flow = Flow {
         transport: TransportKind::Tls,
         connection: ConnectionId(5),

@@ -13,8 +13,11 @@ pub(crate) struct Harness {
     pub(crate) proxy: Proxy,
     pub(crate) now: Instant,
     pub(crate) wall: SystemTime,
+    /// The proxy's users and bindings (to run deferred store operations on).
+    pub(crate) store: Arc<MemoryStore>,
 }
 
+mod deferred_stores;
 mod deployed;
 
 impl Harness {
@@ -46,11 +49,20 @@ impl Harness {
             store.put(&r).unwrap();
         }
         let now = Instant::now();
-        let proxy = Proxy::new(&config, listeners, store.clone(), store, provider, now).unwrap();
+        let proxy = Proxy::new(
+            &config,
+            listeners,
+            store.clone(),
+            store.clone(),
+            provider,
+            now,
+        )
+        .unwrap();
         Harness {
             proxy,
             now,
             wall: SystemTime::now(),
+            store,
         }
     }
 

@@ -25,6 +25,9 @@ use crate::identity::{client_domains, client_identities};
 use crate::metrics::Metrics;
 use crate::proxy::{LookupRequest, Packet, Proxy, ProxyEvent};
 
+mod store_workers;
+pub use store_workers::{Answers, GROUP_MAX, StoreWorkers};
+
 /// How long, by default, a stopping server lets forwarded requests finish.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 /// Least time between two samples of the proxy for [`Metrics::observe`] while received
@@ -55,6 +58,9 @@ pub struct RunOptions<'a> {
     pub batch: Option<&'a dyn sotto_store::BindingStore>,
     /// Locates next hops named by host names (RFC 3263); `None`: such requests fail with 503.
     pub resolver: Option<&'a Resolver>,
+    /// Runs the proxy's store operations off the loop (turn on
+    /// [`Proxy::defer_store_operations`] with it); `None`: the proxy runs them itself.
+    pub stores: Option<&'a StoreWorkers>,
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -64,6 +70,7 @@ impl std::fmt::Debug for RunOptions<'_> {
             .field("grace", &self.grace)
             .field("batch", &self.batch.is_some())
             .field("resolver", &self.resolver.is_some())
+            .field("stores", &self.stores.is_some())
             .finish()
     }
 }
@@ -75,6 +82,7 @@ impl Default for RunOptions<'_> {
             grace: DEFAULT_GRACE,
             batch: None,
             resolver: None,
+            stores: None,
         }
     }
 }
@@ -118,6 +126,7 @@ type LookupAnswer = (u64, Result<Vec<Candidate>, ResolveError>);
 struct Callbacks {
     failed: mpsc::UnboundedSender<(TransactionId, String)>,
     lookups: mpsc::UnboundedSender<LookupAnswer>,
+    stores: store_workers::Answers,
 }
 
 /// Runs one lookup in the background (DNS never blocks the proxy's loop).
@@ -165,6 +174,11 @@ async fn flush(
         }
         while let Some(l) = proxy.poll_lookup() {
             spawn_lookup(options.resolver, l, callbacks);
+        }
+        if let Some(workers) = options.stores {
+            while let Some(r) = proxy.poll_store() {
+                workers.submit(r, &callbacks.stores);
+            }
         }
         let mut any = false;
         while let Some(ev) = proxy.poll_event() {
@@ -318,9 +332,11 @@ pub async fn run_with(
     // answers.
     let (failed_tx, mut failed) = mpsc::unbounded_channel::<(TransactionId, String)>();
     let (lookups_tx, mut lookups) = mpsc::unbounded_channel::<LookupAnswer>();
+    let (stores_tx, mut store_answers) = mpsc::unbounded_channel();
     let callbacks = Callbacks {
         failed: failed_tx,
         lookups: lookups_tx,
+        stores: stores_tx,
     };
     loop {
         if let Some(deadline) = stopping
@@ -391,6 +407,13 @@ pub async fn run_with(
                 proxy.handle_send_error(id, &reason, Instant::now());
             }
             Some((id, result)) = lookups.recv() => proxy.handle_lookup(id, result, Instant::now()),
+            Some((ticket, answer)) = store_answers.recv() => {
+                proxy.handle_store(ticket, answer, Instant::now());
+                // Answers that came together are handled in one step.
+                while let Ok((ticket, answer)) = store_answers.try_recv() {
+                    proxy.handle_store(ticket, answer, Instant::now());
+                }
+            }
             () = grace_over => {}
             () = sample_due => {
                 sampler.sample(proxy, tokio::time::Instant::now());
