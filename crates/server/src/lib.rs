@@ -24,9 +24,9 @@
 mod branch;
 pub mod config;
 pub mod driver;
+pub use driver::metrics;
 pub mod identity;
 pub mod locality;
-pub mod metrics;
 pub mod modules;
 pub mod pipeline;
 pub mod proxy;
@@ -42,7 +42,4 @@ pub enum Error {
     /// The crypto provider failed (nonce secret, RNG).
     #[error("crypto provider failed")]
     Crypto,
-    /// A transport failed.
-    #[error(transparent)]
-    Net(#[from] sotto_net::Error),
 }

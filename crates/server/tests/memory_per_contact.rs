@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use sotto_net::TransportKind;
 use sotto_server::{Packet, Proxy, ServerConfig};
 use sotto_sip::digest::{Algorithm, ClientSecret, DigestClient, UserRecord, parse_challenges};
+use sotto_sip::transport::TransportKind;
 use sotto_store::{Binding, BindingStore, MemoryStore, UserStore};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 

@@ -10,8 +10,8 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use serde_json::Value;
-use sotto_net::TransportKind;
 use sotto_server::{Packet, Proxy, ServerConfig};
+use sotto_sip::transport::TransportKind;
 use sotto_store::{BindingStore, MemoryStore};
 
 fn vectors() -> PathBuf {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use sotto_net::{ConnectionId, TransportKind};
 use sotto_server::config::DowngradePolicy;
 use sotto_server::{Packet, Proxy, ServerConfig};
+use sotto_sip::transport::{ConnectionId, TransportKind};
 use sotto_store::MemoryStore;
 
 const UDP: &str = "127.0.0.1:5060";

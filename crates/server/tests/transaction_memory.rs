@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use sotto_net::TransportKind;
 use sotto_server::{Packet, Proxy, ServerConfig};
 use sotto_sip::message::{Message, Request, Response, StatusCode};
 use sotto_sip::parse::{Limits, parse_message};
 use sotto_sip::transaction::{LayerConfig, Received, TransactionLayer};
+use sotto_sip::transport::TransportKind;
 use sotto_store::MemoryStore;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 

@@ -16,11 +16,11 @@ pub use sotto_media::audio::{Codec, FRAME_SAMPLES, Tone, ToneReport};
 pub use sotto_media::call::{CallMedia, MediaEvent};
 pub use sotto_media::keyx::MediaKeyExchange;
 pub use sotto_media::session::{Channel, NoProtection, RtpSession};
-pub use sotto_net::{ConnectionId, Destination, TransportKind};
 pub use sotto_sdp::NegotiatedMedia;
 pub use sotto_sip::digest::{Algorithm, Challenge, Credentials, Ha1, compute_response};
 pub use sotto_sip::message::{Message, Request, Response, StatusCode, Uri};
 pub use sotto_sip::parse::{Limits, parse_message};
+pub use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 pub use zeroize::Zeroizing;
 
 pub const PROXY: &str = "127.0.0.1:5061";
