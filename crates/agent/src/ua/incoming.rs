@@ -215,13 +215,7 @@ impl UserAgent {
             &reason,
         )
         .direct(trust.is_direct());
-        self.events
-            .push_back(UaEvent::CallSecurity { call: id, report });
-        self.events.push_back(UaEvent::CallState {
-            call: id,
-            state: CallState::Ended,
-            reason: Some(reason),
-        });
+        self.report_end(id, Some(report), reason);
     }
 
     fn incoming_invite(

@@ -636,25 +636,34 @@ impl UserAgent {
             return;
         };
         if c.state != CallState::Ended {
-            if c.negotiated.is_none() {
-                // Every call gets its report, including one that never carried media.
-                let report = SecurityReport::not_established(
+            // Every call gets its report, including one that never carried media.
+            let unestablished = c.negotiated.is_none().then(|| {
+                let tls = self.tls_of(c);
+                SecurityReport::not_established(
                     c.transport.as_str(),
-                    self.tls_of(c).as_ref(),
+                    tls.as_ref(),
                     &c.auth,
                     &reason,
                 )
-                .direct(c.direct);
-                self.events
-                    .push_back(UaEvent::CallSecurity { call: id, report });
-            }
-            self.events.push_back(UaEvent::CallState {
-                call: id,
-                state: CallState::Ended,
-                reason: Some(reason),
+                .direct(c.direct)
             });
+            self.report_end(id, unestablished, reason);
         }
         self.calls.remove(&id);
+    }
+
+    /// A call's end: the report of a call that never connected (when given), then its
+    /// `ended` state with the reason.
+    fn report_end(&mut self, id: CallId, unestablished: Option<SecurityReport>, reason: String) {
+        if let Some(report) = unestablished {
+            self.events
+                .push_back(UaEvent::CallSecurity { call: id, report });
+        }
+        self.events.push_back(UaEvent::CallState {
+            call: id,
+            state: CallState::Ended,
+            reason: Some(reason),
+        });
     }
 
     /// A call became connected (either side): its state, its security report, then its

@@ -37,6 +37,32 @@ pub(super) enum Parked {
     },
 }
 
+impl Parked {
+    /// The context, where the pipeline starts again, and the fetches so far.
+    fn state(&mut self) -> (&mut RequestContext, &mut usize, &mut usize) {
+        match self {
+            Parked::Request {
+                ctx,
+                resume,
+                fetches,
+                ..
+            }
+            | Parked::Ack {
+                ctx,
+                resume,
+                fetches,
+                ..
+            } => (ctx, resume, fetches),
+        }
+    }
+
+    fn ctx(&self) -> &RequestContext {
+        match self {
+            Parked::Request { ctx, .. } | Parked::Ack { ctx, .. } => ctx,
+        }
+    }
+}
+
 /// The pipeline's verdict on a request, after any store operations run here.
 pub(super) struct Decision {
     pub(super) verdict: Verdict,
@@ -67,58 +93,32 @@ impl Proxy {
     }
 
     /// The answer to a deferred store operation: its request goes on from the module that
-    /// asked.
+    /// asked (and waits again if the next module asks the store too).
     pub fn handle_store(&mut self, ticket: StoreTicket, answer: StoreAnswer, now: Instant) {
-        match self.parked.remove(&ticket) {
-            Some(Parked::Request {
-                id,
-                original,
-                mut ctx,
-                packet,
-                resume,
-                fetches,
-            }) => {
-                ctx.answer = Some(answer);
-                let d = self.decide(&mut ctx, resume, fetches, now);
-                if let Verdict::Fetch(op) = d.verdict {
-                    let ticket = self.queue_store(op, &ctx);
-                    self.parked.insert(
-                        ticket,
-                        Parked::Request {
-                            id,
-                            original,
-                            ctx,
-                            packet,
-                            resume: d.resume,
-                            fetches: d.fetches,
-                        },
-                    );
-                } else {
-                    self.conclude_accepted(id, *original, &ctx, &packet, d.verdict, d.module, now);
-                }
+        let Some(mut parked) = self.parked.remove(&ticket) else {
+            tracing::debug!(ticket = ticket.0, "store answer for no parked request");
+            return;
+        };
+        let (ctx, resume, fetches) = parked.state();
+        ctx.answer = Some(answer);
+        let d = self.decide(ctx, *resume, *fetches, now);
+        match d.verdict {
+            Verdict::Fetch(op) => {
+                let ticket = self.queue_store(op, parked.ctx());
+                let (_, resume, fetches) = parked.state();
+                (*resume, *fetches) = (d.resume, d.fetches);
+                self.parked.insert(ticket, parked);
             }
-            Some(Parked::Ack {
-                mut ctx,
-                hash,
-                resume,
-                fetches,
-            }) => {
-                ctx.answer = Some(answer);
-                let d = self.decide(&mut ctx, resume, fetches, now);
-                if let Verdict::Fetch(op) = d.verdict {
-                    let ticket = self.queue_store(op, &ctx);
-                    let parked = Parked::Ack {
-                        ctx,
-                        hash,
-                        resume: d.resume,
-                        fetches: d.fetches,
-                    };
-                    self.parked.insert(ticket, parked);
-                } else {
-                    self.forward_ack(&ctx, hash, d.verdict, d.module);
-                }
-            }
-            None => tracing::debug!(ticket = ticket.0, "store answer for no parked request"),
+            verdict => match parked {
+                Parked::Request {
+                    id,
+                    original,
+                    ctx,
+                    packet,
+                    ..
+                } => self.conclude_accepted(id, *original, &ctx, &packet, verdict, d.module, now),
+                Parked::Ack { ctx, hash, .. } => self.forward_ack(&ctx, hash, verdict, d.module),
+            },
         }
         self.drain(now);
     }
