@@ -21,7 +21,8 @@
 //!
 //! [media]
 //! encryption = "mandatory"              # mandatory | optional | none
-//! methods = ["sdes"]                    # key exchanges, in order of preference
+//! methods = ["sdes"]                    # key exchanges, in order of preference: sdes, zrtp
+//! # zrtp_key_agreements = ["X255", "X448", "DH3k"]   # ZRTP preference (default X255 E255 X448 DH3k)
 //! rtp_timeout_secs = 30                 # hang up when media stops for this long (0: never)
 //!
 //! [security]
@@ -44,6 +45,8 @@
 //! `Default` values are the secure ones: mandatory media encryption, no direct listener, no
 //! trusted host, no `[danger]` override.
 
+use sotto_media::zrtp::algorithms::Algorithm;
+use sotto_media::zrtp::{ZrtpKeyAgreement, ZrtpPreferences};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -113,6 +116,19 @@ impl Encryption {
 pub enum KeyExchange {
     /// SDP security descriptions (RFC 4568): keys in the SDP, protected only by the TLS hops.
     Sdes,
+    /// ZRTP (RFC 6189): keys agreed end to end on the media path, checked by the SAS and the
+    /// key-continuity cache; needs no TLS hop.
+    Zrtp,
+}
+
+impl KeyExchange {
+    /// The name in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyExchange::Sdes => "sdes",
+            KeyExchange::Zrtp => "zrtp",
+        }
+    }
 }
 
 /// `[account]`.
@@ -180,6 +196,10 @@ pub struct MediaSection {
     /// (Linphone's `nortp_timeout`); 0: never.
     #[serde(default = "default_rtp_timeout")]
     pub rtp_timeout_secs: u32,
+    /// ZRTP key agreements in order of preference (`X255`, `E255`, `X448`, `DH3k`, `DH2k`);
+    /// empty: the default (`X255`, `E255`, `X448`, `DH3k`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zrtp_key_agreements: Vec<String>,
 }
 
 fn default_methods() -> Vec<KeyExchange> {
@@ -196,6 +216,7 @@ impl Default for MediaSection {
             encryption: Encryption::Mandatory,
             methods: default_methods(),
             rtp_timeout_secs: default_rtp_timeout(),
+            zrtp_key_agreements: Vec::new(),
         }
     }
 }
@@ -392,7 +413,41 @@ impl AccountConfig {
                 message: "must be above 0".into(),
             });
         }
+        if self.media.methods.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "media.methods",
+                message: "name at least one key exchange: sdes, zrtp".into(),
+            });
+        }
+        self.zrtp_preferences()?;
         Ok(())
+    }
+
+    /// The ZRTP algorithms to offer: the defaults, with `media.zrtp_key_agreements` when set.
+    pub fn zrtp_preferences(&self) -> Result<ZrtpPreferences, ConfigError> {
+        let mut p = ZrtpPreferences::default();
+        if !self.media.zrtp_key_agreements.is_empty() {
+            p.key_agreements = self
+                .media
+                .zrtp_key_agreements
+                .iter()
+                .map(|n| {
+                    ZrtpKeyAgreement::from_name(format!("{n:<4}").as_bytes()).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            field: "media.zrtp_key_agreements",
+                            message: format!("{n:?}: expected X255, E255, X448, DH3k or DH2k"),
+                        }
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if !p.is_valid() {
+            return Err(ConfigError::Invalid {
+                field: "media.zrtp_key_agreements",
+                message: "at most 7, without repeats".into(),
+            });
+        }
+        Ok(p)
     }
 
     /// The parsed identity.

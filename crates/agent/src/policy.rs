@@ -12,12 +12,14 @@
 
 use std::net::IpAddr;
 
+use sotto_crypto::CryptoProvider;
 use sotto_crypto::rng::SecureRandom;
 use sotto_media::keyx::{MediaKeyExchange, MediaProtection, NoKeyExchange};
+use sotto_media::zrtp::{ZrtpConfig, ZrtpExchange};
 use sotto_sdp::{EncryptionMode, EncryptionPolicy, LocalCapabilities, SdesSuite, Session};
 use sotto_sip::transport::{Destination, TransportKind};
 
-use crate::config::Encryption;
+use crate::config::{Encryption, KeyExchange};
 use crate::sdes::SdesExchange;
 use crate::security::{SecurityReport, TlsSummary};
 use crate::ua::{UaConfig, UaError};
@@ -92,6 +94,11 @@ pub(crate) fn offer_mode(
     dest: &Destination,
     direct: bool,
 ) -> Result<EncryptionMode, UaError> {
+    // ZRTP needs no TLS hop: its keys never travel in the signalling. It is never offered
+    // as optional: a peer without ZRTP fails the call rather than getting plain media.
+    if offers_zrtp(config) {
+        return Ok(EncryptionMode::Mandatory);
+    }
     let sdes_ok = sdes_hop(config, dest.transport, direct).is_ok();
     match (config.encryption, sdes_ok) {
         (Encryption::Mandatory, true) => Ok(EncryptionMode::Mandatory),
@@ -128,11 +135,50 @@ pub(crate) fn answer_policy(config: &UaConfig) -> EncryptionPolicy {
     }
 }
 
-/// The key exchange of a call we offer, for `mode` ([`offer_mode`]): SDES when encrypting,
-/// none for a plain call.
-pub(crate) fn offer_key_exchange(mode: EncryptionMode) -> Box<dyn MediaKeyExchange> {
-    match mode {
+/// The URI of a name-addr (`"Bob" <sip:bob@b.example>;tag=x` → `sip:bob@b.example`).
+pub(crate) fn party_uri(party: &str) -> String {
+    match (party.find('<'), party.find('>')) {
+        (Some(a), Some(b)) if a < b => party[a + 1..b].to_owned(),
+        _ => party.split(';').next().unwrap_or(party).trim().to_owned(),
+    }
+}
+
+/// Whether our offers use ZRTP: it is the first of `[media] methods` and media is encrypted.
+pub(crate) fn offers_zrtp(config: &UaConfig) -> bool {
+    config.encryption != Encryption::None && config.methods.first() == Some(&KeyExchange::Zrtp)
+}
+
+/// A ZRTP exchange for a call with `peer`, on the agent's cache.
+fn zrtp_exchange(
+    config: &UaConfig,
+    provider: &'static CryptoProvider,
+    peer: &str,
+) -> Result<Box<dyn MediaKeyExchange>, UaError> {
+    let mut ssrc = [0u8; 4];
+    provider.rng.fill(&mut ssrc).map_err(|_| UaError::Rng)?;
+    let mut zc = ZrtpConfig::new(u32::from_be_bytes(ssrc));
+    zc.preferences = config.zrtp_preferences.clone();
+    zc.peer_uri = Some(peer.to_owned());
+    let cache = config
+        .zrtp_cache
+        .clone()
+        .ok_or_else(|| UaError::Policy("no ZRTP cache".into()))?;
+    ZrtpExchange::new(provider, zc, cache)
+        .map(|x| Box::new(x) as Box<dyn MediaKeyExchange>)
+        .map_err(|e| UaError::Policy(e.reason))
+}
+
+/// The key exchange of a call we offer to `peer`, for `mode` ([`offer_mode`]): the first of
+/// `[media] methods` when encrypting, none for a plain call.
+pub(crate) fn offer_key_exchange(
+    config: &UaConfig,
+    mode: EncryptionMode,
+    provider: &'static CryptoProvider,
+    peer: &str,
+) -> Result<Box<dyn MediaKeyExchange>, UaError> {
+    Ok(match mode {
         EncryptionMode::None => Box::new(NoKeyExchange),
+        _ if offers_zrtp(config) => zrtp_exchange(config, provider, peer)?,
         mode => Box::new(SdesExchange::new(
             SdesSuite::ALL.to_vec(),
             EncryptionPolicy {
@@ -140,15 +186,30 @@ pub(crate) fn offer_key_exchange(mode: EncryptionMode) -> Box<dyn MediaKeyExchan
                 best_effort_sdes: false,
             },
         )),
-    }
+    })
 }
 
-/// The key exchange that answers an offer under the account's policy.
-pub(crate) fn answer_key_exchange(config: &UaConfig) -> Box<dyn MediaKeyExchange> {
-    Box::new(SdesExchange::new(
+/// The key exchange that answers `offer` from `peer`: ZRTP when it is one of `[media]
+/// methods` and the offer's audio is `RTP/AVP` (where ZRTP runs; a peer that then sends no
+/// ZRTP fails the call, never plain media); SDES otherwise, which also applies the account's
+/// policy to plain offers. With ZRTP alone, an SDES offer is refused by the ZRTP exchange.
+pub(crate) fn answer_key_exchange(
+    config: &UaConfig,
+    offer: &Session,
+    provider: &'static CryptoProvider,
+    peer: &str,
+) -> Result<Box<dyn MediaKeyExchange>, UaError> {
+    let audio = offer.media.iter().find(|m| m.kind == "audio");
+    let avp = audio.is_some_and(|m| matches!(m.proto.as_str(), "RTP/AVP" | "RTP/AVPF"));
+    let zrtp = config.encryption != Encryption::None && config.methods.contains(&KeyExchange::Zrtp);
+    let sdes = config.methods.contains(&KeyExchange::Sdes);
+    if zrtp && (avp || !sdes) {
+        return zrtp_exchange(config, provider, peer);
+    }
+    Ok(Box::new(SdesExchange::new(
         SdesSuite::ALL.to_vec(),
         answer_policy(config),
-    ))
+    )))
 }
 
 /// The report of a call: its first hop (`transport`, `tls`), how it was authenticated, and

@@ -56,6 +56,17 @@ pub struct SecurityReport {
     /// fingerprint (DTLS-SRTP); absent for SDES and plain calls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// How the media keys were agreed, when on the media path (ZRTP): key agreement,
+    /// cipher, hash, tag, SAS type (`X255/AES3/S256/HS80/B32`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_exchange: Option<String>,
+    /// What we know of the peer (ZRTP): `verified` (SAS confirmed, cache matches),
+    /// `unverified` (compare the SAS), `unsafe` (cache mismatch: compare the SAS again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_trust: Option<String>,
+    /// The key-continuity cache (ZRTP): `new`, `match` or `mismatch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
     /// Whether the media keys are known only to the two ends.
     pub end_to_end: bool,
     /// Whether the call is direct (signalling straight to the peer, no proxy).
@@ -75,6 +86,10 @@ impl SecurityReport {
         auth: &str,
         protection: &MediaProtection,
     ) -> Self {
+        let zrtp = match protection {
+            MediaProtection::Zrtp { details, .. } => details.as_ref(),
+            _ => None,
+        };
         let (sas, verified, end_to_end, note) = match protection {
             MediaProtection::None => (None, None, false, "media is not encrypted".to_owned()),
             MediaProtection::Sdes { .. } => (None, None, false, SDES_NOTE.to_owned()),
@@ -107,6 +122,23 @@ impl SecurityReport {
             suite: protection.suite().map(str::to_owned),
             sas,
             verified,
+            key_exchange: zrtp.map(|d| {
+                format!(
+                    "{}/{}/{}/{}/{}",
+                    d.key_agreement, d.cipher, d.hash, d.auth_tag, d.sas_type
+                )
+            }),
+            peer_trust: zrtp.map(|d| {
+                if d.cache == "mismatch" {
+                    "unsafe"
+                } else if verified == Some(true) {
+                    "verified"
+                } else {
+                    "unverified"
+                }
+                .to_owned()
+            }),
+            cache: zrtp.map(|d| d.cache.clone()),
             end_to_end,
             direct: false,
             note: Some(note),
@@ -176,6 +208,7 @@ mod tests {
             suite: Some("AES_CM_128_HMAC_SHA1_80".into()),
             sas: Some("pluto clock".into()),
             verified: false,
+            details: None,
         };
         let r = SecurityReport::new("tls", None, "digest-SHA-256", &p);
         assert_eq!(r.media_protection, "zrtp");

@@ -100,7 +100,7 @@ fn direct_tls_call_skips_the_proxy_end_to_end() {
     let report = evs
         .iter()
         .find_map(|e| match e {
-            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
             _ => None,
         })
         .expect("bob's report");
@@ -129,7 +129,7 @@ fn direct_tls_call_skips_the_proxy_end_to_end() {
     let report = evs
         .iter()
         .find_map(|e| match e {
-            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
             _ => None,
         })
         .expect("alice's report");
@@ -307,7 +307,7 @@ fn direct_udp_call_with_sdes_under_the_danger_switch_is_reported_loudly() {
     let report = evs
         .iter()
         .find_map(|e| match e {
-            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
             _ => None,
         })
         .expect("bob's report");
@@ -329,7 +329,7 @@ fn direct_udp_call_with_sdes_under_the_danger_switch_is_reported_loudly() {
     let report = evs
         .iter()
         .find_map(|e| match e {
-            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
             _ => None,
         })
         .expect("alice's report");

@@ -185,7 +185,7 @@ fn call_with_proxy_auth_sdes_media_and_bye() {
         .events
         .iter()
         .find_map(|e| match e {
-            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
             _ => None,
         })
         .unwrap();
@@ -197,7 +197,7 @@ fn call_with_proxy_auth_sdes_media_and_bye() {
         .events
         .iter()
         .find_map(|e| match e {
-            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
             _ => None,
         })
         .unwrap();
@@ -301,7 +301,7 @@ fn mandatory_encryption_refuses_plain_offers_with_488_and_warning() {
             .events
             .iter()
             .find_map(|e| match e {
-                UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+                UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
                 _ => None,
             })
             .expect("a call_security event");

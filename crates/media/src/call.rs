@@ -105,6 +105,13 @@ impl CallMedia {
         m
     }
 
+    /// The users confirmed (`true`) or rejected the SAS (ZRTP): the key exchange keeps it
+    /// for later calls and reports the new protection as an event.
+    pub fn set_sas_verified(&mut self, verified: bool) {
+        self.keyx.set_sas_verified(verified);
+        self.pump();
+    }
+
     /// The key exchange's protection as it stands.
     pub fn protection(&self) -> MediaProtection {
         self.keyx.protection()

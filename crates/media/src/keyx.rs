@@ -74,6 +74,8 @@ pub enum MediaProtection {
         sas: Option<String>,
         /// Whether the users confirmed the SAS (now or on an earlier call).
         verified: bool,
+        /// The negotiated algorithms and the cache status, once known.
+        details: Option<Box<ZrtpDetails>>,
     },
     /// SRTP keyed by DTLS-SRTP.
     Dtls {
@@ -109,6 +111,28 @@ impl MediaProtection {
             MediaProtection::Dtls { profile, .. } => profile.as_deref(),
         }
     }
+}
+
+/// What a ZRTP exchange agreed, for the security report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZrtpDetails {
+    /// Key agreement (`X255`, `X448`, `DH3k`...).
+    pub key_agreement: String,
+    /// Cipher (`AES1`, `AES3`).
+    pub cipher: String,
+    /// Hash (`S256`, `S384`).
+    pub hash: String,
+    /// SRTP authentication tag (`HS80`, `HS32`).
+    pub auth_tag: String,
+    /// SAS rendering (`B32`, `B256`).
+    pub sas_type: String,
+    /// The key-continuity cache: `new` (first call), `match`, `mismatch` (the peer is
+    /// unsafe until the SAS is compared again).
+    pub cache: String,
+    /// The peer's ZID, hex.
+    pub peer_zid: String,
+    /// The peer's ZRTP client identifier.
+    pub peer_client: String,
 }
 
 /// The SRTP keys a key exchange agreed: one policy per direction.
@@ -192,6 +216,10 @@ pub trait MediaKeyExchange: Send + std::fmt::Debug {
 
     /// Fires the exchange's timers.
     fn handle_timeout(&mut self, _now: Instant) {}
+
+    /// The users confirmed (`true`) or rejected the SAS (ZRTP; others ignore it). The new
+    /// protection follows as an event.
+    fn set_sas_verified(&mut self, _verified: bool) {}
 
     /// The next event.
     fn poll_event(&mut self) -> Option<KeyExchangeEvent>;

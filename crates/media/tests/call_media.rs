@@ -68,6 +68,7 @@ impl MediaKeyExchange for Handshake {
             suite: None,
             sas: None,
             verified: false,
+            details: None,
         }
     }
     fn handle_packet(&mut self, _now: Instant, packet: &[u8]) {
@@ -88,6 +89,7 @@ impl MediaKeyExchange for Handshake {
                 suite: Some("AES_CM_128_HMAC_SHA1_80".into()),
                 sas: Some("h441".into()),
                 verified: false,
+                details: None,
             }));
     }
     fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<usize> {

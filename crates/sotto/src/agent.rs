@@ -37,8 +37,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use sotto_agent::config::{
     AccountConfig, AccountSection, DangerSection, DataSection, DnsSection, Encryption,
-    FORMAT_VERSION, MediaSection, ProxySection, SecuritySection, new_instance_urn,
+    FORMAT_VERSION, KeyExchange, MediaSection, ProxySection, SecuritySection, new_instance_urn,
 };
+use sotto_agent::driver::zid_store::ZidStore;
 use sotto_agent::driver::{self, DriverConfig, Mode, Source};
 
 use crate::agent_output;
@@ -65,6 +66,19 @@ enum AgentCommand {
     Call(CallArgs),
     /// Wait for calls.
     Listen(ListenArgs),
+    /// Confirm or reject the ZRTP SAS of a peer after comparing it (kept in the cache for
+    /// later calls; during a call, type `sas confirm` or `sas reject` instead).
+    Sas(SasArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SasArgs {
+    /// `confirm` (the SAS matched) or `reject` (it did not, or you are not sure).
+    #[arg(value_parser = ["confirm", "reject"])]
+    action: String,
+    /// The peer: its SIP URI or ZID (hex); may be left out when the cache knows one peer.
+    #[arg(long)]
+    peer: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,7 +111,8 @@ struct InitArgs {
     /// CA certificate (PEM) the proxy's certificate must chain to.
     #[arg(long, value_name = "FILE")]
     ca: PathBuf,
-    /// Media encryption: sdes (mandatory SRTP keyed by SDES, the default) or none.
+    /// Media encryption: sdes (mandatory SRTP keyed by SDES, the default), zrtp (mandatory
+    /// SRTP keyed end to end by ZRTP, with a SAS to compare) or none.
     #[arg(long, value_name = "METHOD", default_value = "sdes")]
     media_encryption: String,
     /// Listen for direct calls over TLS on this address (needs --cert and --key).
@@ -183,6 +198,9 @@ pub(crate) fn run(args: AgentArgs, json: bool) -> anyhow::Result<()> {
                 "give the account file with -c FILE (write one with `sotto agent init`)",
             )?;
             let account = AccountConfig::load(&path)?;
+            if let AgentCommand::Sas(a) = cmd {
+                return sas_command(&account, &a, json);
+            }
             let (mode, media) = match cmd {
                 AgentCommand::Register => (Mode::Register, None),
                 AgentCommand::Call(c) => {
@@ -203,18 +221,66 @@ pub(crate) fn run(args: AgentArgs, json: bool) -> anyhow::Result<()> {
                     Some(l.media),
                 ),
                 AgentCommand::Init(_) => bail!("init does not take -c"),
+                AgentCommand::Sas(_) => unreachable!("handled above"),
             };
             drive(&account, mode, media, json)
         }
     }
 }
 
+/// `sotto agent sas confirm|reject`: sets the verified flag of a peer in the ZRTP cache.
+fn sas_command(account: &AccountConfig, a: &SasArgs, json: bool) -> anyhow::Result<()> {
+    let store = ZidStore::in_dir(&account.resolve(&account.data.dir));
+    let mut cache = store
+        .load(sotto_crypto_rust::provider().rng)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let hex = |z: &[u8; 12]| z.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let matches: Vec<([u8; 12], Option<String>)> = cache
+        .peers()
+        .filter(|(z, p)| match &a.peer {
+            Some(want) => p.uri.as_deref() == Some(want.as_str()) || hex(z) == *want,
+            None => true,
+        })
+        .map(|(z, p)| (*z, p.uri.clone()))
+        .collect();
+    let (zid, uri) = match matches.as_slice() {
+        [one] => one.clone(),
+        [] => bail!(
+            "no ZRTP peer {} in {}",
+            a.peer.as_deref().unwrap_or("at all"),
+            store.path().display()
+        ),
+        _ => bail!(
+            "{} ZRTP peers in the cache: name one with --peer URI or ZID",
+            matches.len()
+        ),
+    };
+    let verified = a.action == "confirm";
+    cache.set_verified(zid, verified);
+    store.save(&cache).map_err(|e| anyhow::anyhow!(e))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "sas_verified", "peer_zid": hex(&zid),
+                "peer": uri, "verified": verified})
+        );
+    } else {
+        println!(
+            "ZRTP peer {} ({}): SAS {}",
+            uri.as_deref().unwrap_or("?"),
+            hex(&zid),
+            if verified { "confirmed" } else { "rejected" }
+        );
+    }
+    Ok(())
+}
+
 fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
     let encryption = match a.media_encryption.as_str() {
-        "sdes" => Encryption::Mandatory,
+        "sdes" | "zrtp" => Encryption::Mandatory,
         "none" => Encryption::None,
-        "zrtp" | "dtls" => bail!(
-            "--media-encryption {}: not available yet in this build; use sdes",
+        "dtls" => bail!(
+            "--media-encryption {}: not available yet in this build; use sdes or zrtp",
             a.media_encryption
         ),
         other => bail!("--media-encryption {other:?}: expected sdes, zrtp, dtls or none"),
@@ -249,6 +315,11 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
         },
         media: MediaSection {
             encryption,
+            methods: if a.media_encryption == "zrtp" {
+                vec![KeyExchange::Zrtp]
+            } else {
+                vec![KeyExchange::Sdes]
+            },
             ..MediaSection::default()
         },
         security: SecuritySection {
@@ -276,7 +347,8 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({"event": "agent_initialized", "config": file.display().to_string(),
                 "data_dir": data.display().to_string(), "identity": config.account.identity,
-                "media_encryption": config.media.encryption.as_str()})
+                "media_encryption": config.media.encryption.as_str(),
+                "key_exchange": config.media.methods.first().map(|m| m.as_str())})
         );
     } else {
         println!(
@@ -380,6 +452,8 @@ fn drive(
             account.media.rtp_timeout_secs,
         )))
         .filter(|d| !d.is_zero()),
+        zrtp_store: Some(ZidStore::in_dir(&account.resolve(&account.data.dir))),
+        stdin_commands: true,
     };
     for name in account.danger.in_use() {
         eprintln!(

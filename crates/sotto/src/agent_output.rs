@@ -47,6 +47,26 @@ pub(crate) fn to_json(out: &Output) -> serde_json::Value {
                     "remote": format!("{}:{}", media.remote_address, media.remote_rtp_port),
                     "protection": protection.name(),
                     "encrypted": protection.is_encrypted()}),
+            UaEvent::ZrtpSas {
+                call,
+                sas,
+                verified,
+                details,
+            } => {
+                let mut v = json!({
+                    "event": "zrtp_sas", "call": call.0, "sas": sas, "verified": verified});
+                if let Some(d) = details {
+                    v["key_agreement"] = d.key_agreement.clone().into();
+                    v["cipher"] = d.cipher.clone().into();
+                    v["hash"] = d.hash.clone().into();
+                    v["auth_tag"] = d.auth_tag.clone().into();
+                    v["sas_type"] = d.sas_type.clone().into();
+                    v["cache"] = d.cache.clone().into();
+                    v["peer_zid"] = d.peer_zid.clone().into();
+                    v["peer_client"] = d.peer_client.clone().into();
+                }
+                v
+            }
             UaEvent::SecurityAlert { call, reason } => json!({
                     "event": "security_alert", "call": call.0, "reason": reason}),
             UaEvent::Rejected {
@@ -84,12 +104,44 @@ pub(crate) fn to_json(out: &Output) -> serde_json::Value {
         } => json!({
                 "event": "recorded", "call": call.0, "path": path.display().to_string(),
                 "samples": samples}),
+        Output::Warning(w) => json!({"event": "warning", "reason": w}),
         other => json!({"event": "other", "detail": format!("{other:?}")}),
     }
 }
 
-/// A one-line human description.
+/// The SAS as a block the user cannot miss, with a QR code of it (a spoken SAS can be
+/// imitated; two phones can compare it by camera).
+pub(crate) fn sas_block(sas: &str, verified: bool, cache: Option<&str>) -> String {
+    let status = match (verified, cache) {
+        (_, Some("mismatch")) => {
+            "CACHE MISMATCH: compare it aloud now, someone may be in the middle"
+        }
+        (true, _) => "verified on an earlier call",
+        (false, _) => "compare it aloud with your peer, then type: sas confirm (or sas reject)",
+    };
+    let line = format!("  ZRTP SAS  {sas}  ");
+    let bar = "=".repeat(line.len());
+    let qr = qrcode::QrCode::new(format!("ZRTP-SAS:{sas}").as_bytes())
+        .map(|q| {
+            q.render::<qrcode::render::unicode::Dense1x2>()
+                .quiet_zone(true)
+                .build()
+        })
+        .unwrap_or_default();
+    format!("{bar}\n{line}\n{bar}\n  {status}\n{qr}")
+}
+
+/// A one-line human description (the SAS as a block).
 pub(crate) fn to_text(out: &Output) -> String {
+    if let Output::Ua(UaEvent::ZrtpSas {
+        sas,
+        verified,
+        details,
+        ..
+    }) = out
+    {
+        return sas_block(sas, *verified, details.as_ref().map(|d| d.cache.as_str()));
+    }
     let v = to_json(out);
     let name = v
         .get("event")

@@ -56,7 +56,7 @@ fn reports(net: &Network, id: AgentId) -> Vec<SecurityReport> {
     net.events(id)
         .iter()
         .filter_map(|e| match e {
-            UaEvent::CallSecurity { report, .. } => Some(report.clone()),
+            UaEvent::CallSecurity { report, .. } => Some(report.as_ref().clone()),
             _ => None,
         })
         .collect()
@@ -207,6 +207,7 @@ fn media_news_updates_the_report_and_a_downgrade_or_failure_hangs_up_loudly() {
         suite: Some("AES_CM_128_HMAC_SHA1_80".into()),
         sas: Some("cafe".into()),
         verified: false,
+        details: None,
     };
     c.net
         .ua(alice)

@@ -38,13 +38,26 @@ pub(crate) enum MediaMsg {
     Event(CallId, MediaEvent),
 }
 
+/// What the loop asks of a media task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MediaCmd {
+    /// The user confirmed (`true`) or rejected the SAS.
+    SasVerified(bool),
+}
+
 /// A running media task.
 pub(crate) struct MediaTask {
     stop: Option<oneshot::Sender<()>>,
+    cmd: mpsc::UnboundedSender<MediaCmd>,
     handle: tokio::task::JoinHandle<()>,
 }
 
 impl MediaTask {
+    /// Passes a command to the task.
+    pub(crate) fn command(&self, c: MediaCmd) {
+        let _ = self.cmd.send(c);
+    }
+
     /// Stops the task and lets it write its last report and close its WAV file.
     pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
@@ -164,6 +177,7 @@ pub(crate) fn start(
         None => None,
     };
     let (stop_tx, stop_rx) = oneshot::channel();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let task = Task {
         call,
         sock,
@@ -173,9 +187,10 @@ pub(crate) fn start(
         tx,
         write_failed: false,
     };
-    let handle = tokio::spawn(task.run(settings.stats, settings.rtp_timeout, stop_rx));
+    let handle = tokio::spawn(task.run(settings.stats, settings.rtp_timeout, stop_rx, cmd_rx));
     Ok(MediaTask {
         stop: Some(stop_tx),
+        cmd: cmd_tx,
         handle,
     })
 }
@@ -236,6 +251,7 @@ impl Task {
         stats_every: Duration,
         rtp_timeout: Option<Duration>,
         mut stop: oneshot::Receiver<()>,
+        mut commands: mpsc::UnboundedReceiver<MediaCmd>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -252,6 +268,12 @@ impl Task {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
+                Some(c) = commands.recv() => {
+                    match c {
+                        MediaCmd::SasVerified(v) => self.media.set_sas_verified(v),
+                    }
+                    self.forward_events().await;
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     if let Some(limit) = rtp_timeout

@@ -12,6 +12,7 @@
 mod media_task;
 mod proxy;
 mod session;
+pub mod zid_store;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -110,6 +111,10 @@ pub struct DriverConfig {
     pub dns: sotto_net::dns::DnsConfig,
     /// A call whose media stops arriving for this long is hung up; `None`: never.
     pub rtp_timeout: Option<Duration>,
+    /// Where the ZRTP key-continuity cache lives (`None`: in memory, forgotten at exit).
+    pub zrtp_store: Option<zid_store::ZidStore>,
+    /// Read commands from standard input, one per line (`sas confirm`, `sas reject`).
+    pub stdin_commands: bool,
 }
 
 /// Why the driver stopped with an error.
@@ -184,6 +189,9 @@ pub enum Output {
         /// Samples written.
         samples: usize,
     },
+    /// Something went wrong that does not stop the agent (a cache not written, a command
+    /// not understood).
+    Warning(String),
 }
 
 /// Why a call whose media stopped is hung up (its `call_state` reason).
@@ -263,7 +271,31 @@ pub async fn run(
             .map_err(|e| DriverError::Net(format!("binding UDP {a}: {e}")))?;
         cfg.ua.udp_listen = Some(local);
     }
+    if let Some(store) = &cfg.zrtp_store
+        && cfg.ua.zrtp_cache.is_none()
+    {
+        let cache = store.load(provider.rng).map_err(DriverError::Io)?;
+        cfg.ua.zrtp_cache = Some(std::sync::Arc::new(std::sync::Mutex::new(cache)));
+    }
     let mut ua = UserAgent::new(cfg.ua.clone(), provider)?;
+    let zrtp_cache = ua.config().zrtp_cache.clone();
+    let save_cache = |emit: &mut dyn FnMut(&Output)| {
+        let (Some(store), Some(cache)) = (&cfg.zrtp_store, &zrtp_cache) else {
+            return;
+        };
+        let Ok(mut c) = cache.lock() else { return };
+        if c.is_dirty() {
+            match store.save(&c) {
+                Ok(()) => c.mark_saved(),
+                Err(e) => emit(&Output::Warning(e)),
+            }
+        }
+    };
+    let mut commands = if cfg.stdin_commands {
+        Some(stdin_lines())
+    } else {
+        None
+    };
     ua.set_flow(sent.local, sent.connection);
     ua.register(Instant::now())?;
 
@@ -322,6 +354,22 @@ pub async fn run(
             m = io.media_rx.recv() => {
                 if let Some(m) = m {
                     media_news(&mut ua, &mut run, m, &mut emit);
+                    save_cache(&mut emit);
+                }
+            }
+            line = async { commands.as_mut()?.recv().await }, if commands.is_some() => {
+                match line.as_deref().map(str::trim) {
+                    None => commands = None,
+                    Some("sas confirm") | Some("sas reject") => {
+                        let verified = line.as_deref().is_some_and(|l| l.trim() == "sas confirm");
+                        for t in io.media.values() {
+                            t.command(media_task::MediaCmd::SasVerified(verified));
+                        }
+                    }
+                    Some("") => {}
+                    Some(other) => emit(&Output::Warning(format!(
+                        "unknown command {other:?} (commands: sas confirm, sas reject)"
+                    ))),
                 }
             }
             _ = keepalive.tick() => {
@@ -360,7 +408,23 @@ pub async fn run(
     while let Ok(m) = io.media_rx.try_recv() {
         media_news(&mut ua, &mut run, m, &mut emit);
     }
+    save_cache(&mut emit);
     run.into_result()
+}
+
+/// Lines of standard input, read on their own task.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if tx.send(l).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Sends what the agent queued, carries out the run's effects and reports the agent's

@@ -27,7 +27,12 @@ impl UserAgent {
     /// Answers a ringing incoming call with our RTP at `media` (200 OK with the SDP answer).
     pub fn answer(&mut self, id: CallId, media: SocketAddr, now: Instant) -> Result<(), UaError> {
         let caps = self.caps(media)?;
-        let mut keyx = policy::answer_key_exchange(&self.config);
+        let (offer, peer) = match self.calls.get(&id) {
+            Some(c) => (c.offer.clone(), policy::party_uri(&c.dialog.remote_party)),
+            None => return Err(UaError::NoSuchCall),
+        };
+        let offer = offer.ok_or(UaError::NoSuchCall)?;
+        let mut keyx = policy::answer_key_exchange(&self.config, &offer, self.provider, &peer)?;
         let contact = self
             .calls
             .get(&id)
@@ -281,7 +286,11 @@ impl UserAgent {
         let Ok(probe_caps) = self.caps(SocketAddr::new(flow.local.ip(), 9)) else {
             return;
         };
-        let mut probe = policy::answer_key_exchange(&self.config);
+        let peer = policy::party_uri(&dialog.remote_party);
+        let Ok(mut probe) = policy::answer_key_exchange(&self.config, &offer, self.provider, &peer)
+        else {
+            return refuse(self, 500, 399, "the key exchange could not start".into());
+        };
         if let Err(refusal) =
             keying::answer_offer(&offer, &probe_caps, probe.as_mut(), self.provider.rng)
         {

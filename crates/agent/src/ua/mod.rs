@@ -42,15 +42,18 @@ mod incoming;
 mod outgoing;
 mod registration;
 pub(crate) mod wire;
+mod zrtp;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
 use sotto_media::call::MediaEvent;
 use sotto_media::keyx::{MediaKeyExchange, MediaProtection};
+use sotto_media::zrtp::{ZidCache, ZrtpPreferences};
 use sotto_sdp::{LocalCapabilities, NegotiatedMedia};
 use sotto_sip::digest::DigestClient;
 use sotto_sip::message::{Message, Response, StatusCode, Uri};
@@ -62,7 +65,7 @@ use sotto_sip::transport::{ConnectionId, Destination, TransportKind};
 use zeroize::Zeroizing;
 
 use crate::call::{Call, CallId, CallState, Role};
-use crate::config::{AccountConfig, ConfigError, Encryption, host_ip};
+use crate::config::{AccountConfig, ConfigError, Encryption, KeyExchange, host_ip};
 use crate::security::{SecurityReport, TlsSummary};
 use registration::Registration;
 use wire::{contact_at, contact_value, with_warning};
@@ -97,6 +100,13 @@ pub struct UaConfig {
     pub proxy: Destination,
     /// Media encryption policy.
     pub encryption: Encryption,
+    /// Key exchanges, most preferred first (`[media] methods`).
+    pub methods: Vec<KeyExchange>,
+    /// The ZRTP algorithms we offer.
+    pub zrtp_preferences: ZrtpPreferences,
+    /// The ZRTP key-continuity cache (our ZID, the peers' retained secrets), loaded and
+    /// stored by the driver; an agent without one gets a fresh in-memory cache.
+    pub zrtp_cache: Option<Arc<Mutex<ZidCache>>>,
     /// Hosts allowed to send requests outside the registration flow.
     pub trusted_hosts: Vec<IpAddr>,
     /// `User-Agent` header value.
@@ -141,6 +151,9 @@ impl UaConfig {
             proxy_uri,
             proxy,
             encryption: c.media.encryption,
+            methods: c.media.methods.clone(),
+            zrtp_preferences: c.zrtp_preferences()?,
+            zrtp_cache: None,
             trusted_hosts: c.security.trusted_hosts.clone(),
             user_agent: format!("sotto-agent/{}", env!("CARGO_PKG_VERSION")),
             tls_listen: c.security.listen_tls,
@@ -267,7 +280,7 @@ pub enum UaEvent {
         /// The call.
         call: CallId,
         /// The report.
-        report: SecurityReport,
+        report: Box<SecurityReport>,
     },
     /// Media was negotiated: the driver starts the call's media with these parameters and
     /// its key exchange ([`UserAgent::take_key_exchange`]).
@@ -278,6 +291,18 @@ pub enum UaEvent {
         media: Box<NegotiatedMedia>,
         /// The protection the key exchange promises (keys may still be on their way).
         protection: MediaProtection,
+    },
+    /// ZRTP computed the SAS, or its verification changed: show it to the user (the same
+    /// string the peer shows), with the algorithms and the cache's verdict.
+    ZrtpSas {
+        /// The call.
+        call: CallId,
+        /// The SAS (`h441`, or two PGP words).
+        sas: String,
+        /// Whether it was verified (now or on an earlier call).
+        verified: bool,
+        /// Algorithms, cache status, the peer's ZID.
+        details: Option<Box<sotto_media::keyx::ZrtpDetails>>,
     },
     /// Something the user must know about a call's security: a downgrade refused, a key
     /// exchange that failed.
@@ -357,8 +382,13 @@ pub enum UaError {
 
 impl UserAgent {
     /// A new agent; nothing is sent until [`UserAgent::register`] or [`UserAgent::call`].
-    pub fn new(config: UaConfig, provider: &'static CryptoProvider) -> Result<Self, UaError> {
+    pub fn new(mut config: UaConfig, provider: &'static CryptoProvider) -> Result<Self, UaError> {
         let reg = Registration::new(provider, unchallenged_auth(&config, false))?;
+        if config.zrtp_cache.is_none() {
+            let mut zid = [0u8; 12];
+            provider.rng.fill(&mut zid).map_err(|_| UaError::Rng)?;
+            config.zrtp_cache = Some(Arc::new(Mutex::new(ZidCache::new(zid))));
+        }
         Ok(UserAgent {
             provider,
             config,
@@ -656,8 +686,10 @@ impl UserAgent {
     /// `ended` state with the reason.
     fn report_end(&mut self, id: CallId, unestablished: Option<SecurityReport>, reason: String) {
         if let Some(report) = unestablished {
-            self.events
-                .push_back(UaEvent::CallSecurity { call: id, report });
+            self.events.push_back(UaEvent::CallSecurity {
+                call: id,
+                report: Box::new(report),
+            });
         }
         self.events.push_back(UaEvent::CallState {
             call: id,
@@ -705,8 +737,10 @@ impl UserAgent {
         if let Some(c) = self.calls.get_mut(&id) {
             c.protection = Some(protection);
         }
-        self.events
-            .push_back(UaEvent::CallSecurity { call: id, report });
+        self.events.push_back(UaEvent::CallSecurity {
+            call: id,
+            report: Box::new(report),
+        });
     }
 
     /// Hands the call's key exchange to its media ([`sotto_media::call::CallMedia`]), once,
@@ -736,6 +770,7 @@ impl UserAgent {
                     );
                     self.security_alert_hangup(id, reason, now);
                 } else if current.as_ref() != Some(&p) {
+                    self.zrtp_news(id, current.as_ref(), &p);
                     self.report_security(id, p);
                 }
             }

@@ -52,7 +52,8 @@ impl UserAgent {
             self.config.proxy.transport
         };
         let caps = self.caps(media)?;
-        let mut keyx = policy::offer_key_exchange(mode);
+        let mut keyx =
+            policy::offer_key_exchange(&self.config, mode, self.provider, &target.to_string())?;
         let offer = keying::create_offer(&caps, keyx.as_mut(), self.provider.rng)
             .map_err(|e| UaError::Policy(e.reason))?;
         let body = offer.to_sdp().map_err(|e| UaError::Policy(e.to_string()))?;

@@ -605,6 +605,23 @@ impl Linphonec {
         Self::start_with(base, setup.user, setup.rtp_port, setup.auto_answer, &rc)
     }
 
+    /// An instance set up as `setup` says but with mandatory ZRTP (`media_encryption=zrtp`)
+    /// forced to one key agreement (`X255`, `X448`, `DH3k`: bzrtp's
+    /// `MS_ZRTP_KEY_AGREEMENT_<name>` in `zrtp_key_agreements_suites`).
+    pub(crate) fn start_zrtp(base: &Path, setup: &SdesSetup<'_>, key_agreement: &str) -> Linphonec {
+        let rc = sdes_linphonerc(setup).replacen(
+            "media_encryption=srtp\n",
+            &format!(
+                "media_encryption=zrtp\n\
+                 zrtp_key_agreements_suites=MS_ZRTP_KEY_AGREEMENT_{}\n",
+                key_agreement.to_uppercase()
+            ),
+            1,
+        );
+        assert!(rc.contains("media_encryption=zrtp"), "{rc}");
+        Self::start_with(base, setup.user, setup.rtp_port, setup.auto_answer, &rc)
+    }
+
     /// An instance for direct calls over TLS (no account; see `direct_tls_linphonerc`),
     /// with mandatory SRTP keyed by SDES.
     pub(crate) fn start_direct_tls(

@@ -1,0 +1,331 @@
+//! The ZRTP engine between two (or, for the man in the middle, four) in-process endpoints:
+//! every key agreement, the cache across calls, a relay that terminates ZRTP on each side,
+//! loss, contention, timeouts, the zrtp-hash check, and garbage.
+
+// The tests count virtual time from one reading of the clock.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sotto_crypto::CryptoProvider;
+use sotto_media::zrtp::{
+    CacheStatus, Role, ZidCache, ZrtpConfig, ZrtpEngine, ZrtpEvent, ZrtpKeyAgreement,
+    ZrtpPreferences, ZrtpSecured,
+};
+use sotto_media::{SrtpPolicy, keyx::SrtpKeys};
+
+fn provider() -> &'static CryptoProvider {
+    sotto_crypto_rust::provider()
+}
+
+fn cache(zid: u8) -> Arc<Mutex<ZidCache>> {
+    Arc::new(Mutex::new(ZidCache::new([zid; 12])))
+}
+
+fn engine(cache: &Arc<Mutex<ZidCache>>, prefs: ZrtpPreferences, ssrc: u32) -> ZrtpEngine {
+    let mut c = ZrtpConfig::new(ssrc);
+    c.preferences = prefs;
+    ZrtpEngine::new(provider(), c, cache.clone()).unwrap()
+}
+
+#[derive(Default, Debug)]
+struct Outcome {
+    sas: Option<ZrtpSecured>,
+    secure: Option<(ZrtpSecured, SrtpKeys)>,
+    failed: Option<String>,
+}
+
+impl Outcome {
+    fn done(&self) -> bool {
+        self.secure.is_some() || self.failed.is_some()
+    }
+    fn take(&mut self, e: &mut ZrtpEngine) {
+        while let Some(ev) = e.poll_event() {
+            match ev {
+                ZrtpEvent::Sas(s) => self.sas = Some(s),
+                ZrtpEvent::Secure(s, k) => self.secure = Some((s, *k)),
+                ZrtpEvent::Failed(r) => self.failed = Some(r),
+                ZrtpEvent::GoClearRefused => {}
+            }
+        }
+    }
+}
+
+/// Runs two engines against each other for at most `limit` of virtual time; `drop(n)` says
+/// whether the n-th packet on the wire is lost.
+fn run(
+    a: &mut ZrtpEngine,
+    b: &mut ZrtpEngine,
+    limit: Duration,
+    mut drop: impl FnMut(usize) -> bool,
+) -> (Outcome, Outcome) {
+    let t0 = Instant::now();
+    let (mut oa, mut ob) = (Outcome::default(), Outcome::default());
+    let mut buf = [0u8; 2048];
+    let mut n = 0usize;
+    let mut now = t0;
+    while now < t0 + limit && !(oa.done() && ob.done()) {
+        for _ in 0..8 {
+            let mut moved = false;
+            while let Some(len) = a.poll_transmit(now, &mut buf) {
+                moved = true;
+                n += 1;
+                if !drop(n) {
+                    b.handle_packet(now, &buf[..len]);
+                }
+            }
+            while let Some(len) = b.poll_transmit(now, &mut buf) {
+                moved = true;
+                n += 1;
+                if !drop(n) {
+                    a.handle_packet(now, &buf[..len]);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        oa.take(a);
+        ob.take(b);
+        now += Duration::from_millis(10);
+        for e in [&mut *a, &mut *b] {
+            if e.poll_timeout().is_some_and(|t| t <= now) {
+                e.handle_timeout(now);
+            }
+        }
+    }
+    oa.take(a);
+    ob.take(b);
+    (oa, ob)
+}
+
+fn same_keys(x: &SrtpPolicy, y: &SrtpPolicy) -> bool {
+    x.suite == y.suite
+        && x.master_key.expose() == y.master_key.expose()
+        && x.master_salt.expose() == y.master_salt.expose()
+}
+
+fn secure_pair(a: &Outcome, b: &Outcome) -> (ZrtpSecured, ZrtpSecured) {
+    let (sa, ka) = a.secure.clone().expect("a secure");
+    let (sb, kb) = b.secure.clone().expect("b secure");
+    assert_eq!(sa.sas, sb.sas, "both sides show the same SAS");
+    assert_ne!(sa.role, sb.role);
+    assert!(same_keys(&ka.outbound, &kb.inbound));
+    assert!(same_keys(&ka.inbound, &kb.outbound));
+    assert!(!same_keys(&ka.outbound, &ka.inbound));
+    (sa, sb)
+}
+
+#[test]
+fn every_key_agreement_agrees_the_same_keys_and_sas() {
+    for ka in [
+        ZrtpKeyAgreement::X255,
+        ZrtpKeyAgreement::E255,
+        ZrtpKeyAgreement::X448,
+        ZrtpKeyAgreement::Dh3k,
+        ZrtpKeyAgreement::Dh2k,
+    ] {
+        let (ca, cb) = (cache(1), cache(2));
+        let prefs = ZrtpPreferences::with_key_agreement(ka);
+        let mut a = engine(&ca, prefs.clone(), 0x1111);
+        let mut b = engine(&cb, prefs, 0x2222);
+        let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+        let (sa, _) = secure_pair(&oa, &ob);
+        assert_eq!(sa.suite.key_agreement, ka);
+        assert_eq!(sa.cache, CacheStatus::New);
+        assert!(!sa.verified);
+        assert_eq!(sa.sas.len(), 4, "B32 by default");
+        // The initiator knew the SAS before the keys (Confirm1).
+        let initiator = if sa.role == Role::Initiator { &oa } else { &ob };
+        assert!(initiator.sas.is_some());
+    }
+}
+
+#[test]
+fn the_second_call_matches_the_cache_and_keeps_the_verification() {
+    let (ca, cb) = (cache(1), cache(2));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+    let (first, _) = secure_pair(&oa, &ob);
+    assert_eq!(first.cache, CacheStatus::New);
+    a.set_sas_verified(true);
+    b.set_sas_verified(true);
+    assert!(ca.lock().unwrap().is_dirty());
+
+    for _ in 0..2 {
+        let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+        let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+        let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+        let (sa, sb) = secure_pair(&oa, &ob);
+        assert_eq!(
+            (sa.cache, sb.cache),
+            (CacheStatus::Match, CacheStatus::Match)
+        );
+        assert!(sa.verified && sb.verified, "verified on both sides");
+        assert_ne!(sa.sas, first.sas, "fresh keys every call");
+    }
+    // One side loses its cache: the other reports the mismatch and forgets the verification.
+    let fresh = cache(2);
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&fresh, ZrtpPreferences::default(), 2);
+    let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+    let (sa, sb) = secure_pair(&oa, &ob);
+    assert_eq!(sa.cache, CacheStatus::Mismatch);
+    assert_eq!(sb.cache, CacheStatus::New);
+    assert!(!sa.verified);
+    let c = ca.lock().unwrap();
+    let peer = c.peer(&[2; 12]).unwrap();
+    assert!(peer.unsafe_mismatch && !peer.verified);
+}
+
+/// A relay that terminates ZRTP with each side (an active man in the middle).
+#[test]
+fn a_man_in_the_middle_shows_two_sases_and_breaks_the_cache() {
+    let (ca, cb) = (cache(1), cache(2));
+    // A first, honest call, verified on both sides.
+    {
+        let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+        let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+        let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+        secure_pair(&oa, &ob);
+        a.set_sas_verified(true);
+        b.set_sas_verified(true);
+    }
+    // The attacker poses as B to A and as A to B (its own ZIDs: it lacks their caches).
+    let (m1c, m2c) = (cache(9), cache(8));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut m1 = engine(&m1c, ZrtpPreferences::default(), 3);
+    let mut m2 = engine(&m2c, ZrtpPreferences::default(), 4);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let (oa, _) = run(&mut a, &mut m1, Duration::from_secs(5), |_| false);
+    let (_, ob) = run(&mut m2, &mut b, Duration::from_secs(5), |_| false);
+    let (sa, _) = oa.secure.clone().unwrap();
+    let (sb, _) = ob.secure.clone().unwrap();
+    assert_ne!(
+        sa.sas, sb.sas,
+        "the users compare SASes and see they differ"
+    );
+    // With another ZID A sees a new peer; posing with B's ZID (a stolen ZID without rs1)
+    // is the case the cache catches:
+    let (m3c, m4c) = (cache(2), cache(1));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut m3 = engine(&m3c, ZrtpPreferences::default(), 3);
+    let mut m4 = engine(&m4c, ZrtpPreferences::default(), 4);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let (oa, _) = run(&mut a, &mut m3, Duration::from_secs(5), |_| false);
+    let (_, ob) = run(&mut m4, &mut b, Duration::from_secs(5), |_| false);
+    let (sa, _) = oa.secure.clone().unwrap();
+    let (sb, _) = ob.secure.clone().unwrap();
+    assert_ne!(sa.sas, sb.sas);
+    assert_eq!(
+        (sa.cache, sb.cache),
+        (CacheStatus::Mismatch, CacheStatus::Mismatch)
+    );
+    assert!(!sa.verified && !sb.verified);
+    assert!(ca.lock().unwrap().peer(&[2; 12]).unwrap().unsafe_mismatch);
+    assert!(cb.lock().unwrap().peer(&[1; 12]).unwrap().unsafe_mismatch);
+}
+
+#[test]
+fn lost_packets_are_retransmitted() {
+    for pattern in [3usize, 4, 5, 7] {
+        let (ca, cb) = (cache(1), cache(2));
+        let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+        let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+        let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(20), |n| {
+            n % pattern == 0
+        });
+        secure_pair(&oa, &ob);
+    }
+}
+
+#[test]
+fn a_silent_peer_fails_the_exchange_with_a_reason() {
+    let (ca, cb) = (cache(1), cache(2));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let (oa, _) = run(&mut a, &mut b, Duration::from_secs(40), |_| true);
+    let reason = oa.failed.expect("fails");
+    assert!(reason.contains("no ZRTP Hello"), "{reason}");
+}
+
+#[test]
+fn a_hello_not_matching_the_sdp_hash_is_never_accepted() {
+    let (ca, cb) = (cache(1), cache(2));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    a.set_peer_hello_hash([0xAB; 32]);
+    let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(40), |_| false);
+    assert!(oa.secure.is_none() && ob.secure.is_none());
+    let reason = oa.failed.expect("fails");
+    assert!(reason.contains("zrtp-hash"), "{reason}");
+
+    // The right hash passes.
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let hex = b.hello_hash();
+    let mut h = [0u8; 32];
+    for (i, x) in h.iter_mut().enumerate() {
+        *x = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    a.set_peer_hello_hash(h);
+    let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+    secure_pair(&oa, &ob);
+}
+
+#[test]
+fn different_preferences_meet_on_the_cheaper_agreement() {
+    let (ca, cb) = (cache(1), cache(2));
+    let pa = ZrtpPreferences {
+        key_agreements: vec![ZrtpKeyAgreement::Dh3k, ZrtpKeyAgreement::X448],
+        ..Default::default()
+    };
+    let pb = ZrtpPreferences {
+        key_agreements: vec![ZrtpKeyAgreement::X448, ZrtpKeyAgreement::Dh3k],
+        ..Default::default()
+    };
+    let mut a = engine(&ca, pa, 1);
+    let mut b = engine(&cb, pb, 2);
+    let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+    let (sa, _) = secure_pair(&oa, &ob);
+    assert_eq!(sa.suite.key_agreement, ZrtpKeyAgreement::X448);
+}
+
+#[test]
+fn garbage_and_replayed_packets_change_nothing() {
+    let (ca, cb) = (cache(1), cache(2));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let now = Instant::now();
+    let mut buf = [0u8; 2048];
+    let n = b.poll_transmit(now, &mut buf).unwrap();
+    let hello = buf[..n].to_vec();
+    // Every truncation and single-bit flip of a Hello is dropped without a panic.
+    for len in 0..hello.len() {
+        a.handle_packet(now, &hello[..len]);
+    }
+    for i in 0..hello.len() * 8 {
+        let mut p = hello.clone();
+        p[i / 8] ^= 1 << (i % 8);
+        a.handle_packet(now, &p);
+    }
+    let mut seed = 0x1234_5678u32;
+    for _ in 0..2000 {
+        let mut p = vec![0u8; (seed % 600) as usize];
+        for x in p.iter_mut() {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *x = (seed >> 16) as u8;
+        }
+        if p.len() > 8 {
+            p[0] = 0x10;
+            p[4..8].copy_from_slice(b"ZRTP");
+        }
+        a.handle_packet(now, &p);
+    }
+    while a.poll_event().is_some() {}
+    // The exchange still completes.
+    let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+    secure_pair(&oa, &ob);
+}

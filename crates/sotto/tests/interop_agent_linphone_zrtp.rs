@@ -1,0 +1,402 @@
+//! ZRTP between `sotto agent` and a real Linphone client (Debian `linphone-cli`, bzrtp 5.1),
+//! issue 11's "Real peers the tests must use":
+//!
+//! - through `sotto server` on the config `sotto init --domain example.test` writes, both
+//!   directions, once for each key agreement linphonec can be forced to (X255, X448, DH3k):
+//!   the call connects, both sides show the same SAS, each side's tone is in the other's
+//!   recording, the agent reports `zrtp_sas` and `call_security` (zrtp, end to end);
+//! - a second call between the same peers reuses the cache (`cache: match`); a SAS confirmed
+//!   on both sides (the agent by `sotto agent sas confirm`, linphonec by its
+//!   `zrtp-set-verified`) is verified on the next call on both sides;
+//! - tshark: ZRTP then SRTP on the media ports, never plain RTP.
+//!
+//! Needs root (one uid per linphonec; tshark on `lo`).
+
+#[path = "common/agent.rs"]
+mod agent;
+#[path = "common/agent_linphone.rs"]
+mod agent_linphone;
+#[path = "common/capture.rs"]
+mod capture;
+#[path = "common/linphone.rs"]
+mod linphone;
+#[path = "common/pki.rs"]
+mod pki;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+#[path = "common/tone.rs"]
+mod tone;
+
+use agent_linphone::*;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use agent::{AgentAccount, AgentProc};
+use capture::Capture;
+use linphone::{LINPHONE_TOOLS, Linphonec, SdesSetup, require_as_root};
+use process::free_udp_port;
+use serde_json::Value;
+use sotto_server::{addrs, set};
+use tone::assert_tone;
+
+/// The agent `alice` with ZRTP (as `sotto agent init --media-encryption zrtp` writes it).
+fn zrtp_agent(bench: &Bench) -> AgentAccount {
+    AgentAccount::init_with(
+        &bench.base().join("alice"),
+        &bench.uri("alice"),
+        "alicepw",
+        &format!("sips:{}", bench.proxy),
+        &bench.ca,
+        &["--media-encryption", "zrtp"],
+    )
+}
+
+/// The agent's `zrtp_sas` and `call_security` of a ZRTP call with `ka`; returns the SAS,
+/// the `zrtp_sas` event and the report.
+fn check_zrtp_events(alice: &mut AgentProc, ka: &str) -> (String, Value, Value) {
+    let sas = alice.wait_event("zrtp_sas", WAIT);
+    eprintln!("agent zrtp_sas: {sas}");
+    assert_eq!(sas["key_agreement"], ka, "{sas}");
+    assert_eq!(sas["hash"], "S256", "{sas}");
+    assert_eq!(sas["sas_type"], "B32", "{sas}");
+    let security = alice.wait_for("call_security with zrtp", WAIT, |v| {
+        v["event"] == "call_security" && v["media_protection"] == "zrtp" && v["sas"].is_string()
+    });
+    assert_eq!(security["end_to_end"], true, "{security}");
+    assert_eq!(security["sas"], sas["sas"], "{security}");
+    assert_eq!(
+        security["key_exchange"],
+        format!(
+            "{ka}/{}/S256/{}/B32",
+            sas["cipher"].as_str().unwrap_or_default(),
+            sas["auth_tag"].as_str().unwrap_or_default()
+        ),
+        "{security}"
+    );
+    (
+        sas["sas"].as_str().unwrap_or_default().to_owned(),
+        sas,
+        security,
+    )
+}
+
+/// How one call is set up.
+struct Scenario<'a> {
+    /// The key agreement linphonec is forced to.
+    ka: &'a str,
+    /// The agent calls (else linphonec does).
+    agent_calls: bool,
+    /// A direct call over UDP (no server, no TLS anywhere), else through the server.
+    direct: bool,
+    /// Which call of the test this is (names files).
+    n: usize,
+    /// Both users confirm the SAS (linphonec's `zrtp-set-verified` during the call; the
+    /// agent's `sotto agent sas confirm` after it).
+    confirm: bool,
+    /// Capture the media ports and check ZRTP then SRTP, never plain RTP.
+    capture: bool,
+}
+
+/// One call between the agent and linphonec as `sc` says. Returns the agent's `zrtp_sas`
+/// event and the `call_security` report.
+fn zrtp_call(bench: &Bench, account: &AgentAccount, sc: &Scenario<'_>) -> (Value, Value) {
+    let rtp_b = linphone::free_rtp_port();
+    let phone_sip = free_udp_port();
+    let agent_sip = free_udp_port();
+    let mut bob = Linphonec::start_zrtp(
+        bench.base(),
+        &SdesSetup {
+            user: "bob",
+            domain: if sc.direct { "127.0.0.1" } else { bench.domain },
+            registrar: (!sc.direct).then_some((bench.proxy, "bobpw", bench.ca.as_path())),
+            udp_port: sc.direct.then_some(phone_sip),
+            rtp_port: rtp_b,
+            auto_answer: sc.agent_calls,
+        },
+        sc.ka,
+    );
+    let bob_heard = bob.path(&format!("rec/heard{}.wav", sc.n));
+    bob.cmd(&format!("play {}", bench.phone_tone.display()));
+    bob.cmd(&format!("record {}", bob_heard.display()));
+    if !sc.direct {
+        bob.wait_registered(WAIT);
+    }
+    if sc.direct && !sc.agent_calls {
+        // A direct UDP listener, and linphonec's address trusted (else a ghost call).
+        account.edit(|t| {
+            set(
+                t,
+                "security",
+                "listen_udp",
+                addrs(&[&format!("127.0.0.1:{agent_sip}")]),
+            );
+            set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
+        });
+    }
+    let mut capture = sc.capture.then(|| {
+        Capture::start(
+            &bench.base().join(format!("zrtp{}.pcap", sc.n)),
+            &format!("udp port {rtp_b} or udp port {}", rtp_b + 1),
+        )
+    });
+    let alice_heard = account.dir.join(format!("heard{}.wav", sc.n));
+    let tone = AGENT_TONE.to_string();
+    let rec = alice_heard.to_str().expect("utf-8 path").to_owned();
+    let target = if sc.direct {
+        format!("sip:bob@127.0.0.1:{phone_sip}")
+    } else {
+        bench.uri("bob")
+    };
+    let duration = format!("{TALK_SECS}s");
+    let media = ["--tone", &tone, "--record", &rec, "--stats-interval", "1"];
+    let mut alice = if sc.agent_calls {
+        let mut a = vec!["call", target.as_str(), "--duration", &duration];
+        a.extend(media);
+        account.spawn("alice", &a)
+    } else {
+        let mut a = vec!["listen", "--auto-answer"];
+        a.extend(media);
+        account.spawn("alice", &a)
+    };
+    alice.wait_event("registered", WAIT);
+    if !sc.agent_calls {
+        let callee = if sc.direct {
+            format!("sip:alice@127.0.0.1:{agent_sip}")
+        } else {
+            bench.uri("alice")
+        };
+        bob.cmd(&format!("call {callee}"));
+    }
+    alice.wait_for("call_state connected", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    let (sas, event, security) = check_zrtp_events(&mut alice, sc.ka);
+    assert_eq!(security["direct"], sc.direct, "{security}");
+    assert_eq!(
+        security["signalling_transport"],
+        if sc.direct { "udp" } else { "tls" },
+        "{security}"
+    );
+    assert_eq!(
+        security["danger"],
+        serde_json::json!([]),
+        "no danger switch: {security}"
+    );
+    let phone_sas = bob.wait_sas(1, WAIT);
+    assert_eq!(phone_sas, sas, "linphonec and the agent show the same SAS");
+    if sc.confirm {
+        bob.cmd("zrtp-set-verified");
+    }
+    let agent_udp = process::udp_ports_of(alice.pid().expect("agent running"));
+    if sc.agent_calls {
+        alice.wait_for("call_state ended", WAIT, |v| {
+            v["event"] == "call_state" && v["state"] == "ended"
+        });
+    } else {
+        std::thread::sleep(Duration::from_secs(TALK_SECS));
+        bob.cmd("terminate");
+        alice.wait_for("call_state ended", WAIT, |v| {
+            v["event"] == "call_state" && v["state"] == "ended"
+        });
+    }
+    bob.wait_line(&["Call 1 with", "ended"], 1, WAIT);
+    alice.stop(WAIT);
+    let log = bob.log();
+    bob.stop();
+    assert!(
+        log.contains("Negotiated media encryption is LinphoneMediaEncryptionZRTP"),
+        "linphonec did not negotiate ZRTP (see {})",
+        bob.path("liblinphone.log").display()
+    );
+    let previously = if event["verified"] == true {
+        "yes"
+    } else {
+        "no"
+    };
+    assert!(
+        log.contains(&format!("SAS is {sas} previously verified {previously}")),
+        "linphonec's log does not say `SAS is {sas} previously verified {previously}` (see {})",
+        bob.path("liblinphone.log").display()
+    );
+    if sc.confirm {
+        let out = process::sotto()
+            .args(["--json", "agent", "-c"])
+            .arg(&account.config)
+            .args([
+                "sas",
+                "confirm",
+                "--peer",
+                event["peer_zid"].as_str().unwrap_or_default(),
+            ])
+            .output()
+            .expect("run sotto agent sas confirm");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+        assert_eq!(v["event"], "sas_verified", "{v}");
+        assert_eq!(v["verified"], true, "{v}");
+    }
+    if let Some(c) = capture.as_mut() {
+        c.stop();
+        check_zrtp_capture(c, rtp_b, &agent_udp);
+    }
+    assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
+    assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
+    (event, security)
+}
+
+/// The media ports carry ZRTP (both ways) and then SRTP (both ways, every payload distinct,
+/// G.711 frames plus an 80-bit tag), and no RTP before the first ZRTP packet.
+fn check_zrtp_capture(capture: &Capture, rtp_phone: u16, agent_udp: &[u16]) {
+    let rows = capture.fields(&[], "udp", &["udp.srcport", "udp.dstport", "udp.payload"]);
+    let (mut zrtp, mut srtp) = ([0usize; 2], [0usize; 2]);
+    let mut payloads = BTreeSet::new();
+    let mut first_media: Option<usize> = None;
+    let mut last_hello_before_media = true;
+    for (i, row) in rows.iter().enumerate() {
+        let dst = row.get(1).and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+        let hex = row.get(2).cloned().unwrap_or_default();
+        let toward = usize::from(dst == rtp_phone || dst == rtp_phone + 1);
+        if hex.len() >= 16 && hex.starts_with("10") && hex[8..16].eq_ignore_ascii_case("5a525450") {
+            zrtp[toward] += 1;
+            if first_media.is_some() && hex.get(32..48) == Some("48656c6c6f202020") {
+                last_hello_before_media = false;
+            }
+            continue;
+        }
+        let b0 = u8::from_str_radix(hex.get(0..2).unwrap_or("00"), 16).unwrap_or(0);
+        let pt = u8::from_str_radix(hex.get(2..4).unwrap_or("00"), 16).unwrap_or(0) & 0x7f;
+        if b0 >> 6 != 2 || (72..=76).contains(&pt) {
+            continue; // not RTP, or RTCP
+        }
+        first_media.get_or_insert(i);
+        assert!(
+            zrtp[0] + zrtp[1] > 0,
+            "RTP before any ZRTP packet (row {i})"
+        );
+        srtp[toward] += 1;
+        let len = hex.len() / 2 - 12;
+        assert!(
+            len > 10 && (len - 10).is_multiple_of(80),
+            "media payload of {len} bytes is not G.711 frames plus a 10-byte SRTP tag"
+        );
+        assert!(
+            payloads.insert(hex[24..].to_owned()),
+            "a repeated RTP payload: cleartext"
+        );
+    }
+    eprintln!("capture: ZRTP {zrtp:?} (from, toward linphonec), SRTP {srtp:?}");
+    assert!(zrtp[0] >= 4 && zrtp[1] >= 4, "ZRTP both ways: {zrtp:?}");
+    assert!(srtp[0] >= 50 && srtp[1] >= 50, "SRTP both ways: {srtp:?}");
+    assert!(last_hello_before_media, "a Hello after media started");
+    assert!(!agent_udp.is_empty(), "the agent held no UDP socket");
+}
+
+/// Each direction and key agreement through the server on the default config.
+fn through_server(name: &str, ka: &str, agent_calls: bool) {
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
+    let bench = Bench::start_with(name, true);
+    let account = zrtp_agent(&bench);
+    let sc = Scenario {
+        ka,
+        agent_calls,
+        direct: false,
+        n: 1,
+        confirm: false,
+        capture: ka == "X255",
+    };
+    let (ev, _) = zrtp_call(&bench, &account, &sc);
+    assert_eq!(ev["cache"], "new", "{ev}");
+    assert_eq!(ev["verified"], false, "{ev}");
+    bench.server.stop();
+}
+
+#[test]
+fn linphonec_calls_agent_with_zrtp_x255() {
+    through_server("zrtp-l2a-x255", "X255", false);
+}
+
+#[test]
+fn linphonec_calls_agent_with_zrtp_x448() {
+    through_server("zrtp-l2a-x448", "X448", false);
+}
+
+#[test]
+fn linphonec_calls_agent_with_zrtp_dh3k() {
+    through_server("zrtp-l2a-dh3k", "DH3k", false);
+}
+
+#[test]
+fn agent_calls_linphonec_with_zrtp_x255() {
+    through_server("zrtp-a2l-x255", "X255", true);
+}
+
+#[test]
+fn agent_calls_linphonec_with_zrtp_x448() {
+    through_server("zrtp-a2l-x448", "X448", true);
+}
+
+#[test]
+fn agent_calls_linphonec_with_zrtp_dh3k() {
+    through_server("zrtp-a2l-dh3k", "DH3k", true);
+}
+
+/// Direct calls over UDP, both ways: ZRTP needs no TLS and no danger switch to be end to
+/// end; the report says direct, udp, zrtp, end to end.
+#[test]
+fn direct_zrtp_calls_over_udp_both_ways() {
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
+    let bench = Bench::start("zrtp-direct");
+    let account = zrtp_agent(&bench);
+    for (n, agent_calls) in [(1, true), (2, false)] {
+        let sc = Scenario {
+            ka: "X255",
+            agent_calls,
+            direct: true,
+            n,
+            confirm: false,
+            capture: false,
+        };
+        let (_, security) = zrtp_call(&bench, &account, &sc);
+        assert_eq!(security["end_to_end"], true, "{security}");
+    }
+    bench.server.stop();
+}
+
+/// The second call reuses the cache; a SAS confirmed on both sides after the first call is
+/// verified on both sides on the next.
+#[test]
+fn the_cache_carries_key_continuity_and_verification_to_the_next_call() {
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
+    let bench = Bench::start_with("zrtp-cache", true);
+    let account = zrtp_agent(&bench);
+    let mut sc = Scenario {
+        ka: "X255",
+        agent_calls: true,
+        direct: false,
+        n: 1,
+        confirm: true,
+        capture: false,
+    };
+    let (first, _) = zrtp_call(&bench, &account, &sc);
+    assert_eq!(
+        (first["cache"].as_str(), first["verified"].as_bool()),
+        (Some("new"), Some(false))
+    );
+    sc.n = 2;
+    sc.confirm = false;
+    sc.agent_calls = false;
+    let (second, security) = zrtp_call(&bench, &account, &sc);
+    assert_eq!(second["cache"], "match", "{second}");
+    assert_eq!(second["verified"], true, "{second}");
+    assert_eq!(second["peer_zid"], first["peer_zid"], "{second}");
+    assert_ne!(second["sas"], first["sas"], "new keys on every call");
+    assert_eq!(security["peer_trust"], "verified", "{security}");
+    bench.server.stop();
+}
