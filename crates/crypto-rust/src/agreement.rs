@@ -4,8 +4,10 @@
 //!
 //! Checks (RFC 7748 §6, RFC 6189 §4.4.1.1, RFC 2631 §2.1.5): an all-zero X25519/X448
 //! result is refused, as is an FFDH peer value outside `[2, p-2]` or a shared value of 1.
-//! FFDH exponents are drawn uniformly from `[2, p-2]` (full length: the exponentiation cost
-//! is the same for any exponent, the ladder always runs over every bit).
+//! FFDH exponents are drawn uniformly from `[2, p-2]` (full length), or, where the protocol
+//! asks for it ([`AgreementProvider::generate_short_exponent`]: ZRTP, RFC 6189 §5.1.5), as a
+//! random exponent of a given length; the exponentiation then runs over that many bits, in
+//! time that depends on the length only, never on the exponent's value.
 
 use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
 use crypto_bigint::{Odd, U2048, U3072, Uint};
@@ -102,8 +104,14 @@ impl<const LIMBS: usize> Group<LIMBS> {
     }
 
     /// `base^exponent mod p` (constant time in `exponent`), big-endian, fixed length.
-    fn pow_to_bytes(&self, base: &Uint<LIMBS>, exponent: &Uint<LIMBS>) -> Zeroizing<Vec<u8>> {
-        let mut m = FixedMontyForm::new(base, &self.params).pow(exponent);
+    fn pow_to_bytes(
+        &self,
+        base: &Uint<LIMBS>,
+        exponent: &Uint<LIMBS>,
+        exponent_bits: u32,
+    ) -> Zeroizing<Vec<u8>> {
+        let mut m =
+            FixedMontyForm::new(base, &self.params).pow_bounded_exp(exponent, exponent_bits);
         let mut v = m.retrieve();
         m.zeroize();
         let mut enc = v.to_be_bytes();
@@ -113,17 +121,22 @@ impl<const LIMBS: usize> Group<LIMBS> {
         out
     }
 
-    fn key_from_exponent(&'static self, x: Uint<LIMBS>) -> Result<Box<dyn PrivateKey>, Error> {
+    fn key_from_exponent(
+        &'static self,
+        x: Uint<LIMBS>,
+        bits: u32,
+    ) -> Result<Box<dyn PrivateKey>, Error> {
         let mut key = FfdhKey {
             group: self,
             x,
+            bits,
             public: Vec::new(),
         };
         if !self.in_range(&key.x) {
             return Err(Error::InvalidPrivateKey);
         }
         key.public = self
-            .pow_to_bytes(&Uint::from_u64(GENERATOR), &key.x)
+            .pow_to_bytes(&Uint::from_u64(GENERATOR), &key.x, bits)
             .to_vec();
         Ok(Box::new(key))
     }
@@ -139,7 +152,33 @@ impl<const LIMBS: usize> Group<LIMBS> {
             what: "ffdh exponent",
             got: secret.len(),
         })?;
-        self.key_from_exponent(x)
+        self.key_from_exponent(x, Uint::<LIMBS>::BITS)
+    }
+
+    /// A key whose exponent is `len` random octets (at least 2, at most the group's size).
+    fn generate_short(
+        &'static self,
+        len: usize,
+        rng: &dyn SecureRandom,
+    ) -> Result<Box<dyn PrivateKey>, Error> {
+        if len < 2 || len >= self.octets() {
+            return Err(Error::InvalidLength {
+                what: "ffdh exponent length",
+                got: len,
+            });
+        }
+        let mut buf = Zeroizing::new(vec![0u8; self.octets()]);
+        let at = self.octets() - len;
+        for _ in 0..MAX_EXPONENT_DRAWS {
+            rng.fill(&mut buf[at..])?;
+            // invariant: `buf` has the byte size of `Uint<LIMBS>` (see `decode`).
+            let mut x = Uint::from_be_slice(&buf);
+            if self.in_range(&x) {
+                return self.key_from_exponent(x, (len * 8) as u32);
+            }
+            x.zeroize();
+        }
+        Err(Error::Unsupported("rng gave no usable ffdh exponent"))
     }
 
     fn generate(&'static self, rng: &dyn SecureRandom) -> Result<Box<dyn PrivateKey>, Error> {
@@ -149,7 +188,7 @@ impl<const LIMBS: usize> Group<LIMBS> {
             // invariant: `buf` has the byte size of `Uint<LIMBS>` (see `decode`).
             let mut x = Uint::from_be_slice(&buf);
             if self.in_range(&x) {
-                return self.key_from_exponent(x);
+                return self.key_from_exponent(x, Uint::<LIMBS>::BITS);
             }
             x.zeroize();
         }
@@ -169,6 +208,8 @@ static MODP3072: LazyLock<Group<{ U3072::LIMBS }>> =
 struct FfdhKey<const LIMBS: usize> {
     group: &'static Group<LIMBS>,
     x: Uint<LIMBS>,
+    /// Bits of `x` the exponentiation runs over (its drawn length).
+    bits: u32,
     public: Vec<u8>,
 }
 
@@ -207,7 +248,7 @@ impl<const LIMBS: usize> PrivateKey for FfdhKey<LIMBS> {
         if !self.group.in_range(&y) {
             return Err(Error::InvalidPublicValue);
         }
-        let shared = self.group.pow_to_bytes(&y, &self.x);
+        let shared = self.group.pow_to_bytes(&y, &self.x, self.bits);
         // A result of 1 means y has an order dividing x: refuse it rather than key with it.
         let is_one = shared
             .split_last()
@@ -365,6 +406,19 @@ impl AgreementProvider for RustAgreement {
             AgreementAlgorithm::Ffdh2048 => MODP2048.generate(rng),
             AgreementAlgorithm::Ffdh3072 => MODP3072.generate(rng),
             _ => Err(Error::Unsupported("agreement algorithm")),
+        }
+    }
+
+    fn generate_short_exponent(
+        &self,
+        algorithm: AgreementAlgorithm,
+        exponent_len: usize,
+        rng: &dyn SecureRandom,
+    ) -> Result<Box<dyn PrivateKey>, Error> {
+        match algorithm {
+            AgreementAlgorithm::Ffdh2048 => MODP2048.generate_short(exponent_len, rng),
+            AgreementAlgorithm::Ffdh3072 => MODP3072.generate_short(exponent_len, rng),
+            other => self.generate(other, rng),
         }
     }
 

@@ -207,3 +207,45 @@ fn refuses_exponents_outside_2_to_p_minus_2() {
         ));
     }
 }
+
+/// Short exponents (ZRTP: twice the AES key length) give the same public value as the same
+/// exponent loaded at full length, and two short keys agree.
+#[test]
+fn short_exponents_agree_and_match_the_full_length_computation() {
+    let p = provider();
+    for alg in [AgreementAlgorithm::Ffdh2048, AgreementAlgorithm::Ffdh3072] {
+        for len in [32usize, 64] {
+            let a = p
+                .agreement
+                .generate_short_exponent(alg, len, p.rng)
+                .unwrap();
+            let b = p
+                .agreement
+                .generate_short_exponent(alg, len, p.rng)
+                .unwrap();
+            let mut secret = vec![0u8; alg.secret_len()];
+            let n = a.write_secret(&mut secret).unwrap();
+            let x = &secret[..n];
+            // At most `len` significant octets.
+            let lead = x.iter().take_while(|b| **b == 0).count();
+            assert!(
+                x.len() - lead <= len,
+                "{alg:?}: exponent of {} octets",
+                x.len() - lead
+            );
+            let full = p.agreement.from_secret_bytes(alg, x).unwrap();
+            assert_eq!(full.public_key(), a.public_key(), "{alg:?} {len}");
+            let ab = a.agree(b.public_key()).unwrap();
+            let ba = b.agree(a.public_key()).unwrap();
+            assert_eq!(ab.as_bytes(), ba.as_bytes());
+            assert_eq!(ab.len(), alg.shared_secret_len());
+        }
+        assert!(p.agreement.generate_short_exponent(alg, 1, p.rng).is_err());
+    }
+    // Curves ignore the length.
+    let k = p
+        .agreement
+        .generate_short_exponent(AgreementAlgorithm::X25519, 32, p.rng)
+        .unwrap();
+    assert_eq!(k.public_key().len(), 32);
+}

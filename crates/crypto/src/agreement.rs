@@ -135,6 +135,19 @@ pub trait AgreementProvider: Send + Sync + core::fmt::Debug {
         rng: &dyn SecureRandom,
     ) -> Result<Box<dyn PrivateKey>, Error>;
 
+    /// Like [`AgreementProvider::generate`], but a finite-field DH key's secret exponent is
+    /// `exponent_len` random octets instead of full length (RFC 6189 §5.1.5: twice the AES
+    /// key length; RFC 3526 §8). Curves ignore the length.
+    fn generate_short_exponent(
+        &self,
+        algorithm: AgreementAlgorithm,
+        exponent_len: usize,
+        rng: &dyn SecureRandom,
+    ) -> Result<Box<dyn PrivateKey>, Error> {
+        let _ = exponent_len;
+        self.generate(algorithm, rng)
+    }
+
     /// Loads a private key from its encoding (test vectors, stored keys).
     ///
     /// X25519/X448: the RFC 7748 scalar string (32/56 bytes; clamped when used). FFDH: the

@@ -329,3 +329,69 @@ fn garbage_and_replayed_packets_change_nothing() {
     let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
     secure_pair(&oa, &ob);
 }
+
+/// Writes the packets of one handshake to `fuzz/seeds/zrtp_packet/` (the fuzz target's
+/// seeds; run by hand with `--ignored`).
+#[test]
+#[ignore = "writes the fuzz seeds; run by hand"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/zrtp_packet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cb) = (cache(1), cache(2));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let now = Instant::now();
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    for _ in 0..16 {
+        while let Some(len) = a.poll_transmit(now, &mut buf) {
+            std::fs::write(dir.join(format!("{n:02}-a")), &buf[..len]).unwrap();
+            n += 1;
+            b.handle_packet(now, &buf[..len]);
+        }
+        while let Some(len) = b.poll_transmit(now, &mut buf) {
+            std::fs::write(dir.join(format!("{n:02}-b")), &buf[..len]).unwrap();
+            n += 1;
+            a.handle_packet(now, &buf[..len]);
+        }
+    }
+    assert!(a.is_secure() && b.is_secure());
+}
+
+/// The PGP word list in the code is the reference list (tests/vectors/zrtp), and the SAS
+/// renderings match the examples computed from the RFC's pseudocode.
+#[test]
+fn sas_rendering_matches_the_vectors() {
+    use sotto_media::zrtp::ZrtpSasType;
+    use sotto_media::zrtp::pgp_words::{EVEN, ODD};
+    use sotto_media::zrtp::sas::render;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/zrtp");
+    let words: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pgp_word_list.json")).unwrap())
+            .unwrap();
+    for (i, w) in words["even"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(w.as_str().unwrap(), EVEN[i]);
+    }
+    for (i, w) in words["odd"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(w.as_str().unwrap(), ODD[i]);
+    }
+    let sas: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sas_rendering.json")).unwrap())
+            .unwrap();
+    let ex = &sas["derived_examples"];
+    let value =
+        |v: &serde_json::Value| u32::from_str_radix(v["sasvalue"].as_str().unwrap(), 16).unwrap();
+    for e in ex["b32"].as_array().unwrap() {
+        assert_eq!(
+            render(ZrtpSasType::B32, value(e)),
+            e["b32"].as_str().unwrap()
+        );
+    }
+    for e in ex["b256"].as_array().unwrap() {
+        let w = e["b256"].as_array().unwrap();
+        assert_eq!(
+            render(ZrtpSasType::B256, value(e)),
+            format!("{}:{}", w[0].as_str().unwrap(), w[1].as_str().unwrap())
+        );
+    }
+}

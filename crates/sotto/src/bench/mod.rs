@@ -3,6 +3,7 @@
 mod registrar;
 mod sip;
 mod srtp;
+mod zrtp;
 
 use clap::Subcommand;
 
@@ -19,6 +20,8 @@ pub(crate) enum BenchCommand {
     Sip(sip::SipBenchArgs),
     /// Digest-authenticated REGISTER flows through the proxy core, in process.
     Registrar(registrar::RegistrarBenchArgs),
+    /// Whole ZRTP handshakes between two in-process endpoints (CPU per handshake).
+    Zrtp(zrtp::ZrtpBenchArgs),
 }
 
 /// Runs one benchmark command.
@@ -27,5 +30,6 @@ pub(crate) fn run(cmd: BenchCommand, json: bool) -> anyhow::Result<()> {
         BenchCommand::Srtp(args) => srtp::run(args, json),
         BenchCommand::Sip(args) => sip::run(args, json),
         BenchCommand::Registrar(args) => registrar::run(args, json),
+        BenchCommand::Zrtp(args) => zrtp::run(args, json),
     }
 }

@@ -74,7 +74,11 @@ impl ZrtpEngine {
         let dh = self
             .provider
             .agreement
-            .generate(suite.key_agreement.agreement(), self.provider.rng)
+            .generate_short_exponent(
+                suite.key_agreement.agreement(),
+                2 * suite.cipher.key_len(),
+                self.provider.rng,
+            )
             .map_err(|_| ZrtpError::Crypto("key generation"))?;
         let ids = self
             .held
@@ -160,19 +164,25 @@ impl ZrtpEngine {
     }
 
     fn become_responder(&mut self, message: Vec<u8>, c: commit::Commit) -> Result<(), ZrtpError> {
+        // Our own Commit's key serves when it is of the same agreement and exponent length.
+        let ours = self.our_commit.as_ref().and(self.suite);
         self.retransmit = None;
         self.our_commit = None;
         self.role = Some(Role::Responder);
         let suite = c.suite;
-        let reuse = self
-            .dh
-            .as_ref()
-            .is_some_and(|k| k.algorithm() == suite.key_agreement.agreement());
+        let reuse = self.dh.as_ref().is_some_and(|k| {
+            k.algorithm() == suite.key_agreement.agreement()
+                && ours.is_some_and(|o| o.cipher.key_len() == suite.cipher.key_len())
+        });
         if !reuse {
             self.dh = Some(
                 self.provider
                     .agreement
-                    .generate(suite.key_agreement.agreement(), self.provider.rng)
+                    .generate_short_exponent(
+                        suite.key_agreement.agreement(),
+                        2 * suite.cipher.key_len(),
+                        self.provider.rng,
+                    )
                     .map_err(|_| ZrtpError::Crypto("key generation"))?,
             );
         }
