@@ -1,7 +1,7 @@
 //! # sotto-crypto-rust: the default backend of the sotto crypto API
 //!
 //! Implements every part of [`sotto_crypto::CryptoProvider`] on well-kept crates: RustCrypto
-//! (AES, GCM, CFB, HMAC, SHA-1/2, MD5, HKDF, ML-KEM, crypto-bigint for finite-field DH) and
+//! (AES, GCM, CFB, HMAC, SHA-1/2, MD5, HKDF, ML-KEM; OpenSSL for finite-field DH) and
 //! the dalek crates (X25519, Ed25519), plus the pinned pre-release `x448` and
 //! `ed448-goldilocks` crates (covered by the RFC 7748/8032 vectors in this crate's tests).
 //! No primitive is implemented by hand here.
@@ -10,6 +10,7 @@
 
 mod agreement;
 mod cipher;
+mod ffdh;
 mod hash;
 mod kdf;
 mod kem;
