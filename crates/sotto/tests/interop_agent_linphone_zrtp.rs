@@ -8,7 +8,11 @@
 //! - a second call between the same peers reuses the cache (`cache: match`); a SAS confirmed
 //!   on both sides (the agent by `sotto agent sas confirm`, linphonec by its
 //!   `zrtp-set-verified`) is verified on the next call on both sides;
-//! - tshark: ZRTP then SRTP on the media ports, never plain RTP.
+//! - tshark: ZRTP then SRTP on the media ports, never plain RTP;
+//! - a man in the middle (`common/zrtp_relay.rs`: it rewrites the SDP and terminates ZRTP with
+//!   each side, posing to the agent with linphonec's ZID): the two SASes differ, and the agent,
+//!   which verified linphonec's SAS on an earlier call, raises the cache-mismatch alert and
+//!   reports the peer unsafe.
 //!
 //! Needs root (one uid per linphonec; tshark on `lo`).
 
@@ -28,6 +32,8 @@ mod process;
 mod sotto_server;
 #[path = "common/tone.rs"]
 mod tone;
+#[path = "common/zrtp_relay.rs"]
+mod zrtp_relay;
 
 use agent_linphone::*;
 
@@ -398,5 +404,101 @@ fn the_cache_carries_key_continuity_and_verification_to_the_next_call() {
     assert_eq!(second["peer_zid"], first["peer_zid"], "{second}");
     assert_ne!(second["sas"], first["sas"], "new keys on every call");
     assert_eq!(security["peer_trust"], "verified", "{security}");
+    bench.server.stop();
+}
+
+/// A man in the middle on a direct UDP call after a verified one.
+#[test]
+fn a_man_in_the_middle_shows_different_sases_and_a_cache_mismatch() {
+    require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
+    let bench = Bench::start("zrtp-mitm");
+    let account = zrtp_agent(&bench);
+    // 1. An honest direct call, its SAS confirmed on both sides.
+    let honest = Scenario {
+        ka: "X255",
+        agent_calls: true,
+        direct: true,
+        n: 1,
+        confirm: true,
+        capture: false,
+    };
+    let (first, _) = zrtp_call(&bench, &account, &honest);
+    let bob_zid: Vec<u8> = (0..12)
+        .map(|i| {
+            let h = first["peer_zid"].as_str().unwrap_or_default();
+            u8::from_str_radix(h.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0)
+        })
+        .collect();
+    let bob_zid: [u8; 12] = bob_zid.try_into().expect("12 octets");
+
+    // 2. The same call through the relay, which poses to the agent as linphonec (its ZID).
+    let (phone_sip, rtp_b) = (free_udp_port(), linphone::free_rtp_port());
+    let mut bob = Linphonec::start_zrtp(
+        bench.base(),
+        &SdesSetup {
+            user: "bob",
+            domain: "127.0.0.1",
+            registrar: None,
+            udp_port: Some(phone_sip),
+            rtp_port: rtp_b,
+            auto_answer: true,
+        },
+        "X255",
+    );
+    let relay = zrtp_relay::ZrtpRelay::start(phone_sip, bob_zid, [0x5a; 12]);
+    let target = format!("sip:bob@127.0.0.1:{}", relay.sip);
+    let tone = AGENT_TONE.to_string();
+    let mut alice = account.spawn(
+        "alice-mitm",
+        &["call", &target, "--tone", &tone, "--duration", "4s"],
+    );
+    alice.wait_event("registered", WAIT);
+    alice.wait_for("call_state connected", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    let sas = alice.wait_event("zrtp_sas", WAIT);
+    eprintln!("agent zrtp_sas through the relay: {sas}");
+    let alert = alice.wait_event("security_alert", WAIT);
+    eprintln!("agent security_alert: {alert}");
+    let security = alice.wait_for("call_security with zrtp", WAIT, |v| {
+        v["event"] == "call_security" && v["media_protection"] == "zrtp" && v["sas"].is_string()
+    });
+    let phone_sas = bob.wait_sas(1, WAIT);
+    let sases = relay.sases.lock().map(|s| s.clone()).unwrap_or_default();
+    eprintln!(
+        "SAS: agent {}, linphonec {phone_sas}, relay {sases:?}",
+        sas["sas"]
+    );
+    assert_ne!(sas["sas"], phone_sas.as_str(), "the two SASes must differ");
+    assert_eq!(
+        sases.0.as_deref(),
+        sas["sas"].as_str(),
+        "the agent's SAS is the relay's"
+    );
+    assert_eq!(
+        sases.1.as_deref(),
+        Some(phone_sas.as_str()),
+        "linphonec's SAS is the relay's"
+    );
+    assert_eq!(
+        sas["peer_zid"], first["peer_zid"],
+        "the relay posed as linphonec: {sas}"
+    );
+    assert_eq!(sas["cache"], "mismatch", "{sas}");
+    assert_eq!(sas["verified"], false, "{sas}");
+    assert!(
+        alert["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cache mismatch")),
+        "{alert}"
+    );
+    assert_eq!(security["peer_trust"], "unsafe", "{security}");
+    assert_eq!(security["cache"], "mismatch", "{security}");
+    alice.wait_for("call_state ended", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "ended"
+    });
+    alice.stop(WAIT);
+    bob.stop();
+    drop(relay);
     bench.server.stop();
 }
