@@ -395,3 +395,81 @@ fn sas_rendering_matches_the_vectors() {
         );
     }
 }
+
+/// A second stream of the same call in Multistream mode: no DH, the first stream's SAS and
+/// session, fresh SRTP keys, the cache untouched; without a session it is refused, and a DH
+/// Commit beats a Multistream one.
+#[test]
+fn a_second_stream_in_multistream_mode() {
+    use sotto_media::zrtp::ZrtpConfig;
+    let (ca, cb) = (cache(1), cache(2));
+    let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+    let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+    let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+    let (first, _) = secure_pair(&oa, &ob);
+    let (ka1, _) = oa.secure.clone().unwrap();
+    let rs1_before = ca
+        .lock()
+        .unwrap()
+        .peer(&[2; 12])
+        .unwrap()
+        .rs1
+        .clone()
+        .unwrap();
+
+    let second = |c: &Arc<Mutex<ZidCache>>, e: &ZrtpEngine, ssrc| {
+        let mut cfg = ZrtpConfig::new(ssrc);
+        cfg.multistream = Some(e.multistream_keys().expect("session keys"));
+        ZrtpEngine::new(provider(), cfg, c.clone()).unwrap()
+    };
+    let mut a2 = second(&ca, &a, 3);
+    let mut b2 = second(&cb, &b, 4);
+    let (oa2, ob2) = run(&mut a2, &mut b2, Duration::from_secs(10), |n| n % 4 == 0);
+    assert!(
+        oa2.failed.is_none() && ob2.failed.is_none(),
+        "{oa2:?} {ob2:?}"
+    );
+    let (sa2, _) = secure_pair(&oa2, &ob2);
+    assert_eq!(sa2.sas, first.sas, "the first stream's SAS");
+    assert_eq!(sa2.suite, ka1.suite);
+    let (k1, k2) = (
+        oa.secure
+            .as_ref()
+            .unwrap()
+            .1
+            .outbound
+            .master_key
+            .expose()
+            .to_vec(),
+        oa2.secure
+            .as_ref()
+            .unwrap()
+            .1
+            .outbound
+            .master_key
+            .expose()
+            .to_vec(),
+    );
+    assert_ne!(k1, k2, "fresh SRTP keys for the second stream");
+    let rs1_after = ca
+        .lock()
+        .unwrap()
+        .peer(&[2; 12])
+        .unwrap()
+        .rs1
+        .clone()
+        .unwrap();
+    assert_eq!(rs1_before.expose(), rs1_after.expose(), "cache untouched");
+
+    // A peer without the session commits DH: a DH Commit beats a Multistream one, and the
+    // stream is keyed in DH mode (with the cached secret).
+    let mut a3 = second(&ca, &a, 5);
+    let mut b3 = engine(&cb, ZrtpPreferences::default(), 6);
+    let (oa3, ob3) = run(&mut a3, &mut b3, Duration::from_secs(5), |_| false);
+    let (sa3, _) = secure_pair(&oa3, &ob3);
+    assert_eq!(
+        sa3.cache,
+        CacheStatus::Match,
+        "DH mode with the cached secret"
+    );
+}

@@ -283,6 +283,8 @@ pub struct Offered {
     pub key_agreements: Vec<ZrtpKeyAgreement>,
     /// SAS renderings.
     pub sas_types: Vec<ZrtpSasType>,
+    /// `Mult` is listed: the sender takes Multistream Commits for further streams.
+    pub multistream: bool,
 }
 
 impl Offered {
@@ -359,6 +361,7 @@ mod tests {
             auth_tags: p.auth_tags.clone(),
             key_agreements: p.key_agreements.clone(),
             sas_types: p.sas_types.clone(),
+            multistream: true,
         }
     }
 
@@ -381,6 +384,7 @@ mod tests {
             auth_tags: vec![ZrtpAuthTag::Hs80, ZrtpAuthTag::Hs32],
             key_agreements: vec![ZrtpKeyAgreement::Dh3k],
             sas_types: vec![ZrtpSasType::B32],
+            multistream: true,
         };
         let s = choose(&ZrtpPreferences::default(), &peer).unwrap();
         assert_eq!(s.key_agreement, ZrtpKeyAgreement::Dh3k);

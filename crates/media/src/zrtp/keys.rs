@@ -110,6 +110,46 @@ pub struct SessionKeys {
     pub new_rs1: SecretBytes,
 }
 
+/// The KDF context: ZIDi ‖ ZIDr ‖ hash(transcript).
+fn context_of(
+    provider: &CryptoProvider,
+    h: ZrtpHash,
+    zid_i: &[u8; 12],
+    zid_r: &[u8; 12],
+    transcript: &[&[u8]],
+) -> Result<Vec<u8>, ZrtpError> {
+    let total_hash = hash(provider, h, transcript)?;
+    let mut context = Vec::with_capacity(24 + total_hash.len());
+    context.extend_from_slice(zid_i);
+    context.extend_from_slice(zid_r);
+    context.extend_from_slice(&total_hash);
+    Ok(context)
+}
+
+/// Multistream mode (§4.4.3): s0 = KDF(ZRTPSess, "ZRTP MSK", ZIDi ‖ ZIDr ‖
+/// hash(responder's Hello ‖ Commit), hash length), then every key as in DH mode (the SAS
+/// value and the next retained secret are not used: the first stream's stand).
+pub fn derive_multistream(
+    provider: &CryptoProvider,
+    suite: &ZrtpSuite,
+    zrtp_session: &[u8],
+    zid_i: &[u8; 12],
+    zid_r: &[u8; 12],
+    transcript: [&[u8]; 2],
+) -> Result<SessionKeys, ZrtpError> {
+    let h = suite.hash;
+    let context = context_of(provider, h, zid_i, zid_r, &transcript)?;
+    let s0 = kdf(
+        provider,
+        h,
+        zrtp_session,
+        b"ZRTP MSK",
+        &context,
+        h.output_len(),
+    )?;
+    from_s0(provider, suite, s0.expose(), context)
+}
+
 /// s0 and every key derived from it (§4.4.1.4, §4.5.2, §4.5.3, §4.6.1).
 pub fn derive(
     provider: &CryptoProvider,
@@ -117,11 +157,7 @@ pub fn derive(
     input: &S0Input<'_>,
 ) -> Result<SessionKeys, ZrtpError> {
     let h = suite.hash;
-    let total_hash = hash(provider, h, &input.transcript)?;
-    let mut context = Vec::with_capacity(24 + total_hash.len());
-    context.extend_from_slice(input.zid_i);
-    context.extend_from_slice(input.zid_r);
-    context.extend_from_slice(&total_hash);
+    let context = context_of(provider, h, input.zid_i, input.zid_r, &input.transcript)?;
 
     let len = |s: Option<&[u8]>| (s.map_or(0, <[u8]>::len) as u32).to_be_bytes();
     let (l1, l2, l3) = (len(input.s1), len(input.s2), len(input.s3));
@@ -141,7 +177,17 @@ pub fn derive(
             input.s3.unwrap_or_default(),
         ],
     )?);
-    let s0 = s0.expose();
+    from_s0(provider, suite, s0.expose(), context)
+}
+
+/// The keys of an exchange from its s0 and KDF context.
+fn from_s0(
+    provider: &CryptoProvider,
+    suite: &ZrtpSuite,
+    s0: &[u8],
+    context: Vec<u8>,
+) -> Result<SessionKeys, ZrtpError> {
+    let h = suite.hash;
     let key = |label: &[u8], n: usize| kdf(provider, h, s0, label, &context, n);
     let aes = suite.cipher.key_len();
     let sas = key(b"SAS", 32)?;

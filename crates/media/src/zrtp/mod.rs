@@ -2,7 +2,9 @@
 //! Short Authentication String the users compare, and retained secrets that expose a man in
 //! the middle on every later call.
 //!
-//! - [`engine::ZrtpEngine`]: the sans-IO endpoint (DH mode), driven by packets and time.
+//! - [`engine::ZrtpEngine`]: the sans-IO endpoint (DH mode, and Multistream mode for a
+//!   further stream of a secured call: [`engine::ZrtpEngine::multistream_keys`]), driven by
+//!   packets and time.
 //! - [`exchange::ZrtpExchange`]: the engine behind the media key-exchange seam
 //!   ([`crate::keyx::MediaKeyExchange`]), with `a=zrtp-hash` in the SDP.
 //! - [`algorithms`], [`messages`], [`packet`], [`keys`], [`sas`], [`cache`]: the parts.
@@ -11,9 +13,10 @@
 //! clock or a file: the key-continuity cache is an in-memory [`cache::ZidCache`] the
 //! application loads and stores.
 //!
-//! Not here yet: Multistream and Preshared modes (a Commit naming them is refused with a
-//! clear error), SAS signing and relay, and acting as a trusted MitM (PBX enrollment is read
-//! from the Confirm flags and the cache keeps a PBX secret, but we never enroll).
+//! Not here yet: Preshared mode (a Commit naming it is refused with a clear error), SAS
+//! signing and relay, and acting as or enrolling with a trusted MitM (RFC 6189 §7.3: the
+//! Confirm's E flag is read, the cache keeps a PBX secret and proves it in DHPart as s3, but
+//! we never enroll and never act as a PBX).
 
 pub mod algorithms;
 pub mod cache;

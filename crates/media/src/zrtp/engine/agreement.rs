@@ -8,6 +8,7 @@ use super::{State, ZrtpEngine};
 use crate::zrtp::ZrtpError;
 use crate::zrtp::algorithms::{acceptable, choose};
 use crate::zrtp::keys::{self, S0Input};
+use crate::zrtp::messages::commit::CommitMode;
 use crate::zrtp::messages::small::code;
 use crate::zrtp::messages::{chain_mac_ok, commit, dhpart, hello, small};
 use crate::zrtp::packet::MessageType;
@@ -71,6 +72,9 @@ impl ZrtpEngine {
             return Ok(());
         };
         let peer_hello = peer_hello.clone();
+        if self.multistream_possible() {
+            return self.commit_multistream(now);
+        }
         let dh = self
             .provider
             .agreement
@@ -94,17 +98,18 @@ impl ZrtpEngine {
         let hvi_full = keys::hash(self.provider, suite.hash, &[&dhpart2, &peer_hello])?;
         let mut hvi = [0u8; 32];
         hvi.copy_from_slice(&hvi_full[..32]);
+        let mode = CommitMode::Dh { hvi };
         let commit = commit::encode(
             self.provider,
             &self.chain[2],
             &self.zid,
             &suite,
-            &hvi,
+            &mode,
             &self.chain[1],
         )?;
         self.dh = Some(dh);
         self.our_dhpart = Some(dhpart2);
-        self.our_commit = Some((commit.clone(), hvi));
+        self.our_commit = Some((commit.clone(), mode));
         self.outbox.push_back(commit.clone());
         self.retransmit = Some(Retransmit::start(TimerKind::T2, commit, now));
         self.state = State::Committed;
@@ -114,7 +119,8 @@ impl ZrtpEngine {
     pub(super) fn on_commit(&mut self, _now: Instant, message: Vec<u8>) -> Result<(), ZrtpError> {
         match self.state {
             State::Discovery | State::Committed => {}
-            State::SentDhPart1 => {
+            // A repeated Commit: DHPart1 again (DH mode), or Confirm1 (Multistream).
+            State::SentDhPart1 | State::SentConfirm1 => {
                 if self
                     .peer_commit
                     .as_ref()
@@ -130,7 +136,7 @@ impl ZrtpEngine {
             // Cannot be checked before the Hello it is chained to; it will come again.
             return Ok(());
         };
-        let c = commit::parse(&message).map_err(|e| match e {
+        let mut c = commit::parse(&message).map_err(|e| match e {
             ZrtpError::Unsupported(what) => ZrtpError::Protocol {
                 code: code::KEY_AGREEMENT,
                 reason: format!("the peer committed to {what}, which we do not offer"),
@@ -148,19 +154,54 @@ impl ZrtpEngine {
         {
             return Err(ZrtpError::HashChain("Commit's H2 does not fit the Hello"));
         }
+        if matches!(
+            (&self.our_commit, &c.mode),
+            (
+                Some((_, CommitMode::Dh { .. })),
+                CommitMode::Multistream { .. }
+            )
+        ) {
+            // Our DH Commit beats a Multistream one (§4.2).
+            return Ok(());
+        }
+        if matches!(c.mode, CommitMode::Multistream { .. }) {
+            // The key agreement is the session's (its first stream's).
+            let Some(ms) = self
+                .config
+                .multistream
+                .as_ref()
+                .filter(|m| m.first.peer_zid == c.zid)
+            else {
+                return Err(ZrtpError::Protocol {
+                    code: code::NO_SHARED_SECRET,
+                    reason: "the peer committed to Multistream mode without a session with us"
+                        .into(),
+                });
+            };
+            c.suite.key_agreement = ms.first.suite.key_agreement;
+        }
         if !acceptable(&self.config.preferences, &c.suite) {
             return Err(ZrtpError::Protocol {
                 code: code::HELLO_MISMATCH,
                 reason: "the peer committed to algorithms our Hello did not offer".into(),
             });
         }
-        if let Some((_, our_hvi)) = &self.our_commit {
-            // Contention (§4.2): the lower hvi yields.
-            if our_hvi.as_slice() > c.hvi.as_slice() {
+        if let Some((_, ours)) = &self.our_commit {
+            // Contention (§4.2): a DH Commit beats a Multistream one; between two of the same
+            // mode the lower hvi (or nonce) yields.
+            let we_win = match (ours, &c.mode) {
+                (CommitMode::Dh { .. }, CommitMode::Multistream { .. }) => true,
+                (CommitMode::Multistream { .. }, CommitMode::Dh { .. }) => false,
+                (o, t) => o.contention_value() > t.contention_value(),
+            };
+            if we_win {
                 return Ok(());
             }
         }
-        self.become_responder(message, c)
+        match c.mode {
+            CommitMode::Dh { .. } => self.become_responder(message, c),
+            CommitMode::Multistream { .. } => self.become_multistream_responder(message, c),
+        }
     }
 
     fn become_responder(&mut self, message: Vec<u8>, c: commit::Commit) -> Result<(), ZrtpError> {
@@ -169,6 +210,8 @@ impl ZrtpEngine {
         self.retransmit = None;
         self.our_commit = None;
         self.role = Some(Role::Responder);
+        // A Multistream Commit of ours lost to this DH one.
+        self.mult = false;
         let suite = c.suite;
         let reuse = self.dh.as_ref().is_some_and(|k| {
             k.algorithm() == suite.key_agreement.agreement()
@@ -268,7 +311,10 @@ impl ZrtpEngine {
             return Err(ZrtpError::HashChain("DHPart2's H1 does not fit the Commit"));
         }
         let hvi = keys::hash(self.provider, suite.hash, &[&message, &self.our_hello])?;
-        if !sotto_crypto::ct_eq(&hvi[..32], &c.hvi) {
+        let CommitMode::Dh { hvi: promised } = c.mode else {
+            return Ok(());
+        };
+        if !sotto_crypto::ct_eq(&hvi[..32], &promised) {
             return Err(ZrtpError::Protocol {
                 code: code::BAD_HVI,
                 reason: "DHPart2 does not match the hvi its Commit promised".into(),
@@ -282,7 +328,7 @@ impl ZrtpEngine {
         self.agree(&d, &peer_h3)?;
         self.peer_dhpart = Some((message, d));
         self.derive()?;
-        self.send_confirm1()
+        self.send_confirm1(MessageType::DhPart2)
     }
 
     /// Matches secrets against the peer's DHPart and checks its public value.

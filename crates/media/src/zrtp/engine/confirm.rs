@@ -10,7 +10,6 @@ use crate::srtp::SrtpPolicy;
 use crate::zrtp::ZrtpError;
 use crate::zrtp::cache::CacheStatus;
 use crate::zrtp::messages::confirm::{self, ConfirmBody, ConfirmKeys};
-use crate::zrtp::messages::small::code;
 use crate::zrtp::messages::{chain_mac_ok, small};
 use crate::zrtp::packet::MessageType;
 use crate::zrtp::sas;
@@ -52,6 +51,13 @@ impl ZrtpEngine {
 
     /// Whether our cache says the SAS with this peer was verified (and no mismatch since).
     fn held_verified(&self) -> bool {
+        if self.mult {
+            return self
+                .config
+                .multistream
+                .as_ref()
+                .is_some_and(|m| m.first.verified);
+        }
         let Some((_, h)) = &self.peer_hello else {
             return false;
         };
@@ -68,9 +74,10 @@ impl ZrtpEngine {
                 .unwrap_or(false)
     }
 
-    pub(super) fn send_confirm1(&mut self) -> Result<(), ZrtpError> {
+    /// Sends Confirm1, our answer to `question` (DHPart2, or a Multistream Commit).
+    pub(super) fn send_confirm1(&mut self, question: MessageType) -> Result<(), ZrtpError> {
         let c1 = self.our_confirm(Role::Responder)?;
-        self.answer = Some((MessageType::DhPart2, c1.clone()));
+        self.answer = Some((question, c1.clone()));
         self.outbox.push_back(c1);
         self.state = State::SentConfirm1;
         Ok(())
@@ -79,13 +86,12 @@ impl ZrtpEngine {
     /// Checks a peer's Confirm: its MAC and cipher, then H0 against the peer's DHPart.
     fn open_confirm(&self, message: &[u8], sender: Role) -> Result<ConfirmBody, ZrtpError> {
         let body = confirm::open(self.provider, message, &self.confirm_keys(sender)?)
-            .map_err(|e| match e {
-                ZrtpError::BadConfirmMac => ZrtpError::Protocol {
-                    code: code::BAD_CONFIRM,
-                    reason: "the peer's Confirm does not authenticate: the keys differ (a man in the middle?)".into(),
-                },
-                e => e,
-            })?;
+            // Dropped, not fatal (anyone may send to the port); told if the exchange times out.
+            ?;
+        if self.mult {
+            self.check_multistream_h0(&body.h0, sender)?;
+            return Ok(body);
+        }
         let (dh_msg, dh) = self
             .peer_dhpart
             .as_ref()
@@ -97,7 +103,9 @@ impl ZrtpEngine {
     }
 
     pub(super) fn on_confirm1(&mut self, now: Instant, message: Vec<u8>) -> Result<(), ZrtpError> {
-        if self.state != State::SentDhPart2 {
+        if self.state == State::Committed && self.mult {
+            self.multistream_initiator_keys()?;
+        } else if self.state != State::SentDhPart2 {
             return Ok(());
         }
         let body = self.open_confirm(&message, Role::Responder)?;
@@ -136,6 +144,18 @@ impl ZrtpEngine {
 
     /// The outcome as it stands (SAS, algorithms, verification, cache status).
     fn result(&self) -> Result<ZrtpSecured, ZrtpError> {
+        if self.mult {
+            let ms = self
+                .config
+                .multistream
+                .as_ref()
+                .ok_or(ZrtpError::Malformed("no session"))?;
+            return Ok(ZrtpSecured {
+                role: self.role.ok_or(ZrtpError::Malformed("no role"))?,
+                verified: ms.first.verified && self.peer_verified_flag,
+                ..ms.first.clone()
+            });
+        }
         let suite = self.suite.ok_or(ZrtpError::Malformed("no suite"))?;
         let keys = self.keys.as_ref().ok_or(ZrtpError::Malformed("no keys"))?;
         let m = self
@@ -174,12 +194,16 @@ impl ZrtpEngine {
             Role::Initiator => (policy(&keys.srtp_i), policy(&keys.srtp_r)),
             Role::Responder => (policy(&keys.srtp_r), policy(&keys.srtp_i)),
         };
-        self.cache.lock().map_err(|_| ZrtpError::Cache)?.update(
-            s.peer_zid,
-            keys.new_rs1.clone(),
-            s.cache,
-            self.config.peer_uri.as_deref(),
-        );
+        // A Multistream stream leaves the cache alone: its first stream updated it.
+        if !self.mult {
+            self.cache.lock().map_err(|_| ZrtpError::Cache)?.update(
+                s.peer_zid,
+                keys.new_rs1.clone(),
+                s.cache,
+                self.config.peer_uri.as_deref(),
+            );
+            self.zrtp_session = Some(keys.zrtp_session.clone());
+        }
         self.state = State::Secure;
         self.retransmit = None;
         self.held = Default::default();

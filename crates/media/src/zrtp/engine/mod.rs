@@ -10,6 +10,7 @@
 
 mod agreement;
 mod confirm;
+mod multistream;
 pub mod secrets;
 pub mod timer;
 
@@ -25,7 +26,7 @@ use super::ZrtpError;
 use super::algorithms::{ZrtpPreferences, ZrtpSuite};
 use super::cache::{CacheStatus, ZidCache};
 use super::keys::SessionKeys;
-use super::messages::commit::Commit;
+use super::messages::commit::{Commit, CommitMode};
 use super::messages::dhpart::DhPart;
 use super::messages::hello::{self, Hello, HelloFields};
 use super::messages::small;
@@ -54,6 +55,26 @@ pub struct ZrtpConfig {
     pub peer_uri: Option<String>,
     /// SHA-256 of the peer's Hello, from its SDP `a=zrtp-hash` (§8.1), once known.
     pub peer_hello_hash: Option<[u8; 32]>,
+    /// For a further stream of a call already secured by ZRTP with the same peer: the first
+    /// stream's session (Multistream mode, §4.4.3: no DH, the first stream's SAS).
+    pub multistream: Option<MultistreamKeys>,
+}
+
+/// What a further stream needs from the call's first ZRTP stream.
+#[derive(Clone)]
+pub struct MultistreamKeys {
+    /// ZRTPSess of the first stream.
+    pub zrtp_session: SecretBytes,
+    /// The first stream's outcome (algorithms, SAS, peer, cache, verification).
+    pub first: ZrtpSecured,
+}
+
+impl std::fmt::Debug for MultistreamKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultistreamKeys")
+            .field("first", &self.first)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ZrtpConfig {
@@ -66,6 +87,7 @@ impl ZrtpConfig {
             aux_secret: None,
             peer_uri: None,
             peer_hello_hash: None,
+            multistream: None,
         }
     }
 }
@@ -140,7 +162,11 @@ pub struct ZrtpEngine {
     peer_hello: Option<(Vec<u8>, Hello)>,
     suite: Option<ZrtpSuite>,
     role: Option<Role>,
-    our_commit: Option<(Vec<u8>, [u8; 32])>,
+    our_commit: Option<(Vec<u8>, CommitMode)>,
+    /// This exchange is in Multistream mode.
+    mult: bool,
+    /// ZRTPSess of a finished DH-mode exchange, for further streams.
+    zrtp_session: Option<SecretBytes>,
     peer_commit: Option<(Vec<u8>, Commit)>,
     dh: Option<Box<dyn PrivateKey>>,
     held: Held,
@@ -226,6 +252,8 @@ impl ZrtpEngine {
             suite: None,
             role: None,
             our_commit: None,
+            mult: false,
+            zrtp_session: None,
             peer_commit: None,
             dh: None,
             held: Held::default(),
@@ -288,6 +316,15 @@ impl ZrtpEngine {
     /// The result, once secure.
     pub fn secured(&self) -> Option<&ZrtpSecured> {
         self.secured.as_ref()
+    }
+
+    /// What a further stream with the same peer needs (Multistream mode), once this DH-mode
+    /// exchange is secure.
+    pub fn multistream_keys(&self) -> Option<MultistreamKeys> {
+        Some(MultistreamKeys {
+            zrtp_session: self.zrtp_session.clone()?,
+            first: self.secured.clone()?,
+        })
     }
 
     /// The users confirmed or rejected the SAS: kept in the cache for the next calls.

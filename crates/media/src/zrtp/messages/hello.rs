@@ -74,21 +74,30 @@ pub fn encode(
     m.extend_from_slice(f.h3);
     m.extend_from_slice(f.zid);
     m.push(if f.passive { 0x10 } else { 0 });
+    // `Mult` after our key agreements: we take Multistream Commits (as bzrtp lists it).
+    let kc = p.key_agreements.len().min(6) as u8 + 1;
     m.push(p.hashes.len() as u8);
     m.push(((p.ciphers.len() as u8) << 4) | p.auth_tags.len() as u8);
-    m.push(((p.key_agreements.len() as u8) << 4) | p.sas_types.len() as u8);
+    m.push((kc << 4) | p.sas_types.len() as u8);
     names(&mut m, &p.hashes);
     names(&mut m, &p.ciphers);
     names(&mut m, &p.auth_tags);
-    names(&mut m, &p.key_agreements);
+    names(&mut m, &p.key_agreements[..usize::from(kc - 1)]);
+    m.extend_from_slice(b"Mult");
     names(&mut m, &p.sas_types);
     append_chain_mac(provider, h2, m)
 }
 
-fn known<A: Algorithm>(r: &mut Reader<'_>, count: u8) -> Result<Vec<A>, ZrtpError> {
+fn known<A: Algorithm>(
+    r: &mut Reader<'_>,
+    count: u8,
+    mult: &mut bool,
+) -> Result<Vec<A>, ZrtpError> {
     let mut v = Vec::new();
     for _ in 0..count {
-        if let Some(a) = A::from_name(r.take(4)?)
+        let name = r.take(4)?;
+        *mult |= name == b"Mult";
+        if let Some(a) = A::from_name(name)
             && !v.contains(&a)
         {
             v.push(a);
@@ -113,12 +122,15 @@ pub fn parse(message: &[u8]) -> Result<Hello, ZrtpError> {
             "Hello lists more than 7 algorithms of a kind",
         ));
     }
+    let mut ignore = false;
+    let mut multistream = false;
     let offered = Offered {
-        hashes: known(&mut r, hc)?,
-        ciphers: known(&mut r, cc)?,
-        auth_tags: known(&mut r, ac)?,
-        key_agreements: known(&mut r, kc)?,
-        sas_types: known(&mut r, sc)?,
+        hashes: known(&mut r, hc, &mut ignore)?,
+        ciphers: known(&mut r, cc, &mut ignore)?,
+        auth_tags: known(&mut r, ac, &mut ignore)?,
+        key_agreements: known(&mut r, kc, &mut multistream)?,
+        sas_types: known(&mut r, sc, &mut ignore)?,
+        multistream,
     };
     r.take(8)?;
     if r.remaining() != 0 {

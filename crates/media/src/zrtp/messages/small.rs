@@ -69,6 +69,8 @@ pub mod code {
     pub const AUTH_TAG: u32 = 0x54;
     /// SAS rendering scheme not supported.
     pub const SAS: u32 = 0x55;
+    /// No shared secret available, DH mode required.
+    pub const NO_SHARED_SECRET: u32 = 0x56;
     /// DH error: bad pvi or pvr.
     pub const BAD_PV: u32 = 0x61;
     /// DH error: hvi does not match the hashed data.
