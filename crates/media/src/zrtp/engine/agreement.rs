@@ -6,7 +6,7 @@ use super::secrets::{Held, Role, match_secrets};
 use super::timer::{Retransmit, TimerKind};
 use super::{State, ZrtpEngine};
 use crate::zrtp::ZrtpError;
-use crate::zrtp::algorithms::{acceptable, choose};
+use crate::zrtp::algorithms::{ZrtpSuite, acceptable, choose};
 use crate::zrtp::keys::{self, S0Input};
 use crate::zrtp::messages::commit::CommitMode;
 use crate::zrtp::messages::small::code;
@@ -98,17 +98,26 @@ impl ZrtpEngine {
         let hvi_full = keys::hash(self.provider, suite.hash, &[&dhpart2, &peer_hello])?;
         let mut hvi = [0u8; 32];
         hvi.copy_from_slice(&hvi_full[..32]);
-        let mode = CommitMode::Dh { hvi };
+        self.dh = Some(dh);
+        self.our_dhpart = Some(dhpart2);
+        self.send_commit(now, &suite, CommitMode::Dh { hvi })
+    }
+
+    /// Sends our Commit (retransmitted on T2 until answered) and waits for the answer.
+    pub(super) fn send_commit(
+        &mut self,
+        now: Instant,
+        suite: &ZrtpSuite,
+        mode: CommitMode,
+    ) -> Result<(), ZrtpError> {
         let commit = commit::encode(
             self.provider,
             &self.chain[2],
             &self.zid,
-            &suite,
+            suite,
             &mode,
             &self.chain[1],
         )?;
-        self.dh = Some(dh);
-        self.our_dhpart = Some(dhpart2);
         self.our_commit = Some((commit.clone(), mode));
         self.outbox.push_back(commit.clone());
         self.retransmit = Some(Retransmit::start(TimerKind::T2, commit, now));

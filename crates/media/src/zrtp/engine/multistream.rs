@@ -5,13 +5,12 @@
 
 use std::time::Instant;
 
+use super::ZrtpEngine;
 use super::secrets::Role;
-use super::timer::{Retransmit, TimerKind};
-use super::{State, ZrtpEngine};
 use crate::zrtp::ZrtpError;
 use crate::zrtp::keys;
 use crate::zrtp::messages::chain_mac_ok;
-use crate::zrtp::messages::commit::{self, Commit, CommitMode};
+use crate::zrtp::messages::commit::{Commit, CommitMode};
 use crate::zrtp::packet::MessageType;
 
 impl ZrtpEngine {
@@ -35,21 +34,9 @@ impl ZrtpEngine {
         let mode = CommitMode::Multistream {
             nonce: self.random::<16>()?,
         };
-        let c = commit::encode(
-            self.provider,
-            &self.chain[2],
-            &self.zid,
-            &suite,
-            &mode,
-            &self.chain[1],
-        )?;
         self.suite = Some(suite);
         self.mult = true;
-        self.our_commit = Some((c.clone(), mode));
-        self.outbox.push_back(c.clone());
-        self.retransmit = Some(Retransmit::start(TimerKind::T2, c, now));
-        self.state = State::Committed;
-        Ok(())
+        self.send_commit(now, &suite, mode)
     }
 
     /// The responder's side of a Multistream Commit: keys at once, then Confirm1.
