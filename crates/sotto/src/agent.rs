@@ -228,6 +228,18 @@ pub(crate) fn run(args: AgentArgs, json: bool) -> anyhow::Result<()> {
     }
 }
 
+/// Whether the agent may read commands (`sas confirm`) from standard input: a pipe or file
+/// always; a terminal only when we are its foreground job (a background job that reads its
+/// terminal is stopped by SIGTTIN: `sotto agent … listen &` must keep running).
+fn stdin_is_ours() -> bool {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return true;
+    }
+    nix::unistd::tcgetpgrp(&stdin).is_ok_and(|fg| fg == nix::unistd::getpgrp())
+}
+
 /// `sotto agent sas confirm|reject`: sets the verified flag of a peer in the ZRTP cache.
 fn sas_command(account: &AccountConfig, a: &SasArgs, json: bool) -> anyhow::Result<()> {
     let store = ZidStore::in_dir(&account.resolve(&account.data.dir));
@@ -453,7 +465,7 @@ fn drive(
         )))
         .filter(|d| !d.is_zero()),
         zrtp_store: Some(ZidStore::in_dir(&account.resolve(&account.data.dir))),
-        stdin_commands: true,
+        stdin_commands: stdin_is_ours(),
     };
     for name in account.danger.in_use() {
         eprintln!(
