@@ -118,3 +118,51 @@ fn application_layer_cases() {
     }
     assert_eq!(checked, 15, "every §3.3 vector is run");
 }
+
+/// RFC 4475 §3.1.2 (syntactically invalid messages) through the whole server over UDP: every
+/// vector for which the RFC names a code gets exactly one response with one of those codes,
+/// including those the parser cannot read past the start line (`ltgtruri`, `lwsruri`,
+/// `badinv01`, `baddn`: answered from the headers it can still read).
+#[test]
+fn invalid_messages_get_the_status_the_rfc_names() {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(vectors().join("index.json")).unwrap()).unwrap();
+    let mut checked = Vec::new();
+    for m in index["messages"].as_array().unwrap() {
+        if m["class"] != "invalid" && m["class"] != "transaction" {
+            continue;
+        }
+        let codes: Vec<u16> = m["expected_responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["role"] == "any")
+            .map(|r| r["code"].as_u64().unwrap() as u16)
+            .collect();
+        if codes.is_empty() {
+            continue;
+        }
+        let name = m["name"].as_str().unwrap();
+        let data = std::fs::read(vectors().join(m["file"].as_str().unwrap())).unwrap();
+        let (statuses, _) = run(&data, true);
+        assert_eq!(statuses.len(), 1, "{name}: {statuses:?}");
+        assert!(
+            codes.contains(&statuses[0]),
+            "{name}: got {statuses:?}, want one of {codes:?}"
+        );
+        checked.push(name.to_owned());
+    }
+    for must in [
+        "ltgtruri",
+        "lwsruri",
+        "badinv01",
+        "baddn",
+        "badvers",
+        "badbranch",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == must),
+            "{must} checked: {checked:?}"
+        );
+    }
+}

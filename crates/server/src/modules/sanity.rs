@@ -94,6 +94,21 @@ impl Module for Sanity {
             }
             return reply.verdict();
         }
+        // RFC 4475 §3.4.1 (`badbranch`): the magic cookie alone names no transaction.
+        if req
+            .via_top()
+            .is_ok_and(|v| v.branch.as_deref() == Some("z9hG4bK"))
+        {
+            if *req.method() == Method::Ack {
+                return Verdict::Drop;
+            }
+            return Reply::new(StatusCode::BAD_REQUEST)
+                .with(
+                    "Warning",
+                    "399 sotto \"Via branch is the bare magic cookie\"",
+                )
+                .verdict();
+        }
         let hash = branch::loop_hash(self.provider, req);
         if branch::is_loop(&self.locality, req, &hash) {
             if *req.method() == Method::Ack {

@@ -29,6 +29,7 @@ mod build;
 pub mod flow;
 mod fork;
 mod lookup;
+mod salvage;
 mod stores;
 
 use std::collections::{HashMap, VecDeque};
@@ -334,6 +335,8 @@ impl Proxy {
                 Received::Merged(id) => {
                     self.server_dest.insert(id, reply_dest(&packet));
                 }
+                // Parsed, but without a usable Via or CSeq: no transaction can answer it.
+                Received::Invalid(e) => self.answer_malformed(&packet, &e.to_string()),
                 _ => {}
             },
             Ok(Message::Response(resp)) => {
@@ -341,11 +344,25 @@ impl Proxy {
                     self.forward_stray(resp);
                 }
             }
-            Err(e) => {
-                tracing::debug!(error = %e, source = %packet.source, "unparsable message dropped")
-            }
+            Err(e) => self.answer_malformed(&packet, &e.to_string()),
         }
         self.drain(now);
+    }
+
+    /// A request the parser or the transaction layer refused: answered statelessly from the
+    /// headers that can still be read (see `salvage`), else dropped.
+    fn answer_malformed(&mut self, packet: &Packet, error: &str) {
+        match salvage::bad_request(&packet.data, packet.source.ip(), error) {
+            Some(data) => {
+                tracing::debug!(error, source = %packet.source, "malformed request answered");
+                self.transmits.push_back(Transmit {
+                    destination: reply_dest(packet),
+                    data,
+                    transaction: None,
+                });
+            }
+            None => tracing::debug!(error, source = %packet.source, "unparsable message dropped"),
+        }
     }
 
     /// Fires due timers.
