@@ -84,8 +84,15 @@ pub struct AntiFloodConfig {
     pub rate_per_s: f64,
     /// Burst size (bucket capacity) per IP address.
     pub burst: u32,
-    /// Authentication failures within [`AntiFloodConfig::failure_window`] that ban a source.
+    /// Authentication failures for one account from one address within
+    /// [`AntiFloodConfig::failure_window`] that lock that account out from that address for
+    /// [`AntiFloodConfig::account_lockout`] (a typo slows its author, not the neighbours).
     pub ban_after_failures: u32,
+    /// How long an account stays locked out from an address.
+    pub account_lockout: Duration,
+    /// Distinct accounts failing from one address within the window that ban the address
+    /// (what marks a guesser trying many users, not a user with a typo).
+    pub ban_after_accounts: u32,
     /// The window failures are counted in.
     pub failure_window: Duration,
     /// How long a ban lasts.
@@ -101,6 +108,8 @@ impl Default for AntiFloodConfig {
             rate_per_s: 100.0,
             burst: 200,
             ban_after_failures: 4,
+            account_lockout: Duration::from_secs(60),
+            ban_after_accounts: 3,
             failure_window: Duration::from_secs(60),
             ban_duration: Duration::from_secs(600),
             max_sources: 65_536,

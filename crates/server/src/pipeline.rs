@@ -157,6 +157,8 @@ pub struct RequestContext {
     pub authenticated: Option<String>,
     /// Set by a module that saw an authentication failure; reported to every module.
     pub auth_failure: bool,
+    /// The account (user name) the failed authentication was for.
+    pub auth_account: Option<String>,
     /// Targets chosen by the router, for the forward module.
     pub targets: Vec<Target>,
     /// Set when a downgrade was allowed by policy: responses then carry a Warning.
@@ -185,6 +187,7 @@ impl RequestContext {
             wall,
             authenticated: None,
             auth_failure: false,
+            auth_account: None,
             targets: Vec::new(),
             insecure_hop: false,
             answer: None,
@@ -200,8 +203,8 @@ pub trait Module: Send {
     /// Looks at a request and decides.
     fn on_request(&mut self, ctx: &mut RequestContext, now: Instant) -> Verdict;
 
-    /// A request from `source` failed authentication (anti-flood counts these).
-    fn on_auth_failure(&mut self, _source: IpAddr, _now: Instant) {}
+    /// A request from `source` for `account` failed authentication (anti-flood counts these).
+    fn on_auth_failure(&mut self, _source: IpAddr, _account: Option<&str>, _now: Instant) {}
 
     /// Reports the module's figures for metrics as `(name, value)`: a name ending in `_total`
     /// is a counter, any other a gauge (e.g. anti-flood's `bans_total`).
@@ -282,7 +285,7 @@ impl Pipeline {
         if ctx.auth_failure {
             let ip = ctx.source.ip();
             for m in self.modules.iter_mut() {
-                m.on_auth_failure(ip, now);
+                m.on_auth_failure(ip, ctx.auth_account.as_deref(), now);
             }
         }
         decided

@@ -15,7 +15,7 @@
 //! 6. `client_auth = "optional"`: a client certificate from the init CA with the SAN URI
 //!    `sip:alice@example.test` registers alice without digest; as bob it is challenged.
 //! 7. `/metrics` reports the registrations, requests and auth failures; repeated wrong
-//!    passwords get a source banned after `ban_after_failures`; SIGTERM stops the server
+//!    passwords for `ban_after_accounts` accounts get a source banned; SIGTERM stops the server
 //!    with status 0.
 //!
 //! Every wait is bounded by [`WAIT`] (a failure bound, never asserted on as a duration), and the
@@ -573,7 +573,7 @@ async fn tls_register_message_invite_and_no_downgrade() {
 #[tokio::test]
 async fn wrong_passwords_get_banned_and_counted() {
     let (dir, data) = init("ban", |t| {
-        replace(t, "modules.anti_flood", "ban_after_failures", 2.into());
+        replace(t, "modules.anti_flood", "ban_after_accounts", 2.into());
         replace(t, "log", "format", "json".into());
     });
     let ca = data.ca();
@@ -581,14 +581,18 @@ async fn wrong_passwords_get_banned_and_counted() {
     let tls_addr = server.addr("tls");
     let metrics = server.metrics.expect("metrics endpoint");
 
+    // Wrong passwords for two accounts from one address: each is challenged again, the
+    // second account's failure bans the address (a guesser, not a typo).
     let mut mallory = Ua::tls("alice", "wrong", &ca, tls_addr, None);
-    // Two wrong answers: each is challenged again, the second bans the source.
-    for _ in 0..2 {
-        let r = mallory
-            .authed("REGISTER", "alice", &[], "", Algorithm::Sha256)
-            .await;
-        assert_eq!(r.status().0, 401, "wrong password is challenged again");
-    }
+    let mut mallory2 = Ua::tls("bob", "wrong", &ca, tls_addr, None);
+    let r = mallory
+        .authed("REGISTER", "alice", &[], "", Algorithm::Sha256)
+        .await;
+    assert_eq!(r.status().0, 401, "wrong password is challenged again");
+    let r = mallory2
+        .authed("REGISTER", "bob", &[], "", Algorithm::Sha256)
+        .await;
+    assert_eq!(r.status().0, 401, "wrong password is challenged again");
     let m = scrape(metrics);
     assert_eq!(sample(&m, "sotto_anti_flood_bans_total"), Some(1), "{m}");
     assert_eq!(sample(&m, "sotto_auth_failures_total"), Some(2), "{m}");

@@ -1,25 +1,64 @@
-//! Anti-flood: a token bucket per source IP address (requests per second and burst) and a ban
-//! after repeated authentication failures (what stops SIPVicious' svcrack). Both tables are
-//! bounded: when full, the least recently seen source is forgotten.
+//! Anti-flood: a token bucket per source IP address (requests per second and burst), and
+//! authentication failures counted per address *and* account:
 //!
-//! Requests over the rate and requests from a banned source are dropped silently: answering
-//! would let a spoofed flood amplify through us.
+//! - one account failing `ban_after_failures` times from one address is locked out from that
+//!   address for `account_lockout`, twice as long at each new lockout (what stops SIPVicious'
+//!   svcrack on one account); its first request then gets `403` with `Retry-After` and a
+//!   Warning saying why, later ones are dropped: the user who mistyped learns it, other users
+//!   behind the same address (an office, a carrier's NAT) are not touched, and a scanner
+//!   learns nothing (any name, existing or not, is treated alike);
+//! - `ban_after_accounts` different accounts failing from one address ban the address for
+//!   `ban_duration` (a guesser trying many users); requests from a banned address, and
+//!   requests over the rate, are dropped silently: answering would let a spoofed flood
+//!   amplify through us.
+//!
+//! The tables are bounded: when full, the least recently seen source is forgotten; at most
+//! [`MAX_ACCOUNTS_PER_SOURCE`] accounts are tracked per source.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use sotto_sip::message::{Method, Request, StatusCode};
+
 use crate::config::AntiFloodConfig;
-use crate::pipeline::{Module, RequestContext, Verdict};
+use crate::pipeline::{Module, Reply, RequestContext, Verdict};
+
+/// Accounts tracked per source; one more failing account bans the source anyway.
+pub const MAX_ACCOUNTS_PER_SOURCE: usize = 32;
+
+/// Recent failures of one account from one source.
+#[derive(Debug, Clone)]
+struct AccountFailures {
+    account: String,
+    /// Times of recent failures (at most `ban_after_failures`).
+    failures: Vec<Instant>,
+    locked_until: Option<Instant>,
+    /// Lockouts so far: after one, a single failure locks again, for twice as long.
+    lockouts: u32,
+    /// The 403 of the running lockout was sent.
+    told: bool,
+    last: Instant,
+}
 
 #[derive(Debug, Clone)]
 struct Source {
     tokens: f64,
     refilled: Instant,
-    /// Times of recent authentication failures (at most `ban_after_failures`).
-    failures: Vec<Instant>,
+    accounts: Vec<AccountFailures>,
     banned_until: Option<Instant>,
     last_seen: Instant,
+}
+
+/// The account a request speaks for: the To user of a REGISTER, the From user otherwise
+/// (the identity the authentication module checks).
+fn account_of(req: &Request) -> Option<String> {
+    let party = if *req.method() == Method::Register {
+        req.to().ok()?
+    } else {
+        req.from().ok()?
+    };
+    party.uri.user().map(str::to_owned)
 }
 
 /// The anti-flood module.
@@ -28,6 +67,7 @@ pub struct AntiFlood {
     config: AntiFloodConfig,
     sources: HashMap<IpAddr, Source>,
     bans: u64,
+    lockouts: u64,
 }
 
 impl AntiFlood {
@@ -37,6 +77,7 @@ impl AntiFlood {
             config,
             sources: HashMap::new(),
             bans: 0,
+            lockouts: 0,
         }
     }
 
@@ -53,6 +94,22 @@ impl AntiFlood {
         self.bans
     }
 
+    /// Until when `account` is locked out from `ip`, if it is at `now`.
+    pub fn locked_until(&self, ip: IpAddr, account: &str, now: Instant) -> Option<Instant> {
+        self.sources
+            .get(&ip)?
+            .accounts
+            .iter()
+            .find(|a| a.account == account)?
+            .locked_until
+            .filter(|u| now < *u)
+    }
+
+    /// How many account lockouts were issued so far.
+    pub fn lockouts(&self) -> u64 {
+        self.lockouts
+    }
+
     /// How many sources are tracked.
     pub fn tracked(&self) -> usize {
         self.sources.len()
@@ -66,7 +123,7 @@ impl AntiFlood {
         self.sources.entry(ip).or_insert(Source {
             tokens: burst,
             refilled: now,
-            failures: Vec::new(),
+            accounts: Vec::new(),
             banned_until: None,
             last_seen: now,
         })
@@ -105,7 +162,7 @@ impl Module for AntiFlood {
                 return Verdict::Drop;
             }
             s.banned_until = None;
-            s.failures.clear();
+            s.accounts.clear();
         }
         let elapsed = now.saturating_duration_since(s.refilled).as_secs_f64();
         s.tokens = (s.tokens + elapsed * rate).min(burst);
@@ -114,31 +171,103 @@ impl Module for AntiFlood {
             return Verdict::Drop;
         }
         s.tokens -= 1.0;
-        Verdict::Continue
+        // An account locked out from this address: told so, with when to retry.
+        if s.accounts.is_empty() || *ctx.request.method() == Method::Ack {
+            return Verdict::Continue;
+        }
+        let Some(account) = account_of(&ctx.request) else {
+            return Verdict::Continue;
+        };
+        let Some(until) = self.locked_until(ctx.source.ip(), &account, now) else {
+            return Verdict::Continue;
+        };
+        // Told once per lockout; after that, silence (a guessing tool that is answered keeps
+        // hammering; one that is not gives up).
+        let told = self
+            .sources
+            .get_mut(&ctx.source.ip())
+            .and_then(|s| s.accounts.iter_mut().find(|a| a.account == account))
+            .map(|a| std::mem::replace(&mut a.told, true))
+            .unwrap_or(true);
+        if told {
+            return Verdict::Drop;
+        }
+        let retry = until.saturating_duration_since(now).as_secs().max(1);
+        Reply::new(StatusCode::FORBIDDEN)
+            .with("Retry-After", retry.to_string())
+            .with(
+                "Warning",
+                format!(
+                    "399 sotto \"too many failed authentications for this account from your \
+                     address: retry in {retry} s\""
+                ),
+            )
+            .verdict()
     }
 
-    fn on_auth_failure(&mut self, source: IpAddr, now: Instant) {
+    fn on_auth_failure(&mut self, source: IpAddr, account: Option<&str>, now: Instant) {
         if !self.config.enabled {
             return;
         }
         let window = self.config.failure_window;
         let threshold = self.config.ban_after_failures.max(1) as usize;
-        let ban = self.config.ban_duration;
+        let accounts_to_ban = self.config.ban_after_accounts.max(1) as usize;
+        let (ban, lockout) = (self.config.ban_duration, self.config.account_lockout);
+        let account = account.unwrap_or_default();
         let s = self.entry(source, now);
         s.last_seen = now;
-        s.failures
+        // Forget accounts with nothing recent; one that was locked out is remembered for a
+        // ban's length (its next failure locks it again at once, for longer).
+        s.accounts.retain(|a| {
+            let keep = if a.lockouts > 0 { ban } else { window };
+            now.saturating_duration_since(a.last) < keep || a.locked_until.is_some_and(|u| now < u)
+        });
+        let i = match s.accounts.iter().position(|a| a.account == account) {
+            Some(i) => i,
+            None => {
+                s.accounts.push(AccountFailures {
+                    account: account.to_owned(),
+                    failures: Vec::new(),
+                    locked_until: None,
+                    lockouts: 0,
+                    told: false,
+                    last: now,
+                });
+                s.accounts.len() - 1
+            }
+        };
+        let a = &mut s.accounts[i];
+        a.last = now;
+        a.failures
             .retain(|t| now.saturating_duration_since(*t) < window);
-        s.failures.push(now);
-        if s.failures.len() >= threshold {
-            s.failures.clear();
+        a.failures.push(now);
+        let mut locked = None;
+        if a.failures.len() >= threshold || a.lockouts > 0 {
+            a.failures.clear();
+            // 1, 2, 4... lockouts' worth, at most a ban's length.
+            let d = lockout
+                .saturating_mul(1u32 << a.lockouts.min(16))
+                .min(ban.max(lockout));
+            a.locked_until = Some(now + d);
+            a.lockouts = a.lockouts.saturating_add(1);
+            a.told = false;
+            locked = Some(d);
+        }
+        let failing = s.accounts.len();
+        if failing >= accounts_to_ban || failing > MAX_ACCOUNTS_PER_SOURCE {
+            s.accounts.clear();
             s.banned_until = Some(now + ban);
             self.bans += 1;
-            tracing::warn!(source = %source, ban_s = ban.as_secs(), "source banned after repeated authentication failures");
+            tracing::warn!(source = %source, accounts = failing, ban_s = ban.as_secs(), "source banned: authentication failures for many accounts");
+        } else if let Some(d) = locked {
+            self.lockouts += 1;
+            tracing::warn!(source = %source, account, lockout_s = d.as_secs(), "account locked out from this source after repeated authentication failures");
         }
     }
 
     fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
         out("bans_total", self.bans);
+        out("account_lockouts_total", self.lockouts);
         out("tracked_sources", self.tracked() as u64);
     }
 }
@@ -177,16 +306,16 @@ mod tests {
     }
 
     #[test]
-    fn bans_after_threshold_failures_and_expires() {
+    fn bans_after_failures_for_many_accounts_and_expires() {
         let mut m = AntiFlood::new(AntiFloodConfig::default());
         let t0 = Instant::now();
         let mut ctx = ctx_from("127.0.0.1:5060");
         let ip = ctx.source.ip();
-        for i in 0..3 {
-            m.on_auth_failure(ip, t0 + Duration::from_secs(i));
-            assert!(!m.is_banned(ip, t0 + Duration::from_secs(i)));
+        for (i, user) in ["alice", "bob"].iter().enumerate() {
+            m.on_auth_failure(ip, Some(user), t0 + Duration::from_secs(i as u64));
+            assert!(!m.is_banned(ip, t0 + Duration::from_secs(i as u64)));
         }
-        m.on_auth_failure(ip, t0 + Duration::from_secs(3));
+        m.on_auth_failure(ip, Some("carol"), t0 + Duration::from_secs(3));
         let t = t0 + Duration::from_secs(4);
         assert!(m.is_banned(ip, t));
         assert_eq!(m.bans(), 1);
@@ -201,9 +330,68 @@ mod tests {
         let t0 = Instant::now();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         for i in 0..10u64 {
-            m.on_auth_failure(ip, t0 + Duration::from_secs(61 * i));
+            m.on_auth_failure(
+                ip,
+                Some(&format!("user{i}")),
+                t0 + Duration::from_secs(61 * i),
+            );
         }
         assert!(!m.is_banned(ip, t0 + Duration::from_secs(610)));
+        assert!(
+            m.locked_until(ip, "user9", t0 + Duration::from_secs(610))
+                .is_none()
+        );
+    }
+
+    /// A typo locks its author's account out from that address, briefly and loudly; the
+    /// neighbours behind the same address go on.
+    #[test]
+    fn a_typo_locks_out_one_account_from_one_address() {
+        use crate::modules::testutil::{parse_request, with_source};
+        let ctx_of = |text: &str, src: &str| with_source(parse_request(text), src);
+        let mut m = AntiFlood::new(AntiFloodConfig::default());
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // Two runs of three wrong passwords, as the agent makes them.
+        for i in 0..3u64 {
+            m.on_auth_failure(ip, Some("alice"), t0 + Duration::from_secs(i));
+        }
+        let t = t0 + Duration::from_secs(5);
+        assert!(
+            m.locked_until(ip, "alice", t).is_none(),
+            "three failures lock nothing"
+        );
+        m.on_auth_failure(ip, Some("alice"), t);
+        let until = m.locked_until(ip, "alice", t).expect("alice locked out");
+        assert!(!m.is_banned(ip, t), "the address is not banned");
+        assert_eq!(m.lockouts(), 1);
+        let alice = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n\
+                     From: <sip:alice@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\n\
+                     Call-ID: a\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let mut ctx = ctx_of(alice, "127.0.0.1:40000");
+        let Verdict::Reply(r) = m.on_request(&mut ctx, t) else {
+            panic!("alice is told")
+        };
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let mut ctx = ctx_of(alice, "127.0.0.1:40000");
+        assert_eq!(
+            m.on_request(&mut ctx, t),
+            Verdict::Drop,
+            "told once, then silence"
+        );
+        let bob = alice.replace("alice", "bob");
+        let mut ctx = ctx_of(&bob, "127.0.0.1:40002");
+        assert_eq!(m.on_request(&mut ctx, t), Verdict::Continue, "bob goes on");
+        let mut ctx = ctx_of(alice, "127.0.0.1:40000");
+        assert_eq!(
+            m.on_request(&mut ctx, until),
+            Verdict::Continue,
+            "the lockout ends"
+        );
+        // One more failure after it locks again at once, for twice as long.
+        m.on_auth_failure(ip, Some("alice"), until);
+        let again = m.locked_until(ip, "alice", until).expect("locked again");
+        assert_eq!(again - until, 2 * (until - t));
     }
 
     #[test]

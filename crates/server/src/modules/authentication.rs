@@ -209,6 +209,7 @@ impl Module for Authentication {
                 // Right password, but for another identity than the From/To user.
                 self.failures += 1;
                 ctx.auth_failure = true;
+                ctx.auth_account = Some(user.to_owned());
                 Reply::new(StatusCode::FORBIDDEN).verdict()
             }
             Outcome::Stale => self.challenge(register, true, now),
@@ -216,6 +217,7 @@ impl Module for Authentication {
                 tracing::debug!(outcome = ?other, "digest authentication failed");
                 self.failures += 1;
                 ctx.auth_failure = true;
+                ctx.auth_account = Some(user.to_owned());
                 self.challenge(register, false, now)
             }
         }

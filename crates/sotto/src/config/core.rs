@@ -46,6 +46,8 @@ impl Config {
         flood.enabled = m.anti_flood.enabled;
         (flood.rate_per_s, flood.burst) = m.anti_flood.rate();
         flood.ban_after_failures = m.anti_flood.ban_after_failures;
+        flood.account_lockout = secs(m.anti_flood.account_lockout_secs);
+        flood.ban_after_accounts = m.anti_flood.ban_after_accounts;
         flood.failure_window = secs(m.anti_flood.failure_window_secs);
         flood.ban_duration = secs(m.anti_flood.ban_secs);
         flood.max_sources = m.anti_flood.max_sources as usize;
@@ -116,6 +118,8 @@ enabled = false
 rate_per_s = 7.5
 burst = 9
 ban_after_failures = 2
+account_lockout_secs = 20
+ban_after_accounts = 6
 failure_window_secs = 30
 ban_secs = 45
 max_sources = 100
@@ -175,6 +179,8 @@ domains = ["Partner.Example"]
         assert_ne!(anti_flood.enabled, d.anti_flood.enabled);
         assert_eq!((anti_flood.rate_per_s, anti_flood.burst), (7.5, 9));
         assert_eq!(anti_flood.ban_after_failures, 2);
+        assert_eq!(anti_flood.account_lockout, Duration::from_secs(20));
+        assert_eq!(anti_flood.ban_after_accounts, 6);
         assert_eq!(anti_flood.failure_window, Duration::from_secs(30));
         assert_eq!(anti_flood.ban_duration, Duration::from_secs(45));
         assert_eq!(anti_flood.max_sources, 100);

@@ -35,9 +35,16 @@ pub(crate) struct AntiFloodConfig {
     pub(crate) rate_per_s: f64,
     /// Requests one source may send at once (the bucket's size).
     pub(crate) burst: u32,
-    /// Authentication failures (wrong password, unknown user) from one source within
-    /// `failure_window_secs` that get it banned for `ban_secs`.
+    /// Authentication failures (wrong password, unknown user) for one account from one
+    /// source within `failure_window_secs` that lock that account out from that source for
+    /// `account_lockout_secs` (its requests get 403 with Retry-After; other users of the
+    /// address are not touched).
     pub(crate) ban_after_failures: u32,
+    /// How long an account stays locked out from a source, in seconds.
+    pub(crate) account_lockout_secs: u32,
+    /// Different accounts failing from one source within `failure_window_secs` that get the
+    /// source banned for `ban_secs` (a guesser trying many users).
+    pub(crate) ban_after_accounts: u32,
     /// The window failures are counted in, in seconds.
     pub(crate) failure_window_secs: u32,
     /// How long a banned source is ignored, in seconds.
@@ -61,6 +68,8 @@ impl Default for AntiFloodConfig {
             rate_per_s: core.rate_per_s,
             burst: core.burst,
             ban_after_failures: core.ban_after_failures,
+            account_lockout_secs: secs(core.account_lockout),
+            ban_after_accounts: core.ban_after_accounts,
             failure_window_secs: secs(core.failure_window),
             ban_secs: secs(core.ban_duration),
             max_sources: u32::try_from(core.max_sources).unwrap_or(u32::MAX),

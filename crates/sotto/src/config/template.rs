@@ -77,9 +77,14 @@ enabled = true
 # beyond that its requests are dropped until it slows down.
 rate_per_s = {frate}
 burst = {fburst}
-# A source failing authentication ban_after_failures times within failure_window_secs is
-# ignored for ban_secs (what stops password guessing).
+# Authentication failures are counted per source address and account. An account failing
+# ban_after_failures times from one source within failure_window_secs is locked out from
+# that source for account_lockout_secs (403 with Retry-After: a mistyped password slows its
+# author, not the other users behind the same address); ban_after_accounts different
+# accounts failing from one source get the source ignored for ban_secs (password guessing).
 ban_after_failures = {fauth}
+account_lockout_secs = {flock}
+ban_after_accounts = {faccts}
 failure_window_secs = {fwin}
 ban_secs = {fban}
 # Sources tracked at once (memory stays bounded under a flood from many addresses).
@@ -157,6 +162,8 @@ ca = "/etc/ssl/certs/ca-certificates.crt"
         frate = f.rate_per_s,
         fburst = f.burst,
         fauth = f.ban_after_failures,
+        flock = f.account_lockout_secs,
+        faccts = f.ban_after_accounts,
         fwin = f.failure_window_secs,
         fban = f.ban_secs,
         fsrc = f.max_sources,

@@ -322,46 +322,77 @@ fn forking_200_cancels_the_other_branch() {
     );
 }
 
-#[test]
-fn five_wrong_passwords_get_the_source_banned() {
-    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
-    let mut answered = 0;
-    for i in 0..5 {
-        let msg = |auth: &str, b: &str| {
-            format!(
-                "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bK{b}{i}\r\n\
-                 Max-Forwards: 70\r\nTo: <sip:alice@example.test>\r\nFrom: <sip:alice@example.test>;tag=x\r\n\
-                 Call-ID: crack-{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@127.0.0.1:9000>\r\n{auth}\
-                 Content-Length: 0\r\n\r\n"
-            )
-        };
-        let out = h.send(&msg("", "a"), "127.0.0.1:9000");
-        let Some((_, chal)) = out.first() else { break };
-        answered += 1;
-        let creds = credentials(
-            chal,
-            "WWW-Authenticate",
-            "REGISTER",
-            "sip:127.0.0.1:5060",
-            "alice",
-            &format!("guess{i}"),
-        );
-        let out = h.send(
-            &msg(&format!("Authorization: {creds}\r\n"), "b"),
-            "127.0.0.1:9000",
-        );
-        if out.is_empty() {
-            break;
-        }
+/// A REGISTER of `user` from `src` answered with `password` (after the challenge); returns
+/// the status of the answer to the credentials, or of the first request if that was refused.
+fn guess(h: &mut Harness, user: &str, password: &str, src: &str, i: usize) -> Option<u16> {
+    let msg = |auth: &str, b: &str| {
+        format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch=z9hG4bK{b}{user}{i}\r\n\
+             Max-Forwards: 70\r\nTo: <sip:{user}@example.test>\r\nFrom: <sip:{user}@example.test>;tag=x\r\n\
+             Call-ID: crack-{user}-{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{user}@{src}>\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let status =
+        |out: &[(SocketAddr, String)]| out.first().and_then(|(_, r)| r.get(8..11)?.parse().ok());
+    let out = h.send(&msg("", "a"), src);
+    let (_, chal) = out.first()?;
+    if !chal.starts_with("SIP/2.0 401") {
+        return status(&out);
     }
-    // Four failures ban the source: the fifth attempt is never answered.
-    assert_eq!(answered, 4);
+    let creds = credentials(
+        chal,
+        "WWW-Authenticate",
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+        user,
+        password,
+    );
+    status(&h.send(&msg(&format!("Authorization: {creds}\r\n"), "b"), src))
+}
+
+#[test]
+fn four_wrong_passwords_lock_the_account_out_from_that_address_only() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    for i in 0..4 {
+        assert_eq!(
+            guess(&mut h, "alice", &format!("guess{i}"), "127.0.0.1:9000", i),
+            Some(401)
+        );
+    }
+    // The fifth attempt is refused loudly, even with the right password, from any port of
+    // that address; bob behind the same address is not touched.
+    let out = h.send(
+        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9001;branch=z9hG4bKz\r\n\
+          Max-Forwards: 70\r\nTo: <sip:alice@example.test>\r\nFrom: <sip:alice@example.test>;tag=x\r\n\
+          Call-ID: z\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
+        "127.0.0.1:9001",
+    );
+    let (_, r) = out.first().expect("alice is told");
+    assert!(r.starts_with("SIP/2.0 403"), "{r}");
+    assert!(
+        r.contains("Retry-After: ") && r.contains("too many failed authentications"),
+        "{r}"
+    );
+    assert_eq!(
+        guess(&mut h, "bob", "bobpw-wrong", "127.0.0.1:9002", 0),
+        Some(401),
+        "bob is answered"
+    );
+}
+
+#[test]
+fn wrong_passwords_for_three_accounts_ban_the_address() {
+    let mut h = Harness::new(ServerConfig::for_domain("example.test"));
+    for (i, user) in ["alice", "bob", "carol"].iter().enumerate() {
+        assert_eq!(guess(&mut h, user, "guess", "127.0.0.1:9000", i), Some(401));
+    }
     let out = h.send(
         "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bKo\r\nMax-Forwards: 70\r\n\
          To: <sip:example.test>\r\nFrom: <sip:x@example.test>;tag=o\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
         "127.0.0.1:9000",
     );
-    assert!(out.is_empty());
+    assert!(out.is_empty(), "a banned address is ignored: {out:?}");
 }
 
 // ---- RFC 5626 flow tokens: in-dialog requests over the connections of both parties ----
