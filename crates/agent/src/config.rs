@@ -23,6 +23,7 @@
 //! encryption = "mandatory"              # mandatory | optional | none
 //! methods = ["sdes"]                    # key exchanges, in order of preference: sdes, zrtp
 //! # zrtp_key_agreements = ["X255", "X448", "DH3k"]   # ZRTP preference (default X255 E255 X448 DH3k)
+//! # media_encryption = "zrtp"           # Linphone's spelling (zrtp | srtp | none): sets methods
 //! rtp_timeout_secs = 30                 # hang up when media stops for this long (0: never)
 //!
 //! [security]
@@ -200,6 +201,10 @@ pub struct MediaSection {
     /// empty: the default (`X255`, `E255`, `X448`, `DH3k`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zrtp_key_agreements: Vec<String>,
+    /// Linphone's spelling, when written: `zrtp`, `srtp` (SDES) or `none`; it sets
+    /// `methods` (and `none` sets `encryption = "none"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_encryption: Option<String>,
 }
 
 fn default_methods() -> Vec<KeyExchange> {
@@ -217,6 +222,7 @@ impl Default for MediaSection {
             methods: default_methods(),
             rtp_timeout_secs: default_rtp_timeout(),
             zrtp_key_agreements: Vec::new(),
+            media_encryption: None,
         }
     }
 }
@@ -413,6 +419,7 @@ impl AccountConfig {
                 message: "must be above 0".into(),
             });
         }
+        self.media_policy()?;
         if self.media.methods.is_empty() {
             return Err(ConfigError::Invalid {
                 field: "media.methods",
@@ -421,6 +428,24 @@ impl AccountConfig {
         }
         self.zrtp_preferences()?;
         Ok(())
+    }
+
+    /// The encryption policy and key exchanges: `[media] encryption` and `methods`, or
+    /// Linphone's `media_encryption` when written.
+    pub fn media_policy(&self) -> Result<(Encryption, Vec<KeyExchange>), ConfigError> {
+        let m = &self.media;
+        Ok(match m.media_encryption.as_deref() {
+            None => (m.encryption, m.methods.clone()),
+            Some("zrtp") => (m.encryption, vec![KeyExchange::Zrtp]),
+            Some("srtp" | "sdes") => (m.encryption, vec![KeyExchange::Sdes]),
+            Some("none") => (Encryption::None, m.methods.clone()),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    field: "media.media_encryption",
+                    message: format!("{other:?}: expected zrtp, srtp or none"),
+                });
+            }
+        })
     }
 
     /// The ZRTP algorithms to offer: the defaults, with `media.zrtp_key_agreements` when set.
@@ -573,6 +598,32 @@ mod tests {
             danger: DangerSection::default(),
             base_dir: PathBuf::new(),
         }
+    }
+
+    #[test]
+    fn linphone_media_encryption_sets_the_key_exchange() {
+        let mut c = sample();
+        assert_eq!(
+            c.media_policy().unwrap(),
+            (Encryption::Mandatory, vec![KeyExchange::Sdes])
+        );
+        c.media.media_encryption = Some("zrtp".into());
+        assert_eq!(
+            c.media_policy().unwrap(),
+            (Encryption::Mandatory, vec![KeyExchange::Zrtp])
+        );
+        c.media.media_encryption = Some("none".into());
+        assert_eq!(c.media_policy().unwrap().0, Encryption::None);
+        c.media.media_encryption = Some("dtls".into());
+        assert!(c.check().is_err(), "not in this build yet");
+        c.media.zrtp_key_agreements = vec!["X448".into(), "DH3k".into()];
+        c.media.media_encryption = None;
+        assert_eq!(
+            c.zrtp_preferences().unwrap().key_agreements,
+            vec![ZrtpKeyAgreement::X448, ZrtpKeyAgreement::Dh3k]
+        );
+        c.media.zrtp_key_agreements = vec!["EC25".into()];
+        assert!(c.check().is_err());
     }
 
     #[test]

@@ -473,3 +473,24 @@ fn a_second_stream_in_multistream_mode() {
         "DH mode with the cached secret"
     );
 }
+
+/// The auxiliary secret (kept in the cache per peer, or given for the call): proved by both
+/// sides when equal, reported as a mismatch (and left out of s0) when not.
+#[test]
+fn the_auxiliary_secret_is_proved_or_reported_as_differing() {
+    use sotto_crypto::secret::SecretBytes;
+    for (aux_a, aux_b, want) in [([5u8; 16], [5u8; 16], true), ([5u8; 16], [6u8; 16], false)] {
+        let (ca, cb) = (cache(1), cache(2));
+        ca.lock()
+            .unwrap()
+            .set_aux([2; 12], Some(SecretBytes::from_slice(&aux_a)));
+        cb.lock()
+            .unwrap()
+            .set_aux([1; 12], Some(SecretBytes::from_slice(&aux_b)));
+        let mut a = engine(&ca, ZrtpPreferences::default(), 1);
+        let mut b = engine(&cb, ZrtpPreferences::default(), 2);
+        let (oa, ob) = run(&mut a, &mut b, Duration::from_secs(5), |_| false);
+        let (sa, sb) = secure_pair(&oa, &ob);
+        assert_eq!((sa.aux_matched, sb.aux_matched), (Some(want), Some(want)));
+    }
+}

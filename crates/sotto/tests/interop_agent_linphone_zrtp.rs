@@ -1,8 +1,9 @@
 //! ZRTP between `sotto agent` and a real Linphone client (Debian `linphone-cli`, bzrtp 5.1),
 //! issue 11's "Real peers the tests must use":
 //!
-//! - through `sotto server` on the config `sotto init --domain example.test` writes, both
-//!   directions, once for each key agreement linphonec can be forced to (X255, X448, DH3k):
+//! - through `sotto server` on the config `sotto init --domain example.test` writes, and
+//!   directly over UDP, both directions, once for each key agreement linphonec can be forced
+//!   to (X255, X448, DH3k):
 //!   the call connects, both sides show the same SAS, each side's tone is in the other's
 //!   recording, the agent reports `zrtp_sas` and `call_security` (zrtp, end to end);
 //! - a second call between the same peers reuses the cache (`cache: match`); a SAS confirmed
@@ -353,16 +354,15 @@ fn agent_calls_linphonec_with_zrtp_dh3k() {
     through_server("zrtp-a2l-dh3k", "DH3k", true);
 }
 
-/// Direct calls over UDP, both ways: ZRTP needs no TLS and no danger switch to be end to
-/// end; the report says direct, udp, zrtp, end to end.
-#[test]
-fn direct_zrtp_calls_over_udp_both_ways() {
+/// Direct calls over UDP, both ways, with `ka`: ZRTP needs no TLS and no danger switch to be
+/// end to end; the report says direct, udp, zrtp, end to end.
+fn direct_both_ways(name: &str, ka: &str) {
     require_as_root(&LINPHONE_TOOLS, INSTALL_ALL);
-    let bench = Bench::start("zrtp-direct");
+    let bench = Bench::start(name);
     let account = zrtp_agent(&bench);
     for (n, agent_calls) in [(1, true), (2, false)] {
         let sc = Scenario {
-            ka: "X255",
+            ka,
             agent_calls,
             direct: true,
             n,
@@ -373,6 +373,21 @@ fn direct_zrtp_calls_over_udp_both_ways() {
         assert_eq!(security["end_to_end"], true, "{security}");
     }
     bench.server.stop();
+}
+
+#[test]
+fn direct_zrtp_calls_over_udp_both_ways_x255() {
+    direct_both_ways("zrtp-direct-x255", "X255");
+}
+
+#[test]
+fn direct_zrtp_calls_over_udp_both_ways_x448() {
+    direct_both_ways("zrtp-direct-x448", "X448");
+}
+
+#[test]
+fn direct_zrtp_calls_over_udp_both_ways_dh3k() {
+    direct_both_ways("zrtp-direct-dh3k", "DH3k");
 }
 
 /// The second call reuses the cache; a SAS confirmed on both sides after the first call is

@@ -27,7 +27,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS own (id INTEGER PRIMARY KEY CHECK (id = 0), zid BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS peers (
     zid BLOB PRIMARY KEY,
-    rs1 BLOB, rs2 BLOB, pbx BLOB,
+    rs1 BLOB, rs2 BLOB, pbx BLOB, aux BLOB,
     verified INTEGER NOT NULL,
     unsafe_mismatch INTEGER NOT NULL,
     uri TEXT,
@@ -58,6 +58,12 @@ impl ZidStore {
             let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600));
         }
         c.execute_batch(SCHEMA).map_err(|e| err(&self.path, e))?;
+        // Files written before the auxiliary secret was kept lack its column.
+        let has_aux = c.prepare("SELECT aux FROM peers LIMIT 0").is_ok();
+        if !has_aux {
+            c.execute_batch("ALTER TABLE peers ADD COLUMN aux BLOB")
+                .map_err(|e| err(&self.path, e))?;
+        }
         Ok(c)
     }
 
@@ -85,7 +91,7 @@ impl ZidStore {
         };
         let mut cache = ZidCache::new(zid);
         let mut q = c
-            .prepare("SELECT zid, rs1, rs2, pbx, verified, unsafe_mismatch, uri FROM peers")
+            .prepare("SELECT zid, rs1, rs2, pbx, verified, unsafe_mismatch, uri, aux FROM peers")
             .map_err(|e| err(&self.path, e))?;
         let rows = q
             .query_map([], |r| {
@@ -101,6 +107,7 @@ impl ZidStore {
                         verified: r.get::<_, i64>(4)? != 0,
                         unsafe_mismatch: r.get::<_, i64>(5)? != 0,
                         uri: r.get(6)?,
+                        aux: secret(r.get(7)?),
                     },
                 ))
             })
@@ -124,8 +131,8 @@ impl ZidStore {
         for (seq, (zid, p)) in cache.peers().enumerate() {
             let blob = |s: &Option<SecretBytes>| s.as_ref().map(|s| s.expose().to_vec());
             t.execute(
-                "INSERT INTO peers (zid, rs1, rs2, pbx, verified, unsafe_mismatch, uri, seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO peers (zid, rs1, rs2, pbx, verified, unsafe_mismatch, uri, seq, aux) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     zid.to_vec(),
                     blob(&p.rs1),
@@ -134,7 +141,8 @@ impl ZidStore {
                     p.verified,
                     p.unsafe_mismatch,
                     p.uri,
-                    seq as i64
+                    seq as i64,
+                    blob(&p.aux)
                 ],
             )
             .map_err(|e| err(&self.path, e))?;
@@ -161,6 +169,7 @@ mod tests {
             Some("sip:bob@example.test"),
         );
         c.set_verified([7; 12], true);
+        c.set_aux([7; 12], Some(SecretBytes::from_slice(&[9; 16])));
         store.save(&c).unwrap();
         let back = store.load(rng).unwrap();
         assert_eq!(back.zid(), &zid, "our ZID is kept");
@@ -168,5 +177,6 @@ mod tests {
         assert_eq!(p.rs1.as_ref().unwrap().expose(), &[1; 32]);
         assert!(p.verified && !p.unsafe_mismatch);
         assert_eq!(p.uri.as_deref(), Some("sip:bob@example.test"));
+        assert_eq!(p.aux.as_ref().unwrap().expose(), &[9; 16]);
     }
 }

@@ -19,6 +19,9 @@ pub struct PeerSecrets {
     pub rs2: Option<SecretBytes>,
     /// The PBX secret (trusted-MitM enrollment, §7.3), if enrolled.
     pub pbx: Option<SecretBytes>,
+    /// An auxiliary secret the application shares with this peer (§4.3: the messaging
+    /// layer binds identity keys to the SAS through it), used when the call gives none.
+    pub aux: Option<SecretBytes>,
     /// The users compared the SAS and confirmed it.
     pub verified: bool,
     /// A cache mismatch was seen and the SAS not verified since.
@@ -107,6 +110,12 @@ impl ZidCache {
         if let Some(u) = uri {
             e.uri = Some(u.to_owned());
         }
+        self.dirty = true;
+    }
+
+    /// Keeps `aux` as the auxiliary secret shared with `peer` (`None` forgets it).
+    pub fn set_aux(&mut self, peer: [u8; 12], aux: Option<SecretBytes>) {
+        self.peers.entry(peer).or_default().aux = aux;
         self.dirty = true;
     }
 

@@ -50,12 +50,13 @@ pub struct Held {
 }
 
 impl Held {
-    /// What the cache holds for the peer, and the application's auxiliary secret.
+    /// What the cache holds for the peer, and the auxiliary secret: the call's, else the one
+    /// the cache keeps for this peer.
     pub fn new(cached: Option<&PeerSecrets>, aux: Option<&SecretBytes>) -> Self {
         Held {
             rs1: cached.and_then(|c| c.rs1.clone()),
             rs2: cached.and_then(|c| c.rs2.clone()),
-            aux: aux.cloned(),
+            aux: aux.cloned().or_else(|| cached.and_then(|c| c.aux.clone())),
             pbx: cached.and_then(|c| c.pbx.clone()),
         }
     }
