@@ -99,6 +99,8 @@ pub struct AntiFloodConfig {
     pub ban_duration: Duration,
     /// Most source addresses tracked at once (bounded memory under a flood).
     pub max_sources: usize,
+    /// Networks never rate-limited, locked out or banned (an office's NAT, a trunk).
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for AntiFloodConfig {
@@ -113,6 +115,7 @@ impl Default for AntiFloodConfig {
             failure_window: Duration::from_secs(60),
             ban_duration: Duration::from_secs(600),
             max_sources: 65_536,
+            trusted_networks: Vec::new(),
         }
     }
 }

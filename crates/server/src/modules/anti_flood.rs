@@ -105,6 +105,11 @@ impl AntiFlood {
             .filter(|u| now < *u)
     }
 
+    /// Whether `ip` is in a trusted network (never limited, locked out or banned).
+    pub fn trusted(&self, ip: IpAddr) -> bool {
+        self.config.trusted_networks.iter().any(|n| n.contains(&ip))
+    }
+
     /// How many account lockouts were issued so far.
     pub fn lockouts(&self) -> u64 {
         self.lockouts
@@ -150,7 +155,7 @@ impl Module for AntiFlood {
     }
 
     fn on_request(&mut self, ctx: &mut RequestContext, now: Instant) -> Verdict {
-        if !self.config.enabled {
+        if !self.config.enabled || self.trusted(ctx.source.ip()) {
             return Verdict::Continue;
         }
         let rate = self.config.rate_per_s.max(0.0);
@@ -206,7 +211,7 @@ impl Module for AntiFlood {
     }
 
     fn on_auth_failure(&mut self, source: IpAddr, account: Option<&str>, now: Instant) {
-        if !self.config.enabled {
+        if !self.config.enabled || self.trusted(source) {
             return;
         }
         let window = self.config.failure_window;
@@ -403,6 +408,32 @@ mod tests {
             m.on_request(&mut c, t0 + Duration::from_millis(u64::from(i)));
         }
         assert_eq!(m.tracked(), 2);
+    }
+
+    #[test]
+    fn trusted_networks_are_never_limited_or_banned() {
+        let mut m = AntiFlood::new(AntiFloodConfig {
+            trusted_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            ..cfg()
+        });
+        let t0 = Instant::now();
+        let mut ctx = ctx_from("127.0.0.1:5060");
+        for _ in 0..100 {
+            assert_eq!(m.on_request(&mut ctx, t0), Verdict::Continue);
+        }
+        for user in ["a", "b", "c", "d"] {
+            m.on_auth_failure(ctx.source.ip(), Some(user), t0);
+        }
+        assert!(!m.is_banned(ctx.source.ip(), t0));
+        let mut other = ctx_from("192.0.2.1:5060");
+        for _ in 0..3 {
+            m.on_request(&mut other, t0);
+        }
+        assert_eq!(
+            m.on_request(&mut other, t0),
+            Verdict::Drop,
+            "others are limited"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use sotto_server::config::{DowngradePolicy, FederationConfig, ServerConfig};
 use sotto_server::locality::Alias;
 use sotto_sip::transaction::TimerConfig;
 
+use super::parse_network;
 use super::{Config, Downgrade};
 
 fn secs(s: u32) -> Duration {
@@ -51,6 +52,13 @@ impl Config {
         flood.failure_window = secs(m.anti_flood.failure_window_secs);
         flood.ban_duration = secs(m.anti_flood.ban_secs);
         flood.max_sources = m.anti_flood.max_sources as usize;
+        // Checked by `validate`: every entry parses.
+        flood.trusted_networks = m
+            .anti_flood
+            .trusted_networks
+            .iter()
+            .filter_map(|n| parse_network(n))
+            .collect();
         s.sanity.enabled = m.sanity.enabled;
         let auth = &mut s.authentication;
         auth.enabled = m.authentication.enabled;
@@ -123,6 +131,7 @@ ban_after_accounts = 6
 failure_window_secs = 30
 ban_secs = 45
 max_sources = 100
+trusted_networks = ["10.0.0.0/8", "192.0.2.7"]
 [modules.sanity]
 enabled = false
 [modules.authentication]
@@ -184,6 +193,11 @@ domains = ["Partner.Example"]
         assert_eq!(anti_flood.failure_window, Duration::from_secs(30));
         assert_eq!(anti_flood.ban_duration, Duration::from_secs(45));
         assert_eq!(anti_flood.max_sources, 100);
+        assert_eq!(anti_flood.trusted_networks.len(), 2);
+        assert!(
+            anti_flood.trusted_networks[1]
+                .contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap())
+        );
         assert!(!sanity.enabled);
         assert!(!authentication.enabled && !authentication.tls_client_certificates);
         assert_eq!(authentication.algorithms.len(), 1);
@@ -224,6 +238,12 @@ domains = ["Partner.Example"]
             parse("[modules.anti_flood]\nrate_per_s = 0\n").expect_err("no rate")
         );
         assert!(err.contains("rate_per_s"), "{err}");
+        let err = format!(
+            "{:#}",
+            parse("[modules.anti_flood]\ntrusted_networks = [\"10.0.0.0/33\"]\n")
+                .expect_err("bad network")
+        );
+        assert!(err.contains("trusted_networks"), "{err}");
         let err = format!(
             "{:#}",
             parse("[transactions]\nt1_ms = 5000\n").expect_err("t1 > t2")

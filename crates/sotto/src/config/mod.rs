@@ -151,6 +151,17 @@ impl Config {
         if flood.enabled && flood.ban_after_failures == 0 {
             anyhow::bail!("modules.anti_flood.ban_after_failures must be at least 1");
         }
+        if let Some(bad) = self
+            .modules
+            .anti_flood
+            .trusted_networks
+            .iter()
+            .find(|n| parse_network(n).is_none())
+        {
+            anyhow::bail!(
+                "modules.anti_flood.trusted_networks: {bad:?} is not a network (10.0.0.0/8) or an address"
+            );
+        }
         Ok(())
     }
 }

@@ -51,6 +51,8 @@ pub(crate) struct AntiFloodConfig {
     pub(crate) ban_secs: u32,
     /// Most source addresses tracked at once (bounded memory under a flood).
     pub(crate) max_sources: u32,
+    /// Networks (`10.0.0.0/8`) or addresses never rate-limited, locked out or banned.
+    pub(crate) trusted_networks: Vec<String>,
     /// Files written before the rate was per second: requests per window, read as `burst`
     /// and, over `window_secs`, as `rate_per_s`. Never written.
     #[serde(skip_serializing)]
@@ -73,10 +75,22 @@ impl Default for AntiFloodConfig {
             failure_window_secs: secs(core.failure_window),
             ban_secs: secs(core.ban_duration),
             max_sources: u32::try_from(core.max_sources).unwrap_or(u32::MAX),
+            trusted_networks: core
+                .trusted_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             max_requests: None,
             window_secs: None,
         }
     }
+}
+
+/// A network (`10.0.0.0/8`) or a single address (`192.0.2.7`).
+pub(crate) fn parse_network(s: &str) -> Option<ipnet::IpNet> {
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 impl AntiFloodConfig {

@@ -89,6 +89,8 @@ failure_window_secs = {fwin}
 ban_secs = {fban}
 # Sources tracked at once (memory stays bounded under a flood from many addresses).
 max_sources = {fsrc}
+# Networks or addresses never rate-limited, locked out or banned, e.g. ["10.0.0.0/8"].
+trusted_networks = []
 
 [modules.sanity]
 # Rejects malformed requests (400) and loops (483) before any other work.
