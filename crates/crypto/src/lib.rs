@@ -20,6 +20,7 @@ pub mod agreement;
 pub mod cipher;
 pub mod error;
 pub mod hash;
+pub mod hex;
 pub mod kdf;
 pub mod kem;
 pub mod mac;

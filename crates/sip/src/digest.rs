@@ -176,43 +176,10 @@ pub enum DigestError {
     Crypto,
 }
 
-/// Lower-case hex encoding.
-pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // invariant: a nibble is < 16, the length of DIGITS.
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
-/// Decodes hex (either case) into `out`; `false` if the length or a digit is wrong.
-pub(crate) fn hex_decode(s: &str, out: &mut [u8]) -> bool {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let s = s.as_bytes();
-    if s.len() != out.len() * 2 {
-        return false;
-    }
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        match (
-            pair.first().copied().and_then(nibble),
-            pair.get(1).copied().and_then(nibble),
-        ) {
-            (Some(h), Some(l)) => *o = (h << 4) | l,
-            _ => return false,
-        }
-    }
-    true
-}
+/// Hex decoding into a buffer (the crypto API's).
+pub(crate) use sotto_crypto::hex::decode as hex_decode;
+/// Lower-case hex encoding (the crypto API's, shared by every crate).
+pub(crate) use sotto_crypto::hex::encode as hex_lower;
 
 /// `hex(H(parts...))` with the algorithm's hash function, parts joined by `:`.
 pub(crate) fn hash_hex_joined(

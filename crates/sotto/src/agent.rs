@@ -246,7 +246,7 @@ fn sas_command(account: &AccountConfig, a: &SasArgs, json: bool) -> anyhow::Resu
     let mut cache = store
         .load(sotto_crypto_rust::provider().rng)
         .map_err(|e| anyhow::anyhow!(e))?;
-    let hex = |z: &[u8; 12]| z.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |z: &[u8; 12]| sotto_crypto::hex::encode(z);
     let matches: Vec<([u8; 12], Option<String>)> = cache
         .peers()
         .filter(|(z, p)| match &a.peer {

@@ -29,18 +29,8 @@ pub struct ZrtpExchange {
 /// `hash` of an `a=zrtp-hash:<version> <hex>` value.
 fn parse_zrtp_hash(value: &str) -> Option<[u8; 32]> {
     let (version, hex) = value.trim().split_once(' ')?;
-    if !version.starts_with("1.1") {
-        return None;
-    }
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    (version.starts_with("1.1") && sotto_crypto::hex::decode(hex.trim(), &mut out)).then_some(out)
 }
 
 /// The protection a (partial) result stands for.
@@ -69,7 +59,7 @@ pub fn protection_of(s: Option<&ZrtpSecured>) -> MediaProtection {
                 auth_tag: s.suite.auth_tag.label(),
                 sas_type: s.suite.sas_type.label(),
                 cache: s.cache.name().to_owned(),
-                peer_zid: s.peer_zid.iter().map(|b| format!("{b:02x}")).collect(),
+                peer_zid: sotto_crypto::hex::encode(&s.peer_zid),
                 peer_client: s.peer_client.clone(),
             })),
         },

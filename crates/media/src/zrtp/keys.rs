@@ -39,6 +39,26 @@ pub fn kdf(
     ))
 }
 
+/// `HMAC(key, data)` with the hash's HMAC, truncated to 64 bits: the shared-secret IDs
+/// (§4.3.1), the Confirm MAC (§5.7) and, with SHA-256, the hash-chain MACs (§9).
+pub fn mac64(
+    provider: &CryptoProvider,
+    hash: ZrtpHash,
+    key: &[u8],
+    data: &[u8],
+) -> Result<[u8; 8], ZrtpError> {
+    let k = provider
+        .mac
+        .hmac(hash.mac(), key)
+        .map_err(|_| ZrtpError::Crypto("HMAC"))?;
+    let mut out = [0u8; 64];
+    k.compute(&[data], &mut out[..hash.output_len()])
+        .map_err(|_| ZrtpError::Crypto("HMAC"))?;
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&out[..8]);
+    Ok(id)
+}
+
 /// The 64-bit ID of a shared secret (§4.3.1): `MAC(secret, label)` truncated, where the
 /// label is `Initiator`/`Responder` (rs1, rs2, pbxsecret) or the sender's H3 (auxsecret).
 pub fn secret_id(
@@ -47,16 +67,19 @@ pub fn secret_id(
     secret: &[u8],
     label: &[u8],
 ) -> Result<[u8; 8], ZrtpError> {
-    let k = provider
-        .mac
-        .hmac(hash.mac(), secret)
-        .map_err(|_| ZrtpError::Crypto("HMAC"))?;
-    let mut out = [0u8; 64];
-    k.compute(&[label], &mut out[..hash.output_len()])
-        .map_err(|_| ZrtpError::Crypto("HMAC"))?;
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&out[..8]);
-    Ok(id)
+    mac64(provider, hash, secret, label)
+}
+
+/// SHA-256 of `data` (the hash chain, the Hello hash of `a=zrtp-hash`: fixed, whatever is
+/// negotiated).
+pub fn sha256(provider: &CryptoProvider, data: &[u8]) -> Result<[u8; 32], ZrtpError> {
+    let o = provider
+        .hash
+        .hash(sotto_crypto::hash::HashAlgorithm::Sha256, &[data])
+        .ok_or(ZrtpError::Crypto("SHA-256"))?;
+    let mut a = [0u8; 32];
+    a.copy_from_slice(o.as_ref());
+    Ok(a)
 }
 
 /// The negotiated hash of the concatenation of `parts`.

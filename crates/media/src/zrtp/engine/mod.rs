@@ -208,15 +208,7 @@ impl ZrtpEngine {
             .rng
             .fill(&mut h0)
             .map_err(|_| ZrtpError::Crypto("random"))?;
-        let sha = |x: &[u8; 32]| -> Result<[u8; 32], ZrtpError> {
-            let o = provider
-                .hash
-                .hash(sotto_crypto::hash::HashAlgorithm::Sha256, &[x])
-                .ok_or(ZrtpError::Crypto("SHA-256"))?;
-            let mut a = [0u8; 32];
-            a.copy_from_slice(o.as_ref());
-            Ok(a)
-        };
+        let sha = |x: &[u8; 32]| super::keys::sha256(provider, x);
         let h1 = sha(&h0)?;
         let h2 = sha(&h1)?;
         let h3 = sha(&h2)?;
@@ -273,11 +265,8 @@ impl ZrtpEngine {
 
     /// SHA-256 of our Hello, hex, for our SDP's `a=zrtp-hash:1.10 <hash>` (§8.1).
     pub fn hello_hash(&self) -> String {
-        let h = self.provider.hash.hash(
-            sotto_crypto::hash::HashAlgorithm::Sha256,
-            &[&self.our_hello],
-        );
-        h.map(|h| h.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+        self.sha256(&self.our_hello)
+            .map(|h| sotto_crypto::hex::encode(&h))
             .unwrap_or_default()
     }
 
@@ -477,21 +466,12 @@ impl ZrtpEngine {
         let Some(expected) = self.config.peer_hello_hash else {
             return true;
         };
-        self.provider
-            .hash
-            .hash(sotto_crypto::hash::HashAlgorithm::Sha256, &[message])
-            .is_some_and(|h| sotto_crypto::ct_eq(h.as_ref(), &expected))
+        self.sha256(message)
+            .is_ok_and(|h| sotto_crypto::ct_eq(&h, &expected))
     }
 
     fn sha256(&self, data: &[u8]) -> Result<[u8; 32], ZrtpError> {
-        let o = self
-            .provider
-            .hash
-            .hash(sotto_crypto::hash::HashAlgorithm::Sha256, &[data])
-            .ok_or(ZrtpError::Crypto("SHA-256"))?;
-        let mut a = [0u8; 32];
-        a.copy_from_slice(o.as_ref());
-        Ok(a)
+        super::keys::sha256(self.provider, data)
     }
 
     fn random<const N: usize>(&self) -> Result<[u8; N], ZrtpError> {

@@ -42,17 +42,7 @@ fn confirm_mac(
     keys: &ConfirmKeys<'_>,
     data: &[u8],
 ) -> Result<[u8; 8], ZrtpError> {
-    let k = provider
-        .mac
-        .hmac(keys.hash.mac(), keys.mac_key)
-        .map_err(|_| ZrtpError::Crypto("HMAC"))?;
-    let mut out = [0u8; 64];
-    let n = keys.hash.output_len();
-    k.compute(&[data], &mut out[..n])
-        .map_err(|_| ZrtpError::Crypto("HMAC"))?;
-    let mut mac = [0u8; 8];
-    mac.copy_from_slice(&out[..8]);
-    Ok(mac)
+    crate::zrtp::keys::mac64(provider, keys.hash, keys.mac_key, data)
 }
 
 /// Writes Confirm1 (`first`) or Confirm2 with the random `iv`.

@@ -9,7 +9,6 @@ pub mod hello;
 pub mod small;
 
 use sotto_crypto::CryptoProvider;
-use sotto_crypto::mac::MacAlgorithm;
 
 use super::ZrtpError;
 
@@ -17,16 +16,7 @@ use super::ZrtpError;
 /// hash-chain value, truncated to 64 bits, whatever hash is negotiated (§9: the chain and
 /// these MACs use SHA-256, as bzrtp does).
 pub fn chain_mac(provider: &CryptoProvider, key: &[u8], data: &[u8]) -> Result<[u8; 8], ZrtpError> {
-    let k = provider
-        .mac
-        .hmac(MacAlgorithm::Sha256, key)
-        .map_err(|_| ZrtpError::Crypto("HMAC-SHA-256"))?;
-    let mut out = [0u8; 32];
-    k.compute(&[data], &mut out)
-        .map_err(|_| ZrtpError::Crypto("HMAC-SHA-256"))?;
-    let mut mac = [0u8; 8];
-    mac.copy_from_slice(&out[..8]);
-    Ok(mac)
+    super::keys::mac64(provider, super::algorithms::ZrtpHash::S256, key, data)
 }
 
 /// Checks the chain MAC at the end of `message` (its last 8 octets) in constant time.
