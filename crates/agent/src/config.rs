@@ -558,7 +558,7 @@ pub fn new_instance_urn(
     rng.fill(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = sotto_crypto::hex::encode(&b);
     Ok(format!(
         "urn:uuid:{}-{}-{}-{}-{}",
         h.get(0..8).unwrap_or_default(),

@@ -32,11 +32,8 @@ pub(crate) fn loop_hash(provider: &CryptoProvider, req: &Request) -> String {
         h.update(p.as_bytes());
     }
     let out = h.finish();
-    out.as_ref()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let h = out.as_ref();
+    sotto_crypto::hex::encode(h.get(..8).unwrap_or(h))
 }
 
 /// A fresh branch for a request whose loop hash is `hash`.
@@ -45,8 +42,7 @@ pub(crate) fn new_branch(provider: &CryptoProvider, hash: &str) -> String {
     // A failed RNG leaves zeros: the branch stays unique enough through the loop hash only
     // for one request; the provider never fails in practice.
     let _ = provider.rng.fill(&mut r);
-    let rand: String = r.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{PREFIX}{hash}.{rand}")
+    format!("{PREFIX}{hash}.{}", sotto_crypto::hex::encode(&r))
 }
 
 /// Whether `via` was added by this server (its sent-by is one of our listeners).

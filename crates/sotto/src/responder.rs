@@ -204,7 +204,7 @@ fn to_tag() -> String {
             .map_or(0, |d| d.as_nanos());
         raw = (nanos as u64).to_be_bytes();
     }
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    sotto_crypto::hex::encode(&raw)
 }
 
 mod answer {

@@ -143,7 +143,7 @@ pub(crate) fn host_of(a: SocketAddr) -> String {
 pub(crate) fn random_token(p: &CryptoProvider, bytes: usize) -> Result<String, UaError> {
     let mut b = vec![0u8; bytes.min(32)];
     p.rng.fill(&mut b).map_err(|_| UaError::Rng)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(sotto_crypto::hex::encode(&b))
 }
 
 /// A fresh RFC 3261 branch.

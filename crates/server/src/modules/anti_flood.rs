@@ -183,18 +183,15 @@ impl Module for AntiFlood {
         let Some(account) = account_of(&ctx.request) else {
             return Verdict::Continue;
         };
-        let Some(until) = self.locked_until(ctx.source.ip(), &account, now) else {
+        let Some(a) = s.accounts.iter_mut().find(|a| a.account == account) else {
+            return Verdict::Continue;
+        };
+        let Some(until) = a.locked_until.filter(|u| now < *u) else {
             return Verdict::Continue;
         };
         // Told once per lockout; after that, silence (a guessing tool that is answered keeps
         // hammering; one that is not gives up).
-        let told = self
-            .sources
-            .get_mut(&ctx.source.ip())
-            .and_then(|s| s.accounts.iter_mut().find(|a| a.account == account))
-            .map(|a| std::mem::replace(&mut a.told, true))
-            .unwrap_or(true);
-        if told {
+        if std::mem::replace(&mut a.told, true) {
             return Verdict::Drop;
         }
         let retry = until.saturating_duration_since(now).as_secs().max(1);

@@ -65,10 +65,7 @@ impl Registrar {
     fn push_random_token(&self, out: &mut String) {
         let mut r = [0u8; 12];
         let _ = self.provider.rng.fill(&mut r);
-        for b in r {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{b:02x}");
-        }
+        out.push_str(&sotto_crypto::hex::encode(&r));
     }
 
     /// The binding for one Contact of `ctx`'s REGISTER.

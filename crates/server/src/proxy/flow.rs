@@ -199,7 +199,7 @@ impl FlowTokens {
         // would only make the token fail verification.
         let _ = self.key.compute(&[&data], &mut tag);
         data.extend_from_slice(&tag);
-        data.iter().map(|b| format!("{b:02x}")).collect()
+        sotto_crypto::hex::encode(&data)
     }
 
     /// The flow named by `token`, if its MAC verifies.

@@ -789,14 +789,7 @@ fn fresh_tag(provider: &CryptoProvider) -> String {
 
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // A nibble indexes 16 digits: cannot fail.
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
+    sotto_crypto::hex::encode(bytes)
 }
 
 fn reply_dest(packet: &Packet) -> Destination {

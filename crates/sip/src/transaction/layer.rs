@@ -547,8 +547,7 @@ impl TransactionLayer {
         let mut r = Response::from_request(request, status);
         let mut raw = [0u8; 8];
         if self.provider.rng.fill(&mut raw).is_ok() {
-            let tag: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            r.set_to_tag(&tag);
+            r.set_to_tag(&sotto_crypto::hex::encode(&raw));
         }
         r
     }
