@@ -4,12 +4,14 @@
 //! (AES, GCM, CFB, HMAC, SHA-1/2, MD5, HKDF, ML-KEM; OpenSSL for finite-field DH) and
 //! the dalek crates (X25519, Ed25519), plus the pinned pre-release `x448` and
 //! `ed448-goldilocks` crates (covered by the RFC 7748/8032 vectors in this crate's tests).
+//! DTLS for DTLS-SRTP is OpenSSL's, driven through memory buffers (`dtls/`).
 //! No primitive is implemented by hand here.
 
 #![forbid(unsafe_code)]
 
 mod agreement;
 mod cipher;
+mod dtls;
 mod ffdh;
 mod hash;
 mod kdf;
@@ -31,6 +33,7 @@ pub static PROVIDER: CryptoProvider = CryptoProvider {
     signature: &signature::RustSignature,
     kem: &kem::RustKem,
     rng: &rng::RustRng,
+    dtls: &dtls::OpensslDtls,
 };
 
 /// Returns the default provider.

@@ -30,4 +30,7 @@ pub enum Error {
         /// Bytes needed.
         need: usize,
     },
+    /// The backend failed for a reason of its own (its message, no secret in it).
+    #[error("crypto backend: {0}")]
+    Backend(String),
 }

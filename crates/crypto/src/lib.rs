@@ -18,6 +18,7 @@
 
 pub mod agreement;
 pub mod cipher;
+pub mod dtls;
 pub mod error;
 pub mod hash;
 pub mod hex;
@@ -53,6 +54,8 @@ pub struct CryptoProvider {
     pub kem: &'static dyn kem::KemProvider,
     /// Cryptographically secure random numbers.
     pub rng: &'static dyn rng::SecureRandom,
+    /// DTLS 1.2 with `use_srtp`, for DTLS-SRTP.
+    pub dtls: &'static dyn dtls::DtlsProvider,
 }
 
 /// Constant-time equality of two byte strings (length is not secret).
