@@ -4,10 +4,10 @@
 
 use sotto_crypto::dtls::{DtlsConfig, DtlsRole, DtlsSession, SrtpProfile};
 
-fn pair(
-    client_profiles: &[SrtpProfile],
-    server_profiles: &[SrtpProfile],
-) -> (Box<dyn DtlsSession>, Box<dyn DtlsSession>, Vec<u8>, Vec<u8>) {
+/// A client, a server, and their certificates (DER).
+type Pair = (Box<dyn DtlsSession>, Box<dyn DtlsSession>, Vec<u8>, Vec<u8>);
+
+fn pair(client_profiles: &[SrtpProfile], server_profiles: &[SrtpProfile]) -> Pair {
     let p = sotto_crypto_rust::provider();
     let cc = p.dtls.generate_certificate("client").unwrap();
     let sc = p.dtls.generate_certificate("server").unwrap();
