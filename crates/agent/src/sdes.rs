@@ -89,6 +89,7 @@ impl SdesExchange {
         self.events.push_back(KeyExchangeEvent::KeysReady(SrtpKeys {
             outbound: srtp_policy(suite, &keys.local),
             inbound: srtp_policy(suite, remote),
+            rtcp: None,
         }));
         self.keys = Some(keys);
         Ok(())

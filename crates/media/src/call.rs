@@ -154,7 +154,14 @@ impl CallMedia {
         for s in &mut self.streams {
             let outbound = SrtpSession::new(self.provider, keys.outbound.clone())?;
             let inbound = SrtpSession::new(self.provider, keys.inbound.clone())?;
-            s.set_protection(Box::new(SrtpProtection::new(outbound, inbound)));
+            let mut p = SrtpProtection::new(outbound, inbound);
+            if let Some(rtcp) = &keys.rtcp {
+                p = p.with_rtcp(
+                    SrtpSession::new(self.provider, rtcp.outbound.clone())?,
+                    SrtpSession::new(self.provider, rtcp.inbound.clone())?,
+                );
+            }
+            s.set_protection(Box::new(p));
         }
         Ok(())
     }
@@ -171,7 +178,7 @@ impl CallMedia {
     ) -> Result<Inbound, MediaError> {
         match classify(pkt) {
             PacketClass::Zrtp | PacketClass::Dtls | PacketClass::Stun => {
-                self.keyx.handle_packet(now, pkt);
+                self.keyx.handle_packet(now, channel, pkt);
                 self.pump();
                 Ok(Inbound::KeyExchange)
             }
@@ -217,17 +224,14 @@ impl CallMedia {
         now: Instant,
         buf: &mut [u8],
     ) -> Result<Option<(usize, Transmit)>, MediaError> {
-        if let Some(len) = self.keyx.poll_transmit(now, buf) {
+        if let Some((len, channel)) = self.keyx.poll_transmit(now, buf) {
             self.pump();
-            if let Some(dst) = self.streams.first().and_then(RtpSession::remote_rtp) {
-                return Ok(Some((
-                    0,
-                    Transmit {
-                        dst,
-                        channel: Channel::Rtp,
-                        len,
-                    },
-                )));
+            let dst = self.streams.first().and_then(|s| match channel {
+                Channel::Rtp => s.remote_rtp(),
+                Channel::Rtcp => s.remote_rtcp(),
+            });
+            if let Some(dst) = dst {
+                return Ok(Some((0, Transmit { dst, channel, len })));
             }
         }
         if !self.is_flowing() {

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use sotto_crypto::rng::SecureRandom;
 
+use crate::session::Channel;
 use crate::srtp::SrtpPolicy;
 
 /// One SDP attribute line: `a=<name>[:<value>]`.
@@ -142,6 +143,18 @@ pub struct SrtpKeys {
     pub outbound: SrtpPolicy,
     /// What the peer sends is unprotected with this.
     pub inbound: SrtpPolicy,
+    /// RTCP's own keys, when its port agreed them apart (DTLS-SRTP without rtcp-mux runs a
+    /// handshake per port, RFC 5764 §4.1); `None`: RTCP uses the keys above.
+    pub rtcp: Option<RtcpKeys>,
+}
+
+/// SRTCP keys agreed apart from SRTP's.
+#[derive(Debug, Clone)]
+pub struct RtcpKeys {
+    /// What we send.
+    pub outbound: SrtpPolicy,
+    /// What the peer sends.
+    pub inbound: SrtpPolicy,
 }
 
 /// What a key exchange reports.
@@ -200,12 +213,13 @@ pub trait MediaKeyExchange: Send + std::fmt::Debug {
     /// The protection as it stands.
     fn protection(&self) -> MediaProtection;
 
-    /// A packet of this exchange received on the media path (ZRTP, DTLS; SDES has none).
-    fn handle_packet(&mut self, _now: Instant, _packet: &[u8]) {}
+    /// A packet of this exchange received on the media path (ZRTP, DTLS; SDES has none), on
+    /// the stream's RTP port or its separate RTCP port.
+    fn handle_packet(&mut self, _now: Instant, _channel: Channel, _packet: &[u8]) {}
 
     /// The next packet of this exchange to send on the media path, written into `buf`;
-    /// returns its length.
-    fn poll_transmit(&mut self, _now: Instant, _buf: &mut [u8]) -> Option<usize> {
+    /// returns its length and the port it leaves from (and goes to).
+    fn poll_transmit(&mut self, _now: Instant, _buf: &mut [u8]) -> Option<(usize, Channel)> {
         None
     }
 

@@ -71,7 +71,7 @@ impl MediaKeyExchange for Handshake {
             details: None,
         }
     }
-    fn handle_packet(&mut self, _now: Instant, packet: &[u8]) {
+    fn handle_packet(&mut self, _now: Instant, _channel: Channel, packet: &[u8]) {
         let peer = packet.get(8).copied().unwrap_or(0);
         if packet.get(9) == Some(&1) {
             self.events.push(KeyExchangeEvent::Failed {
@@ -83,6 +83,7 @@ impl MediaKeyExchange for Handshake {
         self.events.push(KeyExchangeEvent::KeysReady(SrtpKeys {
             outbound: policy(self.side),
             inbound: policy(peer),
+            rtcp: None,
         }));
         self.events
             .push(KeyExchangeEvent::Protection(MediaProtection::Zrtp {
@@ -92,14 +93,14 @@ impl MediaKeyExchange for Handshake {
                 details: None,
             }));
     }
-    fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<usize> {
+    fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<(usize, Channel)> {
         if self.hello_sent {
             return None;
         }
         self.hello_sent = true;
         let h = hello(self.side, false);
         buf.get_mut(..h.len())?.copy_from_slice(&h);
-        Some(h.len())
+        Some((h.len(), Channel::Rtp))
     }
     fn poll_event(&mut self) -> Option<KeyExchangeEvent> {
         (!self.events.is_empty()).then(|| self.events.remove(0))

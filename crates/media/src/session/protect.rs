@@ -109,12 +109,24 @@ pub struct SrtpProtection {
     pub outbound: SrtpSession,
     /// Unprotects what the peer sends (keyed with the peer's key).
     pub inbound: SrtpSession,
+    /// RTCP's own pair (outbound, inbound), when its keys were agreed apart.
+    pub rtcp: Option<(SrtpSession, SrtpSession)>,
 }
 
 impl SrtpProtection {
-    /// Pairs the two directions.
+    /// Pairs the two directions; RTCP uses the same sessions.
     pub fn new(outbound: SrtpSession, inbound: SrtpSession) -> Self {
-        SrtpProtection { outbound, inbound }
+        SrtpProtection {
+            outbound,
+            inbound,
+            rtcp: None,
+        }
+    }
+
+    /// RTCP protected by its own pair (DTLS-SRTP's handshake on the RTCP port).
+    pub fn with_rtcp(mut self, outbound: SrtpSession, inbound: SrtpSession) -> Self {
+        self.rtcp = Some((outbound, inbound));
+        self
     }
 }
 
@@ -128,11 +140,17 @@ impl Protection for SrtpProtection {
     }
 
     fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
-        self.outbound.protect_rtcp(buf, len)
+        match &mut self.rtcp {
+            Some((outbound, _)) => outbound.protect_rtcp(buf, len),
+            None => self.outbound.protect_rtcp(buf, len),
+        }
     }
 
     fn unprotect_rtcp(&mut self, pkt: &mut [u8]) -> Result<usize, SrtpError> {
-        self.inbound.unprotect_rtcp(pkt)
+        match &mut self.rtcp {
+            Some((_, inbound)) => inbound.unprotect_rtcp(pkt),
+            None => self.inbound.unprotect_rtcp(pkt),
+        }
     }
 
     fn rtp_overhead(&self) -> usize {

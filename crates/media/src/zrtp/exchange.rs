@@ -17,6 +17,7 @@ use crate::keyx::{
     KeyExchangeError, KeyExchangeEvent, KeyMethod, MediaKeyExchange, MediaProtection, RemoteMedia,
     SdpAttribute,
 };
+use crate::session::Channel;
 
 /// The ZRTP key exchange of one call's audio stream.
 #[derive(Debug)]
@@ -183,15 +184,19 @@ impl MediaKeyExchange for ZrtpExchange {
         self.protection.clone()
     }
 
-    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+    fn handle_packet(&mut self, now: Instant, channel: Channel, packet: &[u8]) {
+        if channel != Channel::Rtp {
+            // ZRTP runs on the RTP port only (RFC 6189 §4).
+            return;
+        }
         self.engine.handle_packet(now, packet);
         self.pump();
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, Channel)> {
         let n = self.engine.poll_transmit(now, buf);
         self.pump();
-        n
+        n.map(|n| (n, Channel::Rtp))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

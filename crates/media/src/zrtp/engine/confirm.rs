@@ -210,7 +210,11 @@ impl ZrtpEngine {
         self.secured = Some(s.clone());
         self.events.push_back(ZrtpEvent::Secure(
             s,
-            Box::new(SrtpKeys { outbound, inbound }),
+            Box::new(SrtpKeys {
+                outbound,
+                inbound,
+                rtcp: None,
+            }),
         ));
         Ok(())
     }
