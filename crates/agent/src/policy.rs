@@ -13,7 +13,9 @@
 use std::net::IpAddr;
 
 use sotto_crypto::CryptoProvider;
+use sotto_crypto::dtls::SrtpProfile;
 use sotto_crypto::rng::SecureRandom;
+use sotto_media::dtls::DtlsExchange;
 use sotto_media::keyx::{MediaKeyExchange, MediaProtection, NoKeyExchange};
 use sotto_media::zrtp::{ZrtpConfig, ZrtpExchange};
 use sotto_sdp::{EncryptionMode, EncryptionPolicy, LocalCapabilities, SdesSuite, Session};
@@ -94,9 +96,10 @@ pub(crate) fn offer_mode(
     dest: &Destination,
     direct: bool,
 ) -> Result<EncryptionMode, UaError> {
-    // ZRTP needs no TLS hop: its keys never travel in the signalling. It is never offered
-    // as optional: a peer without ZRTP fails the call rather than getting plain media.
-    if offers_zrtp(config) {
+    // ZRTP and DTLS-SRTP need no TLS hop: their keys never travel in the signalling. They
+    // are never offered as optional: a peer without them fails the call rather than getting
+    // plain media.
+    if offers_media_path_keys(config) {
         return Ok(EncryptionMode::Mandatory);
     }
     let sdes_ok = sdes_hop(config, dest.transport, direct).is_ok();
@@ -143,9 +146,33 @@ pub(crate) fn party_uri(party: &str) -> String {
     }
 }
 
-/// Whether our offers use ZRTP: it is the first of `[media] methods` and media is encrypted.
-pub(crate) fn offers_zrtp(config: &UaConfig) -> bool {
-    config.encryption != Encryption::None && config.methods.first() == Some(&KeyExchange::Zrtp)
+/// The key exchange our offers use when media is encrypted: the first of `[media] methods`.
+fn offered_method(config: &UaConfig) -> Option<KeyExchange> {
+    (config.encryption != Encryption::None)
+        .then(|| config.methods.first().copied())
+        .flatten()
+}
+
+/// Whether our offers agree keys on the media path (ZRTP, DTLS-SRTP), not in the SDP.
+pub(crate) fn offers_media_path_keys(config: &UaConfig) -> bool {
+    matches!(
+        offered_method(config),
+        Some(KeyExchange::Zrtp | KeyExchange::Dtls)
+    )
+}
+
+/// A DTLS-SRTP exchange on the agent's certificate; RTCP multiplexed when the peer agrees.
+fn dtls_exchange(
+    config: &UaConfig,
+    provider: &'static CryptoProvider,
+) -> Result<Box<dyn MediaKeyExchange>, UaError> {
+    let certificate = config
+        .dtls_certificate
+        .clone()
+        .ok_or_else(|| UaError::Policy("no DTLS certificate".into()))?;
+    DtlsExchange::new(provider, certificate, SrtpProfile::ALL.to_vec(), true)
+        .map(|x| Box::new(x) as Box<dyn MediaKeyExchange>)
+        .map_err(|e| UaError::Policy(e.reason))
 }
 
 /// A ZRTP exchange for a call with `peer`, on the agent's cache.
@@ -176,10 +203,11 @@ pub(crate) fn offer_key_exchange(
     provider: &'static CryptoProvider,
     peer: &str,
 ) -> Result<Box<dyn MediaKeyExchange>, UaError> {
-    Ok(match mode {
-        EncryptionMode::None => Box::new(NoKeyExchange),
-        _ if offers_zrtp(config) => zrtp_exchange(config, provider, peer)?,
-        mode => Box::new(SdesExchange::new(
+    Ok(match (mode, offered_method(config)) {
+        (EncryptionMode::None, _) => Box::new(NoKeyExchange),
+        (_, Some(KeyExchange::Zrtp)) => zrtp_exchange(config, provider, peer)?,
+        (_, Some(KeyExchange::Dtls)) => dtls_exchange(config, provider)?,
+        (mode, _) => Box::new(SdesExchange::new(
             SdesSuite::ALL.to_vec(),
             EncryptionPolicy {
                 mode,
@@ -189,10 +217,11 @@ pub(crate) fn offer_key_exchange(
     })
 }
 
-/// The key exchange that answers `offer` from `peer`: ZRTP when it is one of `[media]
-/// methods` and the offer's audio is `RTP/AVP` (where ZRTP runs; a peer that then sends no
-/// ZRTP fails the call, never plain media); SDES otherwise, which also applies the account's
-/// policy to plain offers. With ZRTP alone, an SDES offer is refused by the ZRTP exchange.
+/// The key exchange that answers `offer` from `peer`: DTLS-SRTP for a `UDP/TLS/RTP/SAVP`
+/// offer when it is one of `[media] methods`; ZRTP when it is one and the offer's audio is
+/// `RTP/AVP` (where ZRTP runs; a peer that then sends no ZRTP fails the call, never plain
+/// media); SDES otherwise, which also applies the account's policy to plain offers. With one
+/// media-path method alone, any other offer is refused by that exchange, with its reason.
 pub(crate) fn answer_key_exchange(
     config: &UaConfig,
     offer: &Session,
@@ -200,9 +229,16 @@ pub(crate) fn answer_key_exchange(
     peer: &str,
 ) -> Result<Box<dyn MediaKeyExchange>, UaError> {
     let audio = offer.media.iter().find(|m| m.kind == "audio");
-    let avp = audio.is_some_and(|m| matches!(m.proto.as_str(), "RTP/AVP" | "RTP/AVPF"));
-    let zrtp = config.encryption != Encryption::None && config.methods.contains(&KeyExchange::Zrtp);
+    let proto = audio.map_or("", |m| m.proto.as_str());
+    let avp = matches!(proto, "RTP/AVP" | "RTP/AVPF");
+    let dtls_offer = matches!(proto, "UDP/TLS/RTP/SAVP" | "UDP/TLS/RTP/SAVPF");
+    let encrypting = config.encryption != Encryption::None;
+    let zrtp = encrypting && config.methods.contains(&KeyExchange::Zrtp);
+    let dtls = encrypting && config.methods.contains(&KeyExchange::Dtls);
     let sdes = config.methods.contains(&KeyExchange::Sdes);
+    if dtls && (dtls_offer || (!sdes && !zrtp)) {
+        return dtls_exchange(config, provider);
+    }
     if zrtp && (avp || !sdes) {
         return zrtp_exchange(config, provider, peer);
     }

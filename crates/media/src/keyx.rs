@@ -84,6 +84,8 @@ pub enum MediaProtection {
         profile: Option<String>,
         /// Whether the peer's certificate matched the fingerprint of its SDP.
         fingerprint_verified: bool,
+        /// The handshake's particulars, once done.
+        details: Option<Box<DtlsDetails>>,
     },
 }
 
@@ -136,6 +138,19 @@ pub struct ZrtpDetails {
     pub peer_client: String,
 }
 
+/// What a DTLS-SRTP handshake agreed, for the security report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsDetails {
+    /// The TLS cipher suite of the handshake.
+    pub cipher: String,
+    /// Our side: `client` (`a=setup:active`) or `server`.
+    pub role: String,
+    /// The peer certificate's SHA-256 fingerprint, as SDP writes it.
+    pub peer_fingerprint: String,
+    /// Handshakes run: 1 (RTCP multiplexed) or 2 (one on the RTCP port too).
+    pub handshakes: usize,
+}
+
 /// The SRTP keys a key exchange agreed: one policy per direction.
 #[derive(Debug, Clone)]
 pub struct SrtpKeys {
@@ -145,7 +160,7 @@ pub struct SrtpKeys {
     pub inbound: SrtpPolicy,
     /// RTCP's own keys, when its port agreed them apart (DTLS-SRTP without rtcp-mux runs a
     /// handshake per port, RFC 5764 §4.1); `None`: RTCP uses the keys above.
-    pub rtcp: Option<RtcpKeys>,
+    pub rtcp: Option<Box<RtcpKeys>>,
 }
 
 /// SRTCP keys agreed apart from SRTP's.

@@ -15,6 +15,7 @@
 
 pub mod audio;
 pub mod call;
+pub mod dtls;
 pub mod hook;
 pub mod keyx;
 pub mod rtp;

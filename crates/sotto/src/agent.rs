@@ -1,7 +1,7 @@
 //! `sotto agent`: the user agent on the command line.
 //!
 //! - `sotto agent init --dir D --identity sip:alice@example.test --password P
-//!   --proxy sips:example.test --ca ca.pem [--dns 192.0.2.53:53] [--media-encryption sdes|none]`
+//!   --proxy sips:example.test --ca ca.pem [--dns 192.0.2.53:53] [--media-encryption sdes|zrtp|dtls|none]`
 //!   writes
 //!   `D/agent.toml` (mode 0600: it holds the password) and creates `D/data`. With
 //!   `--tls-listen 127.0.0.1:5071 --cert cert.pem --key key.pem [--trusted-host 127.0.0.1]`
@@ -112,7 +112,8 @@ struct InitArgs {
     #[arg(long, value_name = "FILE")]
     ca: PathBuf,
     /// Media encryption: sdes (mandatory SRTP keyed by SDES, the default), zrtp (mandatory
-    /// SRTP keyed end to end by ZRTP, with a SAS to compare) or none.
+    /// SRTP keyed end to end by ZRTP, with a SAS to compare), dtls (mandatory SRTP keyed by
+    /// DTLS-SRTP, certificates vouched for by the SDP fingerprints) or none.
     #[arg(long, value_name = "METHOD", default_value = "sdes")]
     media_encryption: String,
     /// Listen for direct calls over TLS on this address (needs --cert and --key).
@@ -288,13 +289,11 @@ fn sas_command(account: &AccountConfig, a: &SasArgs, json: bool) -> anyhow::Resu
 }
 
 fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
-    let encryption = match a.media_encryption.as_str() {
-        "sdes" | "zrtp" => Encryption::Mandatory,
-        "none" => Encryption::None,
-        "dtls" => bail!(
-            "--media-encryption {}: not available yet in this build; use sdes or zrtp",
-            a.media_encryption
-        ),
+    let (encryption, method) = match a.media_encryption.as_str() {
+        "sdes" | "srtp" => (Encryption::Mandatory, KeyExchange::Sdes),
+        "zrtp" => (Encryption::Mandatory, KeyExchange::Zrtp),
+        "dtls" => (Encryption::Mandatory, KeyExchange::Dtls),
+        "none" => (Encryption::None, KeyExchange::Sdes),
         other => bail!("--media-encryption {other:?}: expected sdes, zrtp, dtls or none"),
     };
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
@@ -327,11 +326,7 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
         },
         media: MediaSection {
             encryption,
-            methods: if a.media_encryption == "zrtp" {
-                vec![KeyExchange::Zrtp]
-            } else {
-                vec![KeyExchange::Sdes]
-            },
+            methods: vec![method],
             ..MediaSection::default()
         },
         security: SecuritySection {

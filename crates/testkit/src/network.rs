@@ -141,6 +141,7 @@ impl Network {
             methods: vec![sotto_agent::config::KeyExchange::Sdes],
             zrtp_preferences: Default::default(),
             zrtp_cache: None,
+            dtls_certificate: None,
             trusted_hosts: Vec::new(),
             user_agent: "sotto-testkit".into(),
             tls_listen: None,

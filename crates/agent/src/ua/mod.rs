@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
+use sotto_crypto::dtls::DtlsCertificate;
 use sotto_media::call::MediaEvent;
 use sotto_media::keyx::{MediaKeyExchange, MediaProtection};
 use sotto_media::zrtp::{ZidCache, ZrtpPreferences};
@@ -107,6 +108,9 @@ pub struct UaConfig {
     /// The ZRTP key-continuity cache (our ZID, the peers' retained secrets), loaded and
     /// stored by the driver; an agent without one gets a fresh in-memory cache.
     pub zrtp_cache: Option<Arc<Mutex<ZidCache>>>,
+    /// The DTLS-SRTP certificate (ECDSA P-256), loaded or made by the driver and kept in the
+    /// data directory; an agent with DTLS and none gets a fresh one in memory.
+    pub dtls_certificate: Option<Arc<DtlsCertificate>>,
     /// Hosts allowed to send requests outside the registration flow.
     pub trusted_hosts: Vec<IpAddr>,
     /// `User-Agent` header value.
@@ -154,6 +158,7 @@ impl UaConfig {
             methods: c.media_policy()?.1,
             zrtp_preferences: c.zrtp_preferences()?,
             zrtp_cache: None,
+            dtls_certificate: None,
             trusted_hosts: c.security.trusted_hosts.clone(),
             user_agent: format!("sotto-agent/{}", env!("CARGO_PKG_VERSION")),
             tls_listen: c.security.listen_tls,
@@ -388,6 +393,13 @@ impl UserAgent {
             let mut zid = [0u8; 12];
             provider.rng.fill(&mut zid).map_err(|_| UaError::Rng)?;
             config.zrtp_cache = Some(Arc::new(Mutex::new(ZidCache::new(zid))));
+        }
+        if config.dtls_certificate.is_none() && config.methods.contains(&KeyExchange::Dtls) {
+            let cert = provider
+                .dtls
+                .generate_certificate("sotto")
+                .map_err(|e| UaError::Policy(format!("DTLS certificate: {e}")))?;
+            config.dtls_certificate = Some(Arc::new(cert));
         }
         Ok(UserAgent {
             provider,

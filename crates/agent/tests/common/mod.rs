@@ -42,6 +42,7 @@ pub fn config(user: &str, encryption: Encryption) -> UaConfig {
         methods: vec![sotto_agent::config::KeyExchange::Sdes],
         zrtp_preferences: Default::default(),
         zrtp_cache: None,
+        dtls_certificate: None,
         trusted_hosts: Vec::new(),
         user_agent: "test".into(),
         tls_listen: None,
