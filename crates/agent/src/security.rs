@@ -67,6 +67,9 @@ pub struct SecurityReport {
     /// The key-continuity cache (ZRTP): `new`, `match` or `mismatch`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<String>,
+    /// The SHA-256 fingerprint of the peer's certificate (DTLS-SRTP), which matched its SDP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_fingerprint: Option<String>,
     /// Whether the media keys are known only to the two ends.
     pub end_to_end: bool,
     /// Whether the call is direct (signalling straight to the peer, no proxy).
@@ -88,6 +91,10 @@ impl SecurityReport {
     ) -> Self {
         let zrtp = match protection {
             MediaProtection::Zrtp { details, .. } => details.as_ref(),
+            _ => None,
+        };
+        let dtls = match protection {
+            MediaProtection::Dtls { details, .. } => details.as_ref(),
             _ => None,
         };
         let (sas, verified, end_to_end, note) = match protection {
@@ -122,12 +129,24 @@ impl SecurityReport {
             suite: protection.suite().map(str::to_owned),
             sas,
             verified,
-            key_exchange: zrtp.map(|d| {
-                format!(
-                    "{}/{}/{}/{}/{}",
-                    d.key_agreement, d.cipher, d.hash, d.auth_tag, d.sas_type
-                )
-            }),
+            key_exchange: zrtp
+                .map(|d| {
+                    format!(
+                        "{}/{}/{}/{}/{}",
+                        d.key_agreement, d.cipher, d.hash, d.auth_tag, d.sas_type
+                    )
+                })
+                .or_else(|| {
+                    dtls.map(|d| {
+                        format!(
+                            "DTLS1.2/{}/{} ({} handshake{})",
+                            d.cipher,
+                            d.role,
+                            d.handshakes,
+                            if d.handshakes == 1 { "" } else { "s" }
+                        )
+                    })
+                }),
             peer_trust: zrtp.map(|d| {
                 if d.cache == "mismatch" {
                     "unsafe"
@@ -139,6 +158,7 @@ impl SecurityReport {
                 .to_owned()
             }),
             cache: zrtp.map(|d| d.cache.clone()),
+            peer_fingerprint: dtls.map(|d| d.peer_fingerprint.clone()),
             end_to_end,
             direct: false,
             note: Some(note),

@@ -39,6 +39,7 @@ use sotto_agent::config::{
     AccountConfig, AccountSection, DangerSection, DataSection, DnsSection, Encryption,
     FORMAT_VERSION, KeyExchange, MediaSection, ProxySection, SecuritySection, new_instance_urn,
 };
+use sotto_agent::driver::dtls_store::CertificateStore;
 use sotto_agent::driver::zid_store::ZidStore;
 use sotto_agent::driver::{self, DriverConfig, Mode, Source};
 
@@ -460,6 +461,9 @@ fn drive(
         )))
         .filter(|d| !d.is_zero()),
         zrtp_store: Some(ZidStore::in_dir(&account.resolve(&account.data.dir))),
+        dtls_store: Some(CertificateStore::in_dir(
+            &account.resolve(&account.data.dir),
+        )),
         stdin_commands: stdin_is_ours(),
     };
     for name in account.danger.in_use() {

@@ -33,8 +33,8 @@ struct End {
 pub struct MediaLink {
     a: End,
     b: End,
-    a_to_b: Link<Vec<u8>>,
-    b_to_a: Link<Vec<u8>>,
+    a_to_b: Link<(Channel, Vec<u8>)>,
+    b_to_a: Link<(Channel, Vec<u8>)>,
     next_frame: Instant,
 }
 
@@ -187,18 +187,18 @@ impl MediaLink {
 }
 
 /// One 20 ms frame of `e`'s tone, and whatever else its media sends, into `link`.
-fn frame(e: &mut End, link: &mut Link<Vec<u8>>, now: Instant) {
+fn frame(e: &mut End, link: &mut Link<(Channel, Vec<u8>)>, now: Instant) {
     let mut pcm = [0i16; FRAME_SAMPLES];
     e.tone.fill(&mut pcm);
     let mut buf = [0u8; 1500];
     if let Ok(Some(t)) = e.media.send_audio(now, 0, &pcm, &mut buf)
         && let Some(b) = buf.get(..t.len)
     {
-        link.send(now, b.to_vec());
+        link.send(now, (t.channel, b.to_vec()));
     }
     while let Ok(Some((_, t))) = e.media.poll_transmit(now, &mut buf) {
         if let Some(b) = buf.get(..t.len) {
-            link.send(now, b.to_vec());
+            link.send(now, (t.channel, b.to_vec()));
         }
     }
     while let Some(ev) = e.media.poll_event() {
@@ -207,12 +207,12 @@ fn frame(e: &mut End, link: &mut Link<Vec<u8>>, now: Instant) {
 }
 
 /// What arrived at `to` by `now`, from `from`.
-fn deliver(link: &mut Link<Vec<u8>>, to: &mut End, from: SocketAddr, now: Instant) {
-    while let Some(mut pkt) = link.poll_receive(now) {
-        // RTP and RTCP share the port (rtcp-mux, which the agents offer and accept).
+fn deliver(link: &mut Link<(Channel, Vec<u8>)>, to: &mut End, from: SocketAddr, now: Instant) {
+    while let Some((channel, mut pkt)) = link.poll_receive(now) {
+        // Each datagram arrives on the port it was sent to (RTP, or RTCP's own port).
         if to
             .media
-            .handle_packet(now, 0, from, Channel::Rtp, &mut pkt)
+            .handle_packet(now, 0, from, channel, &mut pkt)
             .is_err()
         {
             to.refused += 1;

@@ -9,6 +9,7 @@
 // The edge: reading the clock is this module's job.
 #![allow(clippy::disallowed_methods)]
 
+pub mod dtls_store;
 mod media_task;
 mod proxy;
 mod session;
@@ -113,6 +114,8 @@ pub struct DriverConfig {
     pub rtp_timeout: Option<Duration>,
     /// Where the ZRTP key-continuity cache lives (`None`: in memory, forgotten at exit).
     pub zrtp_store: Option<zid_store::ZidStore>,
+    /// Where the DTLS-SRTP certificate lives (`None`: a new one in memory when needed).
+    pub dtls_store: Option<dtls_store::CertificateStore>,
     /// Read commands from standard input, one per line (`sas confirm`, `sas reject`).
     pub stdin_commands: bool,
 }
@@ -276,6 +279,13 @@ pub async fn run(
     {
         let cache = store.load(provider.rng).map_err(DriverError::Io)?;
         cfg.ua.zrtp_cache = Some(std::sync::Arc::new(std::sync::Mutex::new(cache)));
+    }
+    if let Some(store) = &cfg.dtls_store
+        && cfg.ua.dtls_certificate.is_none()
+        && cfg.ua.methods.contains(&crate::config::KeyExchange::Dtls)
+    {
+        let cert = store.load_or_create(provider).map_err(DriverError::Io)?;
+        cfg.ua.dtls_certificate = Some(std::sync::Arc::new(cert));
     }
     let mut ua = UserAgent::new(cfg.ua.clone(), provider)?;
     let zrtp_cache = ua.config().zrtp_cache.clone();
