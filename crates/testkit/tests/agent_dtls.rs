@@ -23,7 +23,7 @@ fn state(net: &Network, id: AgentId, call: CallId) -> Option<CallState> {
     })
 }
 
-fn media(net: &mut Network, id: AgentId) -> (NegotiatedMedia, Box<dyn MediaKeyExchange>) {
+fn media(net: &mut Network, id: AgentId) -> MediaHalf {
     let (call, neg) = net
         .events(id)
         .iter()
@@ -39,12 +39,11 @@ fn media(net: &mut Network, id: AgentId) -> (NegotiatedMedia, Box<dyn MediaKeyEx
     (neg, keyx)
 }
 
+/// One end's negotiated stream and key exchange.
+type MediaHalf = (NegotiatedMedia, Box<dyn MediaKeyExchange>);
+
 /// A connected DTLS call between alice and bob; their media halves.
-fn dtls_call() -> (
-    Network,
-    (NegotiatedMedia, Box<dyn MediaKeyExchange>),
-    (NegotiatedMedia, Box<dyn MediaKeyExchange>),
-) {
+fn dtls_call() -> (Network, MediaHalf, MediaHalf) {
     let mut net = Network::new("example.test");
     let link = LinkConfig {
         delay: Duration::from_millis(5),
