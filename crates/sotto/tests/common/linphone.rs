@@ -622,6 +622,18 @@ impl Linphonec {
         Self::start_with(base, setup.user, setup.rtp_port, setup.auto_answer, &rc)
     }
 
+    /// An instance set up as `setup` says but with mandatory DTLS-SRTP
+    /// (`media_encryption=dtls`; linphonec makes its own certificate in its data directory).
+    pub(crate) fn start_dtls(base: &Path, setup: &SdesSetup<'_>) -> Linphonec {
+        let rc = sdes_linphonerc(setup).replacen(
+            "media_encryption=srtp\n",
+            "media_encryption=dtls\n",
+            1,
+        );
+        assert!(rc.contains("media_encryption=dtls"), "{rc}");
+        Self::start_with(base, setup.user, setup.rtp_port, setup.auto_answer, &rc)
+    }
+
     /// An instance for direct calls over TLS (no account; see `direct_tls_linphonerc`),
     /// with mandatory SRTP keyed by SDES.
     pub(crate) fn start_direct_tls(
