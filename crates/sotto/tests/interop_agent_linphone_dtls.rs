@@ -231,19 +231,37 @@ fn is_dtls(hex: &str) -> bool {
 /// (both ways, every payload distinct, G.711 frames plus an 80-bit tag), and no RTP before
 /// the first DTLS record.
 fn check_dtls_capture(capture: &Capture, rtp_phone: u16, agent_udp: &[u16]) {
-    let rows = capture.fields(&[], "udp", &["udp.srcport", "udp.dstport", "udp.payload"]);
+    let rows = capture.fields(
+        &[],
+        "udp",
+        &[
+            "frame.time_relative",
+            "udp.srcport",
+            "udp.dstport",
+            "udp.payload",
+        ],
+    );
     // [RTP port, RTCP port] × [from linphonec, toward linphonec].
     let mut dtls = [[0usize; 2]; 2];
+    // First and last DTLS datagram on the RTP port, seconds into the capture.
+    let mut span: Option<(f64, f64)> = None;
     let mut srtp = [0usize; 2];
     let mut payloads = BTreeSet::new();
     for (i, row) in rows.iter().enumerate() {
-        let src = row.first().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
-        let dst = row.get(1).and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
-        let hex = row.get(2).cloned().unwrap_or_default().to_ascii_lowercase();
+        let t = row
+            .first()
+            .and_then(|p| p.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        let src = row.get(1).and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+        let dst = row.get(2).and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+        let hex = row.get(3).cloned().unwrap_or_default().to_ascii_lowercase();
         let toward = usize::from(dst == rtp_phone || dst == rtp_phone + 1);
         let port = usize::from(src == rtp_phone + 1 || dst == rtp_phone + 1);
         if is_dtls(&hex) {
             dtls[port][toward] += 1;
+            if port == 0 {
+                span = Some(span.map_or((t, t), |(a, _)| (a, t)));
+            }
             continue;
         }
         let b0 = u8::from_str_radix(hex.get(0..2).unwrap_or("00"), 16).unwrap_or(0);
@@ -270,6 +288,14 @@ fn check_dtls_capture(capture: &Capture, rtp_phone: u16, agent_udp: &[u16]) {
         "capture: DTLS RTP port {:?}, RTCP port {:?} (from, toward linphonec); SRTP {srtp:?}",
         dtls[0], dtls[1]
     );
+    if let Some((first, last)) = span {
+        // The handshake's time on loopback, first to last datagram (a figure, not a bound).
+        println!(
+            "{}",
+            serde_json::json!({"figure": "dtls_handshake_loopback_ms",
+                "value": ((last - first) * 1e3 * 100.0).round() / 100.0})
+        );
+    }
     for (port, name) in [(0, "RTP"), (1, "RTCP")] {
         assert!(
             dtls[port][0] >= 2 && dtls[port][1] >= 2,

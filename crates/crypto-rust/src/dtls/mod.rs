@@ -40,6 +40,7 @@ use sotto_crypto::dtls::{
 use sotto_crypto::secret::SecretBytes;
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use channel::DatagramChannel;
 
@@ -89,26 +90,8 @@ impl DtlsProvider for OpensslDtls {
     }
 
     fn session(&self, config: &DtlsConfig<'_>) -> Result<Box<dyn DtlsSession>, Error> {
-        let mut ctx = SslContext::builder(SslMethod::dtls()).map_err(backend)?;
-        ctx.set_min_proto_version(Some(SslVersion::DTLS1_2))
-            .map_err(backend)?;
-        let cert = X509::from_der(&config.certificate.certificate_der).map_err(backend)?;
-        let key = PKey::private_key_from_pkcs8(config.certificate.private_key_der.expose())
-            .map_err(backend)?;
-        ctx.set_certificate(&cert).map_err(backend)?;
-        ctx.set_private_key(&key).map_err(backend)?;
-        ctx.check_private_key().map_err(backend)?;
-        let profiles: Vec<&str> = config.profiles.iter().map(|p| p.name()).collect();
-        ctx.set_tlsext_use_srtp(&profiles.join(":"))
-            .map_err(backend)?;
-        // Any certificate: the caller checks it against the SDP fingerprint.
-        ctx.set_verify_callback(
-            SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
-            |_, _| true,
-        );
-        // Our "socket" has no path MTU to ask: the MTU is the caller's.
-        ctx.set_options(SslOptions::NO_QUERY_MTU);
-        let mut ssl = Ssl::new(&ctx.build()).map_err(backend)?;
+        let ctx = context(config)?;
+        let mut ssl = Ssl::new(&ctx).map_err(backend)?;
         ssl.set_mtu(u32::try_from(config.mtu).unwrap_or(1200))
             .map_err(backend)?;
         match config.role {
@@ -123,6 +106,55 @@ impl DtlsProvider for OpensslDtls {
             to_send: VecDeque::new(),
         }))
     }
+}
+
+/// Contexts already built, by certificate and profiles: building one (OpenSSL 3 loads its
+/// cipher tables, the key is parsed and checked) costs more than the handshake's own
+/// signature, and an agent uses one certificate for all its calls.
+static CONTEXTS: Mutex<Vec<(Vec<u8>, String, SslContext)>> = Mutex::new(Vec::new());
+
+/// How many contexts are kept (one per certificate and profile list in use).
+const MAX_CONTEXTS: usize = 8;
+
+/// The context for `config`'s certificate and profiles, built once.
+fn context(config: &DtlsConfig<'_>) -> Result<SslContext, Error> {
+    let der = &config.certificate.certificate_der;
+    let profiles: Vec<&str> = config.profiles.iter().map(|p| p.name()).collect();
+    let profiles = profiles.join(":");
+    if let Ok(cache) = CONTEXTS.lock()
+        && let Some((_, _, ctx)) = cache.iter().find(|(d, p, _)| d == der && *p == profiles)
+    {
+        return Ok(ctx.clone());
+    }
+    let ctx = build_context(config, &profiles)?;
+    if let Ok(mut cache) = CONTEXTS.lock() {
+        if cache.len() >= MAX_CONTEXTS {
+            cache.remove(0);
+        }
+        cache.push((der.clone(), profiles, ctx.clone()));
+    }
+    Ok(ctx)
+}
+
+fn build_context(config: &DtlsConfig<'_>, profiles: &str) -> Result<SslContext, Error> {
+    let mut ctx = SslContext::builder(SslMethod::dtls()).map_err(backend)?;
+    ctx.set_min_proto_version(Some(SslVersion::DTLS1_2))
+        .map_err(backend)?;
+    let cert = X509::from_der(&config.certificate.certificate_der).map_err(backend)?;
+    let key = PKey::private_key_from_pkcs8(config.certificate.private_key_der.expose())
+        .map_err(backend)?;
+    ctx.set_certificate(&cert).map_err(backend)?;
+    ctx.set_private_key(&key).map_err(backend)?;
+    ctx.check_private_key().map_err(backend)?;
+    ctx.set_tlsext_use_srtp(profiles).map_err(backend)?;
+    // Any certificate: the caller checks it against the SDP fingerprint.
+    ctx.set_verify_callback(
+        SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        |_, _| true,
+    );
+    // Our "socket" has no path MTU to ask: the MTU is the caller's.
+    ctx.set_options(SslOptions::NO_QUERY_MTU);
+    Ok(ctx.build())
 }
 
 /// One handshake on OpenSSL.

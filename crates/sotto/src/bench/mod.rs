@@ -1,5 +1,6 @@
 //! `sotto bench`: hot-path benchmarks that print JSON.
 
+mod dtls;
 mod registrar;
 mod sip;
 mod srtp;
@@ -22,6 +23,8 @@ pub(crate) enum BenchCommand {
     Registrar(registrar::RegistrarBenchArgs),
     /// Whole ZRTP handshakes between two in-process endpoints (CPU per handshake).
     Zrtp(zrtp::ZrtpBenchArgs),
+    /// Whole DTLS-SRTP key exchanges between two in-process endpoints (CPU per exchange).
+    Dtls(dtls::DtlsBenchArgs),
 }
 
 /// Runs one benchmark command.
@@ -31,5 +34,6 @@ pub(crate) fn run(cmd: BenchCommand, json: bool) -> anyhow::Result<()> {
         BenchCommand::Sip(args) => sip::run(args, json),
         BenchCommand::Registrar(args) => registrar::run(args, json),
         BenchCommand::Zrtp(args) => zrtp::run(args, json),
+        BenchCommand::Dtls(args) => dtls::run(args, json),
     }
 }
