@@ -49,6 +49,10 @@ fn negotiate(a: &mut DtlsExchange, b: &mut DtlsExchange, mux: bool) {
         });
     }
     assert!(answer.contains(&SdpAttribute::new("setup", "active")));
+    // RFC 8842: the offer names its association; the answer does since the offer did.
+    let tls_id = |a: &[SdpAttribute]| a.iter().find(|x| x.name == "tls-id").cloned();
+    assert!(tls_id(&offer).is_some() && tls_id(&answer).is_some());
+    assert_ne!(tls_id(&offer), tls_id(&answer));
     a.answered(remote(&answer)).unwrap();
 }
 
@@ -286,6 +290,13 @@ fn offers_without_fingerprint_or_with_another_profile_are_refused() {
         .unwrap_err();
     assert!(e.reason.contains("UDP/TLS/RTP/SAVP"), "{}", e.reason);
     assert!(Fingerprint::parse(&a.fingerprint().to_string()).is_some());
+    // An offer without a=tls-id (linphonec's) gets an answer without one.
+    let attrs = [
+        SdpAttribute::new("fingerprint", a.fingerprint().to_string()),
+        SdpAttribute::new("setup", "actpass"),
+    ];
+    let answer = b.answer(remote(&attrs), rng).unwrap();
+    assert!(answer.iter().all(|x| x.name != "tls-id"), "{answer:?}");
 }
 
 #[test]

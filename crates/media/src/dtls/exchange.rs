@@ -107,6 +107,10 @@ pub struct DtlsExchange {
     /// Our `a=setup` in the SDP we sent.
     setup: Setup,
     peer_fingerprints: Vec<Fingerprint>,
+    /// Our `a=tls-id` (RFC 8842), drawn at the first offer or answer.
+    tls_id: Option<String>,
+    /// Whether our SDP carries it: always in an offer, in an answer when the offer did.
+    send_tls_id: bool,
     components: Vec<Component>,
     early: Vec<(Channel, Vec<u8>)>,
     deadline: Option<Instant>,
@@ -144,6 +148,8 @@ impl DtlsExchange {
             role: None,
             setup: Setup::ActPass,
             peer_fingerprints: Vec::new(),
+            tls_id: None,
+            send_tls_id: true,
             components: Vec::new(),
             early: Vec::new(),
             deadline: None,
@@ -167,11 +173,29 @@ impl DtlsExchange {
         self.role
     }
 
-    fn our_attributes(&self) -> Vec<SdpAttribute> {
-        vec![
+    fn our_attributes(
+        &mut self,
+        rng: &dyn SecureRandom,
+    ) -> Result<Vec<SdpAttribute>, KeyExchangeError> {
+        let mut attrs = vec![
             SdpAttribute::new("setup", self.setup.as_str()),
             SdpAttribute::new("fingerprint", self.fingerprint.to_string()),
-        ]
+        ];
+        if self.send_tls_id {
+            if self.tls_id.is_none() {
+                let mut id = [0u8; 16];
+                rng.fill(&mut id).map_err(|_| KeyExchangeError {
+                    status: 500,
+                    warning_code: 399,
+                    reason: "the random number generator failed".into(),
+                })?;
+                self.tls_id = Some(sotto_crypto::hex::encode(&id));
+            }
+            if let Some(id) = &self.tls_id {
+                attrs.push(SdpAttribute::new("tls-id", id.clone()));
+            }
+        }
+        Ok(attrs)
     }
 
     /// Reads the peer's fingerprints and whether it multiplexes RTCP; refuses a stream that
@@ -194,6 +218,10 @@ impl DtlsExchange {
                 "the {what} has no usable a=fingerprint (SHA-1 or SHA-2): its DTLS \
                  certificate could not be authenticated"
             )));
+        }
+        if !self.components.is_empty() || self.finished {
+            // A repeated offer or answer (a re-INVITE): the association stands.
+            return Ok(());
         }
         let mux = self.rtcp_mux && remote.attributes.iter().any(|a| a.name == "rtcp-mux");
         let role = self.role.ok_or_else(|| refuse("no DTLS role".into()))?;
@@ -387,15 +415,16 @@ impl MediaKeyExchange for DtlsExchange {
         "UDP/TLS/RTP/SAVP"
     }
 
-    fn offer(&mut self, _rng: &dyn SecureRandom) -> Result<Vec<SdpAttribute>, KeyExchangeError> {
+    fn offer(&mut self, rng: &dyn SecureRandom) -> Result<Vec<SdpAttribute>, KeyExchangeError> {
         self.setup = Setup::ActPass;
-        Ok(self.our_attributes())
+        self.send_tls_id = true;
+        self.our_attributes(rng)
     }
 
     fn answer(
         &mut self,
         offered: RemoteMedia<'_>,
-        _rng: &dyn SecureRandom,
+        rng: &dyn SecureRandom,
     ) -> Result<Vec<SdpAttribute>, KeyExchangeError> {
         // RFC 4145 §4: no a=setup means active.
         let (setup, role) = match Self::peer_setup(offered)?.unwrap_or(Setup::Active) {
@@ -403,14 +432,18 @@ impl MediaKeyExchange for DtlsExchange {
             Setup::Active => (Setup::Passive, DtlsRole::Server),
             Setup::HoldConn => return Err(refuse("a=setup:holdconn: no connection to key".into())),
         };
-        self.setup = setup;
-        self.role = Some(role);
+        if self.components.is_empty() {
+            // A re-INVITE keeps the roles of the association it does not replace.
+            self.setup = setup;
+            self.role = Some(role);
+        }
         self.take_peer(offered, "offer")?;
-        Ok(self.our_attributes())
+        self.send_tls_id = offered.attributes.iter().any(|a| a.name == "tls-id");
+        self.our_attributes(rng)
     }
 
     fn answered(&mut self, answer: RemoteMedia<'_>) -> Result<(), KeyExchangeError> {
-        self.role = Some(match Self::peer_setup(answer)?.unwrap_or(Setup::Active) {
+        let role = Some(match Self::peer_setup(answer)?.unwrap_or(Setup::Active) {
             Setup::Active => DtlsRole::Server,
             Setup::Passive => DtlsRole::Client,
             other => {
@@ -420,6 +453,9 @@ impl MediaKeyExchange for DtlsExchange {
                 )));
             }
         });
+        if self.components.is_empty() {
+            self.role = role;
+        }
         self.take_peer(answer, "answer")
     }
 
