@@ -7,14 +7,14 @@
 
 use aes::{Aes128, Aes128Enc, Aes192Enc, Aes256, Aes256Enc};
 use aes_gcm::aead::AeadInOut;
-use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::consts::{U12, U16};
 use cfb_mode::cipher::{
     Block, BlockCipherEncrypt, InnerIvInit, KeyInit, StreamCipher, StreamCipherCoreWrapper,
 };
 use sotto_crypto::Error;
 use sotto_crypto::cipher::{
-    AES_BLOCK_LEN, AeadKey, AesBlockKey, AesCfbKey, AesCtrKey, CipherProvider, GCM_NONCE_LEN,
-    GCM_TAG_LEN,
+    AES_BLOCK_LEN, AeadIv16Key, AeadKey, AesBlockKey, AesCfbKey, AesCtrKey, CipherProvider,
+    GCM_NONCE_LEN, GCM_TAG_LEN,
 };
 
 /// RustCrypto implementation of [`CipherProvider`].
@@ -161,6 +161,51 @@ where
     }
 }
 
+/// AES-256-GCM with a 128-bit IV (LIME's Double Ratchet).
+struct Gcm16(aes_gcm::AesGcm<Aes256, U16>);
+
+impl AeadIv16Key for Gcm16 {
+    fn seal_in_place_detached(
+        &self,
+        iv: &[u8; AES_BLOCK_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag_out: &mut [u8],
+    ) -> Result<(), Error> {
+        if tag_out.len() != GCM_TAG_LEN {
+            return Err(Error::InvalidLength {
+                what: "GCM tag",
+                got: tag_out.len(),
+            });
+        }
+        let tag = self
+            .0
+            .encrypt_inout_detached(iv.into(), aad, data.into())
+            .map_err(|_| Error::InvalidLength {
+                what: "GCM input",
+                got: data.len(),
+            })?;
+        tag_out.copy_from_slice(&tag);
+        Ok(())
+    }
+
+    fn open_in_place_detached(
+        &self,
+        iv: &[u8; AES_BLOCK_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Error> {
+        let tag: &[u8; GCM_TAG_LEN] = tag.try_into().map_err(|_| Error::InvalidLength {
+            what: "GCM tag",
+            got: tag.len(),
+        })?;
+        self.0
+            .decrypt_inout_detached(iv.into(), aad, data.into(), tag.into())
+            .map_err(|_| Error::AuthenticationFailed)
+    }
+}
+
 impl CipherProvider for RustCipher {
     fn aes_ctr(&self, key: &[u8]) -> Result<Box<dyn AesCtrKey>, Error> {
         Ok(match key.len() {
@@ -183,6 +228,15 @@ impl CipherProvider for RustCipher {
             )),
             n => return Err(key_err(n)),
         })
+    }
+
+    fn aes256_gcm_iv16(&self, key: &[u8]) -> Result<Box<dyn AeadIv16Key>, Error> {
+        if key.len() != 32 {
+            return Err(key_err(key.len()));
+        }
+        Ok(Box::new(Gcm16(aes_gcm::AesGcm::<Aes256, U16>::from(
+            new_enc::<Aes256>(key)?,
+        ))))
     }
 
     fn aes_cfb(&self, key: &[u8]) -> Result<Box<dyn AesCfbKey>, Error> {
@@ -226,6 +280,34 @@ mod tests {
         let mut b: [u8; 16] = h("6bc1bee22e409f96e93d7e117393172a").try_into().unwrap();
         k.encrypt_block(&mut b);
         assert_eq!(b.to_vec(), h("3ad77bb40d7a3660a89ecaf32466ef97"));
+    }
+
+    /// AES-256-GCM with a 16-byte IV (GHASHed into J0), as LIME uses it; the known answer
+    /// from Python `cryptography` (OpenSSL).
+    #[test]
+    fn gcm_with_a_16_byte_iv_known_answer() {
+        let key: Vec<u8> = (0..32).collect();
+        let iv: [u8; 16] = core::array::from_fn(|i| 100 + i as u8);
+        let k = RustCipher.aes256_gcm_iv16(&key).unwrap();
+        let pt = b"a LIME message seed, 32 bytes!!".to_vec();
+        let mut d = pt.clone();
+        let mut tag = [0u8; 16];
+        k.seal_in_place_detached(&iv, b"lime header", &mut d, &mut tag)
+            .unwrap();
+        let want = h(concat!(
+            "b9930f18a95107b5d78adee820b2cc163f143cecbcdcd22ba7f9600bead626",
+            "bf246e9cc3caa3bacf4f7692e7f391e5"
+        ));
+        assert_eq!([&d[..], &tag[..]].concat(), want);
+        k.open_in_place_detached(&iv, b"lime header", &mut d, &tag)
+            .unwrap();
+        assert_eq!(d, pt);
+        tag[0] ^= 1;
+        assert_eq!(
+            k.open_in_place_detached(&iv, b"lime header", &mut d, &tag),
+            Err(Error::AuthenticationFailed)
+        );
+        assert!(RustCipher.aes256_gcm_iv16(&key[..16]).is_err());
     }
 
     #[test]

@@ -84,6 +84,39 @@ fn rfc5869_sha256_cases() {
     assert_eq!(unhex(cases[0].prk).len(), 32);
 }
 
+/// HKDF-SHA512 as LIME uses it (X3DH's SK: 64 zero octets of salt, F ‖ DH outputs, info
+/// "Lime"; the cipher-message key: no salt, info "DR Message Key Derivation"); known answers
+/// from Python `cryptography` (OpenSSL).
+#[test]
+fn sha512_known_answers_of_lime_shaped_inputs() {
+    let kdf = provider().kdf;
+    let ikm: Vec<u8> = [0xffu8; 32].into_iter().chain(0..96).collect();
+    let mut sk = [0u8; 32];
+    kdf.hkdf(HashAlgorithm::Sha512, &[0u8; 64], &ikm, &[b"Lime"], &mut sk)
+        .unwrap();
+    assert_eq!(
+        sotto_crypto::hex::encode(&sk),
+        "a1392a8be51289b2abda3689b19e078bee32d24c3ea3aa76494f2702713fc76b"
+    );
+    let seed: Vec<u8> = (0..32).collect();
+    let mut key_iv = [0u8; 48];
+    kdf.hkdf(
+        HashAlgorithm::Sha512,
+        &[],
+        &seed,
+        &[b"DR Message Key Derivation"],
+        &mut key_iv,
+    )
+    .unwrap();
+    assert_eq!(
+        sotto_crypto::hex::encode(&key_iv),
+        concat!(
+            "109184a9e3b155c7d60739cecdd59325d5d44874b1d83e867a4877c12b535cc0",
+            "af2237da9e649b15e176fa4ef2b22b04"
+        )
+    );
+}
+
 #[test]
 fn sha384_sha512_are_distinct_and_self_consistent() {
     let kdf = provider().kdf;

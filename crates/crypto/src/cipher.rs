@@ -9,6 +9,8 @@
 //!   AES-CM as SRTP uses it (RFC 3711 §4.1.1; 128, 192 and 256-bit keys, RFC 6188).
 //! - [`AeadKey`]: AES-GCM with a 96-bit nonce and a 128-bit tag (RFC 5116, as used by
 //!   RFC 7714), in place with a detached tag.
+//! - [`AeadIv16Key`]: AES-256-GCM with a 128-bit IV (the IV is GHASHed, NIST SP 800-38D
+//!   §7.1), as LIME's Double Ratchet uses it.
 //! - [`AesCfbKey`]: AES in full-block CFB mode (CFB-128), as ZRTP's Confirm messages use it.
 //! - [`AesBlockKey`]: single-block AES encryption (key derivation functions built on AES).
 
@@ -63,6 +65,28 @@ pub trait AeadKey: Send + Sync {
     fn key_len(&self) -> usize;
 }
 
+/// A keyed AES-GCM with a 128-bit IV and a 16-byte tag.
+pub trait AeadIv16Key: Send + Sync {
+    /// Encrypts `data` in place and writes the tag into `tag_out` (exactly 16 bytes).
+    fn seal_in_place_detached(
+        &self,
+        iv: &[u8; AES_BLOCK_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag_out: &mut [u8],
+    ) -> Result<(), Error>;
+
+    /// Checks `tag` (constant time) and decrypts `data` in place; on
+    /// [`Error::AuthenticationFailed`] `data` is left unchanged.
+    fn open_in_place_detached(
+        &self,
+        iv: &[u8; AES_BLOCK_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Error>;
+}
+
 /// A keyed AES cipher in full-block cipher feedback mode (CFB-128).
 pub trait AesCfbKey: Send + Sync {
     /// Encrypts `data` in place.
@@ -83,6 +107,8 @@ pub trait CipherProvider: Send + Sync + core::fmt::Debug {
     fn aes_ctr(&self, key: &[u8]) -> Result<Box<dyn AesCtrKey>, Error>;
     /// AES-GCM keyed with `key` (16 or 32 bytes).
     fn aes_gcm(&self, key: &[u8]) -> Result<Box<dyn AeadKey>, Error>;
+    /// AES-256-GCM with a 128-bit IV; `key` is 32 bytes.
+    fn aes256_gcm_iv16(&self, key: &[u8]) -> Result<Box<dyn AeadIv16Key>, Error>;
     /// AES-CFB-128 keyed with `key` (16, 24 or 32 bytes).
     fn aes_cfb(&self, key: &[u8]) -> Result<Box<dyn AesCfbKey>, Error>;
     /// Single-block AES keyed with `key` (16, 24 or 32 bytes).

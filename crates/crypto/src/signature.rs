@@ -5,7 +5,15 @@
 //! from its seed ([`SignatureProvider::from_seed`]): 32 octets for Ed25519, 57 for Ed448, as
 //! the RFC's "private key". Verification is a provider method on public bytes.
 //!
-//! Ed25519ctx, Ed25519ph, Ed448 with a context and Ed448ph are not offered.
+//! Ed25519ctx with the empty context ([`SignatureAlgorithm::Ed25519Ctx`], RFC 8032 §5.1 with
+//! `dom2(0, "")`, what LIME signs with on Curve25519) is offered beside plain Ed25519;
+//! Ed25519ph, Ed448 with a context and Ed448ph are not.
+//!
+//! An EdDSA key also serves Diffie-Hellman on the birationally equivalent Montgomery curve
+//! ([`SignatureProvider::agreement_key`], [`SignatureProvider::agreement_public_key`]):
+//! X25519 from Ed25519 (`u = (1+y)/(1−y)`, the private scalar from the hashed seed), X448 from
+//! Ed448 (`u = y²(1−dy²)/(1−y²)`, the private key the first 56 octets of SHAKE256(seed)), as
+//! LIME does with its identity keys.
 
 use crate::Error;
 use crate::rng::SecureRandom;
@@ -14,8 +22,11 @@ use crate::rng::SecureRandom;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SignatureAlgorithm {
-    /// Ed25519 (RFC 8032 §5.1), empty context.
+    /// Ed25519 (RFC 8032 §5.1), pure, no context.
     Ed25519,
+    /// Ed25519ctx (RFC 8032 §5.1) with the empty context: every SHA-512 of signing and
+    /// verifying is prefixed with `dom2(0, "")`. Same keys as Ed25519, other signatures.
+    Ed25519Ctx,
     /// Ed448 (RFC 8032 §5.2), empty context.
     Ed448,
 }
@@ -24,7 +35,7 @@ impl SignatureAlgorithm {
     /// Length in bytes of the private seed.
     pub const fn seed_len(self) -> usize {
         match self {
-            SignatureAlgorithm::Ed25519 => 32,
+            SignatureAlgorithm::Ed25519 | SignatureAlgorithm::Ed25519Ctx => 32,
             SignatureAlgorithm::Ed448 => 57,
         }
     }
@@ -32,7 +43,7 @@ impl SignatureAlgorithm {
     /// Length in bytes of the encoded public key.
     pub const fn public_key_len(self) -> usize {
         match self {
-            SignatureAlgorithm::Ed25519 => 32,
+            SignatureAlgorithm::Ed25519 | SignatureAlgorithm::Ed25519Ctx => 32,
             SignatureAlgorithm::Ed448 => 57,
         }
     }
@@ -40,8 +51,18 @@ impl SignatureAlgorithm {
     /// Length in bytes of a signature.
     pub const fn signature_len(self) -> usize {
         match self {
-            SignatureAlgorithm::Ed25519 => 64,
+            SignatureAlgorithm::Ed25519 | SignatureAlgorithm::Ed25519Ctx => 64,
             SignatureAlgorithm::Ed448 => 114,
+        }
+    }
+
+    /// The Diffie-Hellman of the Montgomery form of its keys (X25519, X448).
+    pub const fn agreement(self) -> crate::agreement::AgreementAlgorithm {
+        match self {
+            SignatureAlgorithm::Ed25519 | SignatureAlgorithm::Ed25519Ctx => {
+                crate::agreement::AgreementAlgorithm::X25519
+            }
+            SignatureAlgorithm::Ed448 => crate::agreement::AgreementAlgorithm::X448,
         }
     }
 }
@@ -137,4 +158,26 @@ pub trait SignatureProvider: Send + Sync + core::fmt::Debug {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), Error>;
+
+    /// The Diffie-Hellman private key (X25519 or X448, see the module documentation) of the
+    /// signing key whose seed is `seed`.
+    ///
+    /// Errors: [`Error::InvalidLength`] for a wrongly sized seed.
+    fn agreement_key(
+        &self,
+        algorithm: SignatureAlgorithm,
+        seed: &[u8],
+    ) -> Result<Box<dyn crate::agreement::PrivateKey>, Error>;
+
+    /// The Diffie-Hellman public key (X25519 or X448) of the EdDSA `public_key`, written
+    /// into the start of `out`; returns its length.
+    ///
+    /// Errors: [`Error::InvalidLength`], [`Error::InvalidPublicValue`] if the key does not
+    /// decode to a point, [`Error::BufferTooSmall`].
+    fn agreement_public_key(
+        &self,
+        algorithm: SignatureAlgorithm,
+        public_key: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error>;
 }
