@@ -1,0 +1,222 @@
+//! Local devices through the key server logic (in memory): registration, bundles fetched when
+//! a session is missing, a message to a user's devices and the sender's other device, replies,
+//! errors of the protocol, and each OPk served once, also to many threads at once.
+
+use std::sync::Arc;
+
+use sotto_crypto::CryptoProvider;
+use sotto_lime::keyserver::{KeyServer, Limits, MemoryKeyStore};
+use sotto_lime::protocol::{ErrorCode, Request, Response};
+use sotto_lime::{CurveId, EncryptionPolicy, LimeError, LimeUser, PeerTrust};
+
+fn p() -> &'static CryptoProvider {
+    sotto_crypto_rust::provider()
+}
+
+fn server() -> KeyServer<MemoryKeyStore> {
+    KeyServer::new(
+        MemoryKeyStore::default(),
+        vec![CurveId::C25519, CurveId::C448],
+        Limits::default(),
+    )
+}
+
+fn register(ks: &KeyServer<MemoryKeyStore>, curve: CurveId, id: &str) -> LimeUser {
+    let (u, body) = LimeUser::create(p(), id, curve, 5).unwrap();
+    let reply = ks.handle(id, &body);
+    assert!(matches!(
+        Response::parse(curve, &reply),
+        Ok(Response::Ack(_))
+    ));
+    u
+}
+
+/// Encrypts, fetching bundles for devices without a session.
+fn send(
+    ks: &KeyServer<MemoryKeyStore>,
+    from: &mut LimeUser,
+    to_user: &str,
+    devices: &[&str],
+    text: &[u8],
+) -> sotto_lime::Encrypted {
+    let needed = from.sessions_needed(devices);
+    if !needed.is_empty() {
+        let reply = ks.handle(from.device_id(), &from.bundle_request(&needed));
+        assert!(from.handle_bundles(p(), &reply).unwrap().is_empty());
+    }
+    from.encrypt(p(), to_user, devices, text, EncryptionPolicy::CipherMessage)
+        .unwrap()
+}
+
+#[test]
+fn alice_writes_to_bob_and_her_other_device_and_bob_answers() {
+    for curve in [CurveId::C25519, CurveId::C448] {
+        let ks = server();
+        let (a1, a2, b1) = (
+            "sip:alice@example.test;gr=a1",
+            "sip:alice@example.test;gr=a2",
+            "sip:bob@example.test;gr=b1",
+        );
+        let mut alice1 = register(&ks, curve, a1);
+        let mut alice2 = register(&ks, curve, a2);
+        let mut bob = register(&ks, curve, b1);
+        assert!(matches!(
+            alice1.encrypt(
+                p(),
+                "sip:bob@example.test",
+                &[b1],
+                b"x",
+                EncryptionPolicy::default()
+            ),
+            Err(LimeError::NoSession(_))
+        ));
+        let enc = send(
+            &ks,
+            &mut alice1,
+            "sip:bob@example.test",
+            &[b1, a2],
+            b"hi bob",
+        );
+        for (dev, user) in [(&mut bob, b1), (&mut alice2, a2)] {
+            let dr = &enc.dr_messages.iter().find(|(d, _)| d == user).unwrap().1;
+            let (plain, status) = dev
+                .decrypt(p(), a1, "sip:bob@example.test", dr, &enc.cipher_message)
+                .unwrap();
+            assert_eq!(&plain[..], b"hi bob");
+            assert!(status.first_contact);
+            assert_eq!(status.trust, PeerTrust::Untrusted);
+            assert_eq!(dev.opk_count(), 4, "the OPk used is forgotten");
+        }
+        // Bob answers without fetching anything: his session came with the first message.
+        assert!(bob.sessions_needed(&[a1]).is_empty());
+        let reply = bob
+            .encrypt(
+                p(),
+                "sip:alice@example.test",
+                &[a1],
+                b"hi alice",
+                EncryptionPolicy::DrMessage,
+            )
+            .unwrap();
+        let (plain, status) = alice1
+            .decrypt(
+                p(),
+                b1,
+                "sip:alice@example.test",
+                &reply.dr_messages[0].1,
+                &reply.cipher_message,
+            )
+            .unwrap();
+        assert_eq!(&plain[..], b"hi alice");
+        assert!(!status.first_contact);
+        // A second message from alice: no X3DH init any more.
+        let again = send(&ks, &mut alice1, "sip:bob@example.test", &[b1], b"again");
+        let h = sotto_lime::header::parse(curve, &again.dr_messages[0].1).unwrap();
+        assert!(h.x3dh_init.is_none());
+        let (plain, _) = bob
+            .decrypt(
+                p(),
+                a1,
+                "sip:bob@example.test",
+                &again.dr_messages[0].1,
+                &again.cipher_message,
+            )
+            .unwrap();
+        assert_eq!(&plain[..], b"again");
+        // Trust: confirming bob's key, then a different key for his device, makes it unsafe.
+        let bob_ik = bob.identity_key().to_vec();
+        alice1.set_peer_trust(b1, &bob_ik, PeerTrust::Trusted);
+        assert_eq!(alice1.peer(b1).unwrap().trust, PeerTrust::Trusted);
+        alice1.set_peer_trust(b1, &vec![9u8; bob_ik.len()], PeerTrust::Trusted);
+        assert_eq!(alice1.peer(b1).unwrap().trust, PeerTrust::Unsafe);
+    }
+}
+
+#[test]
+fn protocol_errors_have_their_codes() {
+    let ks = server();
+    let code = |reply: Vec<u8>| match Response::parse(CurveId::C25519, &reply) {
+        Err(LimeError::Server { code, .. }) => code,
+        other => panic!("{other:?}"),
+    };
+    let (u, body) = LimeUser::create(p(), "d1", CurveId::C25519, 2).unwrap();
+    assert_eq!(
+        code(ks.handle("d1", &[0x02, 0x09, 0x01])),
+        ErrorCode::BadProtocolVersion as u8
+    );
+    assert_eq!(
+        code(ks.handle("d1", &[0x01, 0x09, 0x07])),
+        ErrorCode::BadCurve as u8
+    );
+    assert_eq!(
+        code(ks.handle("d1", &body[..body.len() - 1])),
+        ErrorCode::BadSize as u8
+    );
+    assert_eq!(code(ks.handle("", &body)), ErrorCode::MissingSenderId as u8);
+    assert_eq!(
+        code(ks.handle("d1", &Request::GetSelfOpks.encode(CurveId::C25519))),
+        ErrorCode::UserNotFound as u8
+    );
+    assert!(Response::parse(CurveId::C25519, &ks.handle("d1", &body)).is_ok());
+    assert_eq!(code(ks.handle("d1", &body)), ErrorCode::UserAlreadyIn as u8);
+    let reply = ks.handle("d1", &Request::GetSelfOpks.encode(CurveId::C25519));
+    assert!(matches!(
+        Response::parse(CurveId::C25519, &reply),
+        Ok(Response::SelfOpks(ids)) if ids.len() == 2
+    ));
+    // Too many OPks for one device.
+    let mut u = u;
+    let many = u.new_opks(p(), 600).unwrap();
+    assert_eq!(
+        code(ks.handle("d1", &many)),
+        ErrorCode::ResourceLimitReached as u8
+    );
+    // A device on the other curve has no bundle for this one.
+    let (_, b448) = LimeUser::create(p(), "d448", CurveId::C448, 1).unwrap();
+    ks.handle("d448", &b448);
+    let reply = ks.handle("d1", &u.bundle_request(&["d448".into(), "nobody".into()]));
+    assert_eq!(
+        u.handle_bundles(p(), &reply).unwrap(),
+        vec!["d448", "nobody"]
+    );
+}
+
+/// 200 fetches of one device's bundle from 8 threads: its 50 OPks are each served once, the
+/// other 150 bundles come without one.
+#[test]
+fn an_opk_is_served_at_most_once_under_concurrent_requests() {
+    let ks = Arc::new(server());
+    let (_, body) = LimeUser::create(p(), "bob", CurveId::C25519, 50).unwrap();
+    ks.handle("bob", &body);
+    let (asker, reg) = LimeUser::create(p(), "alice", CurveId::C25519, 0).unwrap();
+    ks.handle("alice", &reg);
+    let req = Arc::new(asker.bundle_request(&["bob".into()]));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (ks, req) = (ks.clone(), req.clone());
+            std::thread::spawn(move || {
+                (0..25)
+                    .filter_map(|_| {
+                        match Response::parse(CurveId::C25519, &ks.handle("alice", &req)) {
+                            Ok(Response::PeerBundles(e)) => match &e[0] {
+                                sotto_lime::protocol::BundleEntry::Bundle(b) => {
+                                    b.opk.as_ref().map(|(_, id)| *id)
+                                }
+                                _ => None,
+                            },
+                            other => panic!("{other:?}"),
+                        }
+                    })
+                    .collect::<Vec<u32>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<u32> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 50, "each OPk handed out, none twice");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+}
