@@ -1,0 +1,355 @@
+//! sotto's LIME against Linphone's own (Debian `liblime-dev` 5.1, its C API, driven by
+//! `liblime_peer.c`, built here with cc), on Curve25519 and on Curve448. Both register on
+//! sotto's key server logic (in process: the harness's key-server posts come to it), then:
+//!
+//! - liblime writes first to a sotto device (X3DH init from liblime), sotto decrypts and
+//!   answers (the ratchet turns), liblime decrypts;
+//! - sotto writes first to another liblime device (X3DH init from sotto, the SPk signature
+//!   checked by liblime), liblime decrypts and answers, sotto decrypts;
+//! - under the cipher-message policy (Linphone's chat) and the DR-message policy, and to two
+//!   devices at once; a tampered message fails on both sides.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use sotto_crypto::CryptoProvider;
+use sotto_crypto::hex;
+use sotto_lime::keyserver::{KeyServer, Limits, MemoryKeyStore};
+use sotto_lime::{CurveId, EncryptionPolicy, LimeUser, PeerTrust};
+
+fn p() -> &'static CryptoProvider {
+    sotto_crypto_rust::provider()
+}
+
+const INSTALL: &str = "install with: apt-get install -y liblime-dev gcc";
+
+/// Builds the harness once per test binary.
+fn harness() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build).clone()
+}
+
+fn build() -> std::path::PathBuf {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("liblime_peer");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/liblime_peer.c");
+    assert!(
+        std::path::Path::new("/usr/include/lime/lime_ffi.h").exists(),
+        "liblime is not installed: {INSTALL}"
+    );
+    let status = Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(src)
+        .args(["-llime", "-lbctoolbox"])
+        .status()
+        .unwrap_or_else(|e| panic!("running cc: {e} ({INSTALL})"));
+    assert!(status.success(), "building the liblime harness failed");
+    out
+}
+
+/// A running liblime peer.
+struct Liblime {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    _dir: std::path::PathBuf,
+}
+
+impl Liblime {
+    fn start(name: &str) -> Liblime {
+        let dir = std::env::temp_dir().join(format!("sotto-liblime-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(harness())
+            .arg(dir.join("lime.sqlite"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the liblime harness");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut l = Liblime {
+            child,
+            stdin,
+            stdout,
+            _dir: dir,
+        };
+        assert_eq!(l.line(), "READY");
+        l
+    }
+
+    fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.stdout.read_line(&mut s).expect("harness output");
+        assert!(!s.is_empty(), "the liblime harness exited");
+        s.trim_end().to_owned()
+    }
+
+    /// Sends `cmd`; answers its key-server posts from `ks`; returns the result line.
+    fn run(&mut self, ks: &KeyServer<MemoryKeyStore>, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        loop {
+            let l = self.line();
+            let Some(rest) = l.strip_prefix("POST ") else {
+                return l;
+            };
+            let (from, body) = rest.split_once(' ').expect("POST FROM HEX");
+            let reply = ks.handle(from, &unhex(body));
+            writeln!(self.stdin, "RESP 200 {}", hex::encode(&reply)).unwrap();
+        }
+    }
+}
+
+impl Drop for Liblime {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    if s == "-" {
+        return Vec::new();
+    }
+    let mut out = vec![0u8; s.len() / 2];
+    assert!(hex::decode(s, &mut out), "hex: {s}");
+    out
+}
+
+fn h(b: &[u8]) -> String {
+    if b.is_empty() {
+        "-".into()
+    } else {
+        hex::encode(b)
+    }
+}
+
+/// liblime's encrypt: (cipher message, [(device, status, DR message)]).
+fn lime_encrypt(
+    lime: &mut Liblime,
+    ks: &KeyServer<MemoryKeyStore>,
+    local: &str,
+    user: &str,
+    policy: u8,
+    text: &[u8],
+    devices: &[&str],
+) -> (Vec<u8>, Vec<(String, u8, Vec<u8>)>) {
+    let out = lime.run(
+        ks,
+        &format!(
+            "encrypt {local} {user} {policy} {} {}",
+            h(text),
+            devices.join(" ")
+        ),
+    );
+    let mut parts = out.split(' ');
+    assert_eq!(parts.next(), Some("ENC"), "{out}");
+    let cipher = unhex(parts.next().unwrap());
+    let recs = parts
+        .map(|r| {
+            // DEVICE|STATUS|HEXDR (a GRUU holds '=' but no '|').
+            let mut f = r.rsplitn(3, '|');
+            let dr = unhex(f.next().unwrap());
+            let st: u8 = f.next().unwrap().parse().unwrap();
+            (f.next().unwrap().to_owned(), st, dr)
+        })
+        .collect();
+    (cipher, recs)
+}
+
+/// liblime's decrypt: (status, plaintext).
+fn lime_decrypt(
+    lime: &mut Liblime,
+    ks: &KeyServer<MemoryKeyStore>,
+    local: &str,
+    user: &str,
+    sender: &str,
+    dr: &[u8],
+    cipher: &[u8],
+) -> (u8, Vec<u8>) {
+    let out = lime.run(
+        ks,
+        &format!("decrypt {local} {user} {sender} {} {}", h(dr), h(cipher)),
+    );
+    let mut parts = out.split(' ');
+    assert_eq!(parts.next(), Some("DEC"), "{out}");
+    let st = parts.next().unwrap().parse().unwrap();
+    (st, unhex(parts.next().unwrap_or("-")))
+}
+
+/// liblime's PeerDeviceStatus values.
+const UNTRUSTED: u8 = 0;
+const FAIL: u8 = 3;
+const UNKNOWN: u8 = 4;
+
+fn sotto_user(ks: &KeyServer<MemoryKeyStore>, curve: CurveId, id: &str) -> LimeUser {
+    let (u, body) = LimeUser::create(p(), id, curve, 10).unwrap();
+    ks.handle(id, &body);
+    u
+}
+
+fn both_ways(curve: CurveId) {
+    let ks = KeyServer::new(
+        MemoryKeyStore::default(),
+        vec![CurveId::C25519, CurveId::C448],
+        Limits::default(),
+    );
+    let (l1, l2, s1) = (
+        "sip:lime@example.test;gr=l1",
+        "sip:lime@example.test;gr=l2",
+        "sip:sotto@example.test;gr=s1",
+    );
+    let (lime_user, sotto_uri) = ("sip:lime@example.test", "sip:sotto@example.test");
+    let mut lime = Liblime::start(curve.name());
+    for d in [l1, l2] {
+        let r = lime.run(&ks, &format!("create {d} {} 20", curve.id()));
+        assert_eq!(r, "OK", "liblime registers {d} on sotto's key server");
+    }
+    let mut sotto = sotto_user(&ks, curve, s1);
+
+    // 1. liblime writes first, cipher-message policy; sotto answers; liblime decrypts.
+    let (cipher, recs) = lime_encrypt(
+        &mut lime,
+        &ks,
+        l1,
+        sotto_uri,
+        1,
+        b"hello from liblime",
+        &[s1],
+    );
+    assert_eq!(recs[0].1, UNKNOWN, "first contact for liblime");
+    assert!(!cipher.is_empty());
+    let (plain, status) = sotto
+        .decrypt(p(), l1, sotto_uri, &recs[0].2, &cipher)
+        .unwrap();
+    assert_eq!(
+        &plain[..],
+        b"hello from liblime",
+        "{curve:?}: sotto reads liblime's X3DH init"
+    );
+    assert!(status.first_contact && status.trust == PeerTrust::Untrusted);
+    let reply = sotto
+        .encrypt(
+            p(),
+            lime_user,
+            &[l1],
+            b"hello liblime, from sotto",
+            EncryptionPolicy::CipherMessage,
+        )
+        .unwrap();
+    let (st, plain) = lime_decrypt(
+        &mut lime,
+        &ks,
+        l1,
+        lime_user,
+        s1,
+        &reply.dr_messages[0].1,
+        &reply.cipher_message,
+    );
+    assert_eq!(st, UNTRUSTED, "{curve:?}");
+    assert_eq!(plain, b"hello liblime, from sotto");
+    // After the ratchet turned, liblime again, DR-message policy.
+    let (cipher, recs) = lime_encrypt(&mut lime, &ks, l1, sotto_uri, 0, b"short", &[s1]);
+    assert!(cipher.is_empty(), "DR-message policy: no cipher message");
+    let (plain, _) = sotto
+        .decrypt(p(), l1, sotto_uri, &recs[0].2, &cipher)
+        .unwrap();
+    assert_eq!(&plain[..], b"short");
+
+    // 2. sotto writes first to l2 (fetching its bundle from the key server), both policies.
+    let needed = sotto.sessions_needed(&[l2]);
+    let bundles = ks.handle(s1, &sotto.bundle_request(&needed));
+    assert!(sotto.handle_bundles(p(), &bundles).unwrap().is_empty());
+    for (i, policy) in [EncryptionPolicy::CipherMessage, EncryptionPolicy::DrMessage]
+        .into_iter()
+        .enumerate()
+    {
+        let text = format!("sotto to l2, message {i}");
+        let m = sotto
+            .encrypt(p(), lime_user, &[l2], text.as_bytes(), policy)
+            .unwrap();
+        let (st, plain) = lime_decrypt(
+            &mut lime,
+            &ks,
+            l2,
+            lime_user,
+            s1,
+            &m.dr_messages[0].1,
+            &m.cipher_message,
+        );
+        assert_ne!(
+            st, FAIL,
+            "{curve:?}: liblime reads sotto's X3DH init ({policy:?})"
+        );
+        assert_eq!(plain, text.as_bytes());
+    }
+    let (cipher, recs) = lime_encrypt(&mut lime, &ks, l2, sotto_uri, 1, b"l2 answers sotto", &[s1]);
+    let (plain, _) = sotto
+        .decrypt(p(), l2, sotto_uri, &recs[0].2, &cipher)
+        .unwrap();
+    assert_eq!(&plain[..], b"l2 answers sotto");
+
+    // 3. One message from sotto to both liblime devices; then one tampered.
+    let m = sotto
+        .encrypt(
+            p(),
+            lime_user,
+            &[l1, l2],
+            b"to both of you",
+            EncryptionPolicy::CipherMessage,
+        )
+        .unwrap();
+    for (d, dr) in &m.dr_messages {
+        let (st, plain) = lime_decrypt(&mut lime, &ks, d, lime_user, s1, dr, &m.cipher_message);
+        assert_ne!(st, FAIL, "{d}");
+        assert_eq!(plain, b"to both of you");
+    }
+    let mut bad = m.cipher_message.clone();
+    bad[0] ^= 1;
+    let m2 = sotto
+        .encrypt(
+            p(),
+            lime_user,
+            &[l1],
+            b"tampered on the way",
+            EncryptionPolicy::CipherMessage,
+        )
+        .unwrap();
+    let mut bad2 = m2.cipher_message.clone();
+    bad2[0] ^= 1;
+    let (st, _) = lime_decrypt(
+        &mut lime,
+        &ks,
+        l1,
+        lime_user,
+        s1,
+        &m2.dr_messages[0].1,
+        &bad2,
+    );
+    assert_eq!(st, FAIL, "liblime refuses a tampered message");
+    let (cipher, mut recs) = lime_encrypt(&mut lime, &ks, l1, sotto_uri, 1, b"x", &[s1]);
+    let last = recs[0].2.len() - 1;
+    recs[0].2[last] ^= 1;
+    assert!(
+        sotto
+            .decrypt(p(), l1, sotto_uri, &recs[0].2, &cipher)
+            .is_err()
+    );
+    let _ = bad;
+
+    // liblime's identity key is the one sotto recorded.
+    let ik = lime.run(&ks, &format!("ik {l1}"));
+    let ik = unhex(ik.strip_prefix("IK ").unwrap());
+    assert_eq!(sotto.peer(l1).unwrap().ik, ik);
+}
+
+#[test]
+fn liblime_and_sotto_talk_both_ways_on_curve25519() {
+    both_ways(CurveId::C25519);
+}
+
+#[test]
+fn liblime_and_sotto_talk_both_ways_on_curve448() {
+    both_ways(CurveId::C448);
+}
