@@ -125,7 +125,11 @@ fn h(b: &[u8]) -> String {
     }
 }
 
-/// liblime's encrypt: (cipher message, [(device, status, DR message)]).
+/// What liblime's encrypt gives: the cipher message, and (device, status, DR message) per
+/// recipient.
+type LimeEncrypted = (Vec<u8>, Vec<(String, u8, Vec<u8>)>);
+
+/// liblime's encrypt.
 fn lime_encrypt(
     lime: &mut Liblime,
     ks: &KeyServer<MemoryKeyStore>,
@@ -134,7 +138,7 @@ fn lime_encrypt(
     policy: u8,
     text: &[u8],
     devices: &[&str],
-) -> (Vec<u8>, Vec<(String, u8, Vec<u8>)>) {
+) -> LimeEncrypted {
     let out = lime.run(
         ks,
         &format!(
