@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod binding;
+mod lime_sqlite;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -42,6 +43,7 @@ mod user;
 #[cfg(feature = "redis")]
 pub use self::redis::{DEFAULT_NAMESPACE, MAX_CAS_ATTEMPTS, REDIS_BINDING_FORMAT, RedisStore};
 pub use binding::{Binding, BindingKey, BindingStore, Upsert};
+pub use lime_sqlite::SqliteKeyStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 pub use user::{UserInfo, UserStore};
