@@ -26,6 +26,7 @@ pub mod config;
 pub mod driver;
 pub use driver::metrics;
 pub mod identity;
+pub mod lime_service;
 pub mod locality;
 pub mod modules;
 pub mod pipeline;

@@ -149,6 +149,7 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     // Before anything is announced, so that a signal sent right after `listening` is handled.
     let signals = crate::signals::ShutdownSignals::install()?;
     let (users, bindings) = open_stores(&c)?;
+    let lime_users = users.clone();
     let core = c.core();
     // The proxy loop is one task; datagrams leave from their own thread so that `sendto`
     // runs beside it (see TransportConfig::udp_send_thread).
@@ -227,6 +228,9 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     metrics.observe(&proxy);
     if c.metrics.enabled {
         start_metrics(&c, metrics.clone(), bindings.clone(), json).await?;
+    }
+    if c.lime.enabled {
+        start_lime(&c, lime_users, json).await?;
     }
     print_ready(&c, json);
     let purge = tokio::spawn(purge_expired(bindings));
@@ -365,6 +369,62 @@ async fn start_metrics(
         println!("metrics on http://{addr}/metrics");
     }
     tokio::spawn(sotto_server::metrics::serve(listener, metrics, bindings));
+    Ok(())
+}
+
+/// Starts the LIME key server (HTTPS, its SQLite store, digest against `users`) and says
+/// the URL to give clients. A port that cannot be bound stops the start.
+async fn start_lime(c: &Config, users: Arc<dyn UserStore>, json: bool) -> anyhow::Result<()> {
+    let path = c.resolve(&c.lime.database);
+    let store = sotto_store::SqliteKeyStore::open(&path)
+        .map_err(|e| anyhow::anyhow!("opening the LIME key database {}: {e}", path.display()))?;
+    let mut domains = vec![c.server.domain.clone()];
+    domains.extend(c.server.aliases.iter().cloned());
+    let service = sotto_server::lime_service::LimeService::new(
+        sotto_crypto_rust::provider(),
+        store,
+        users,
+        sotto_server::lime_service::LimeServiceConfig {
+            path: c.lime.path.clone(),
+            realm: c.server.realm.clone(),
+            domains,
+            limits: sotto_lime::keyserver::Limits {
+                max_opks: c.lime.max_opks_per_device,
+                ..sotto_lime::keyserver::Limits::default()
+            },
+            bundle_requests_per_minute: c.lime.bundle_requests_per_minute,
+            ..Default::default()
+        },
+        Instant::now(),
+    )
+    .map_err(|e| anyhow::anyhow!("LIME key server: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(c.lime.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "LIME key server {}: cannot listen (set [lime] listen to a free address, or \
+                 enabled = false)",
+                c.lime.listen
+            )
+        })?;
+    let addr = listener.local_addr().unwrap_or(c.lime.listen);
+    let url =
+        c.lime.url.clone().unwrap_or_else(|| {
+            format!("https://{}:{}{}", c.server.domain, addr.port(), c.lime.path)
+        });
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "lime", "addr": addr.to_string(), "url": url})
+        );
+    } else {
+        println!("LIME key server on {addr}: give clients lime_server_url = {url}");
+    }
+    tokio::spawn(sotto_server::driver::lime_https::serve(
+        listener,
+        tls_server_config(c)?,
+        Arc::new(service),
+    ));
     Ok(())
 }
 

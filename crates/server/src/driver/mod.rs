@@ -25,6 +25,7 @@ use crate::identity::{client_domains, client_identities};
 use crate::metrics::Metrics;
 use crate::proxy::{LookupRequest, Packet, Proxy, ProxyEvent};
 
+pub mod lime_https;
 pub mod metrics;
 mod store_workers;
 pub use store_workers::{Answers, GROUP_MAX, StoreWorkers};

@@ -62,6 +62,8 @@ pub(crate) struct Config {
     pub(crate) federation: FederationConfig,
     /// `[transactions]`: SIP timers and the transaction table's bound.
     pub(crate) transactions: TransactionsConfig,
+    /// `[lime]`: the LIME key server.
+    pub(crate) lime: LimeConfig,
     /// The directory relative paths are taken from (the config file's); not in the file.
     #[serde(skip)]
     pub(crate) base_dir: PathBuf,

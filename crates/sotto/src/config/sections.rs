@@ -296,6 +296,40 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[lime]`: the LIME key server (end-to-end message keys, Linphone's `lime_server_url`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimeConfig {
+    /// Whether the key server runs (off by default: it opens an HTTPS port).
+    pub(crate) enabled: bool,
+    /// Where it listens (HTTPS, the server's certificate).
+    pub(crate) listen: SocketAddr,
+    /// The path clients post to.
+    pub(crate) path: String,
+    /// The URL to give clients; default `https://<domain>:<port><path>`.
+    pub(crate) url: Option<String>,
+    /// Its SQLite database (relative paths from the config file's directory).
+    pub(crate) database: PathBuf,
+    /// One-time prekeys held for one device at most.
+    pub(crate) max_opks_per_device: usize,
+    /// Key-bundle requests one device may make per minute.
+    pub(crate) bundle_requests_per_minute: u32,
+}
+
+impl Default for LimeConfig {
+    fn default() -> Self {
+        LimeConfig {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            path: "/lime".into(),
+            url: None,
+            database: PathBuf::from("lime.sqlite"),
+            max_opks_per_device: 500,
+            bundle_requests_per_minute: 600,
+        }
+    }
+}
+
 /// `[transactions]`: the SIP transaction layer (RFC 3261 §17 timers, in milliseconds) and the
 /// bound on transactions alive at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

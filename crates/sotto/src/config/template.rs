@@ -140,6 +140,17 @@ level = "info"   # error, warn, info, debug or trace
 enabled = true
 listen = "127.0.0.1:9464"
 
+[lime]
+# The LIME key server: end-to-end message keys for Linphone clients (their
+# lime_server_url, printed at start) and sotto agents. HTTPS with the certificate of [tls],
+# HTTP digest against the same accounts as SIP. Off by default: it opens one more port.
+enabled = false
+listen = "0.0.0.0:8443"
+path = "/lime"
+database = "lime.sqlite"
+max_opks_per_device = 500
+bundle_requests_per_minute = 600
+
 [dns]
 # Name servers for NAPTR/SRV/A lookups (RFC 3263), e.g. ["192.0.2.53:53"]; empty: the
 # system's (/etc/resolv.conf). Names in /etc/hosts need no name server.

@@ -1,0 +1,168 @@
+//! sotto's LIME key server inside `sotto server` (the config `sotto init --domain
+//! example.test` writes, `[lime] enabled`), with Linphone's liblime as a client: liblime
+//! registers over HTTPS with digest against alice's SIP account, a sotto device of bob
+//! registers the same way, and messages go both ways; the keys survive a restart of the
+//! server (SQLite); a device id of another user, no credentials, a wrong password are
+//! refused.
+
+#[path = "common/lime_client.rs"]
+mod lime_client;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+
+use std::net::SocketAddr;
+
+use lime_client::{Liblime, LimePoster, hex_or_dash, unhex};
+use sotto_lime::protocol::Response;
+use sotto_lime::{CurveId, EncryptionPolicy, LimeUser};
+use sotto_server::{DataDir, Server, set};
+
+const ALICE_DEV: &str = "sip:alice@example.test;gr=urn:uuid:0a11ce00-0000-4000-8000-000000000001";
+const BOB_DEV: &str = "sip:bob@example.test;gr=urn:uuid:0b0b0000-0000-4000-8000-000000000002";
+
+fn start(data: &DataDir, name: &str) -> (Server, SocketAddr, String) {
+    let mut server = Server::start(name, &data.config(), 1);
+    server.wait_for(1, "lime event", |v| v["event"] == "lime");
+    let ev = server
+        .seen
+        .iter()
+        .find(|v| v["event"] == "lime")
+        .cloned()
+        .expect("lime event");
+    let addr: SocketAddr = ev["addr"].as_str().unwrap().parse().unwrap();
+    (server, addr, ev["url"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn liblime_and_a_sotto_device_use_sottos_key_server_over_https() {
+    for curve in [CurveId::C25519, CurveId::C448] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::init_for(
+            &tmp.path().join("server"),
+            "example.test",
+            &[("alice", "alicepw"), ("bob", "bobpw")],
+        );
+        data.edit_config(|t| {
+            set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+            set(
+                t,
+                "metrics",
+                "listen",
+                toml::Value::String("127.0.0.1:0".into()),
+            );
+            set(t, "lime", "enabled", toml::Value::Boolean(true));
+            set(
+                t,
+                "lime",
+                "listen",
+                toml::Value::String("127.0.0.1:0".into()),
+            );
+        });
+        let (server, addr, url) = start(&data, "lime");
+        assert!(
+            url.starts_with("https://example.test:") && url.ends_with("/lime"),
+            "{url}"
+        );
+        let mut poster = LimePoster::new(addr, "example.test", &data.ca(), "/lime");
+
+        // Refusals: no credentials is a challenge; another user's device, a wrong password.
+        let (mut bob, reg) =
+            LimeUser::create(sotto_crypto_rust::provider(), BOB_DEV, curve, 10).unwrap();
+        let r = poster.raw(
+            &[
+                ("Content-Type", "x3dh/octet-stream".into()),
+                ("X-Lime-user-identity", BOB_DEV.into()),
+            ],
+            &reg,
+        );
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            poster.post(BOB_DEV, "alice", "alicepw", &reg).status,
+            403,
+            "alice may not act for bob's device"
+        );
+        assert_eq!(poster.post(BOB_DEV, "bob", "wrong", &reg).status, 403);
+        let r = poster.post(BOB_DEV, "bob", "bobpw", &reg);
+        assert_eq!(r.status, 200);
+        assert!(matches!(
+            Response::parse(curve, &r.body),
+            Ok(Response::Ack(_))
+        ));
+
+        // liblime registers as alice's device and writes to bob first.
+        let mut lime = Liblime::start(&tmp.path().join("liblime.sqlite"));
+        let mut via_https = |from: &str, body: &[u8]| {
+            assert_eq!(from, ALICE_DEV);
+            let r = poster.post(from, "alice", "alicepw", body);
+            (r.status, r.body)
+        };
+        let out = lime.run(
+            &format!("create {ALICE_DEV} {} 20", curve.id()),
+            &mut via_https,
+        );
+        assert_eq!(out, "OK", "liblime registered on sotto's key server");
+        let out = lime.run(
+            &format!(
+                "encrypt {ALICE_DEV} sip:bob@example.test 1 {} {BOB_DEV}",
+                hex_or_dash(b"hi bob, from liblime")
+            ),
+            &mut via_https,
+        );
+        let mut parts = out.split(' ');
+        assert_eq!(parts.next(), Some("ENC"), "{out}");
+        let cipher = unhex(parts.next().unwrap());
+        let rec = parts.next().unwrap();
+        let dr = unhex(rec.rsplit('|').next().unwrap());
+        let (plain, _) = bob
+            .decrypt(
+                sotto_crypto_rust::provider(),
+                ALICE_DEV,
+                "sip:bob@example.test",
+                &dr,
+                &cipher,
+            )
+            .unwrap();
+        assert_eq!(&plain[..], b"hi bob, from liblime");
+
+        // The server restarts: alice's keys are still served (SQLite), bob answers a new
+        // session to a second look-up.
+        server.stop();
+        let (_server, addr, _) = start(&data, "lime-again");
+        let mut poster = LimePoster::new(addr, "example.test", &data.ca(), "/lime");
+        let ask = bob.bundle_request(&[ALICE_DEV.to_owned()]);
+        let r = poster.post(BOB_DEV, "bob", "bobpw", &ask);
+        assert_eq!(r.status, 200);
+        match Response::parse(curve, &r.body) {
+            Ok(Response::PeerBundles(e)) => assert!(
+                matches!(&e[0], sotto_lime::protocol::BundleEntry::Bundle(b) if b.opk.is_some()),
+                "alice's bundle, with an OPk, after the restart"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let reply = bob
+            .encrypt(
+                sotto_crypto_rust::provider(),
+                "sip:alice@example.test",
+                &[ALICE_DEV],
+                b"hi liblime, from sotto",
+                EncryptionPolicy::CipherMessage,
+            )
+            .unwrap();
+        let mut via_https = |from: &str, body: &[u8]| {
+            let r = poster.post(from, "alice", "alicepw", body);
+            (r.status, r.body)
+        };
+        let out = lime.run(
+            &format!(
+                "decrypt {ALICE_DEV} sip:alice@example.test {BOB_DEV} {} {}",
+                hex_or_dash(&reply.dr_messages[0].1),
+                hex_or_dash(&reply.cipher_message)
+            ),
+            &mut via_https,
+        );
+        let plain = unhex(out.rsplit(' ').next().unwrap());
+        assert_eq!(plain, b"hi liblime, from sotto", "{out}");
+    }
+}
