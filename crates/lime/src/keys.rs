@@ -3,6 +3,8 @@
 //! one-time prekeys OPk; prekey ids are random 31-bit values. Secrets are kept as zeroized
 //! bytes and turned into provider keys when used.
 
+use std::sync::Arc;
+
 use sotto_crypto::CryptoProvider;
 use sotto_crypto::agreement::PrivateKey;
 use sotto_crypto::secret::SecretBytes;
@@ -70,11 +72,11 @@ pub fn peer_agreement_public(
     Ok(out[..n].to_vec())
 }
 
-/// A Diffie-Hellman key pair kept as bytes (SPk, OPk, ratchet keys).
+/// A Diffie-Hellman key pair (SPk, OPk, ratchet keys): the provider's key, made once (its
+/// public value computed once), shared by the copies of a session.
 #[derive(Clone)]
 pub struct KeyPair {
-    /// The private key (RFC 7748 scalar).
-    pub secret: SecretBytes,
+    key: Arc<dyn PrivateKey>,
     /// The public key.
     pub public: Vec<u8>,
 }
@@ -90,26 +92,33 @@ impl std::fmt::Debug for KeyPair {
 impl KeyPair {
     /// A new key pair on `curve`.
     pub fn generate(p: &CryptoProvider, curve: CurveId) -> Result<Self, LimeError> {
-        let key = p.agreement.generate(curve.agreement(), p.rng)?;
-        let mut secret = SecretBytes::zeroed(curve.agreement().secret_len());
-        key.write_secret(secret.expose_mut())?;
-        Ok(KeyPair {
-            secret,
-            public: key.public_key().to_vec(),
-        })
+        let key: Arc<dyn PrivateKey> = Arc::from(p.agreement.generate(curve.agreement(), p.rng)?);
+        let public = key.public_key().to_vec();
+        Ok(KeyPair { key, public })
+    }
+
+    /// The key pair of a stored private key.
+    pub fn from_secret(
+        p: &CryptoProvider,
+        curve: CurveId,
+        secret: &[u8],
+    ) -> Result<Self, LimeError> {
+        let key: Arc<dyn PrivateKey> =
+            Arc::from(p.agreement.from_secret_bytes(curve.agreement(), secret)?);
+        let public = key.public_key().to_vec();
+        Ok(KeyPair { key, public })
+    }
+
+    /// The private key, for storage (secret).
+    pub fn secret_bytes(&self) -> Result<SecretBytes, LimeError> {
+        let mut out = SecretBytes::zeroed(self.key.algorithm().secret_len());
+        self.key.write_secret(out.expose_mut())?;
+        Ok(out)
     }
 
     /// Diffie-Hellman with `peer_public`.
-    pub fn agree(
-        &self,
-        p: &CryptoProvider,
-        curve: CurveId,
-        peer_public: &[u8],
-    ) -> Result<SecretBytes, LimeError> {
-        let key = p
-            .agreement
-            .from_secret_bytes(curve.agreement(), self.secret.expose())?;
-        let shared = key.agree(peer_public)?;
+    pub fn agree(&self, peer_public: &[u8]) -> Result<SecretBytes, LimeError> {
+        let shared = self.key.agree(peer_public)?;
         Ok(SecretBytes::from_slice(shared.as_bytes()))
     }
 }

@@ -129,7 +129,7 @@ impl DrSession {
     ) -> Result<Self, LimeError> {
         let dhs = KeyPair::generate(p, curve)?;
         let mut rk = sk;
-        let dh = dhs.agree(p, curve, peer_spk)?;
+        let dh = dhs.agree(peer_spk)?;
         let cks = kdf_rk(p, &mut rk, dh.expose())?;
         Ok(DrSession {
             curve,
@@ -307,10 +307,10 @@ impl DrSession {
         self.ns = 0;
         self.nr = 0;
         self.dhr = Some(dhr.to_vec());
-        let dh = self.dhs.agree(p, self.curve, dhr)?;
+        let dh = self.dhs.agree(dhr)?;
         self.ckr = kdf_rk(p, &mut self.rk, dh.expose())?;
         self.dhs = KeyPair::generate(p, self.curve)?;
-        let dh = self.dhs.agree(p, self.curve, dhr)?;
+        let dh = self.dhs.agree(dhr)?;
         self.cks = kdf_rk(p, &mut self.rk, dh.expose())?;
         Ok(())
     }

@@ -139,6 +139,11 @@ impl LimeUser {
         self.opks.len()
     }
 
+    /// The state of our session with `device`, as bytes for the store.
+    pub fn session_bytes(&self, device: &str) -> Option<Zeroizing<Vec<u8>>> {
+        self.sessions.get(device).map(DrSession::to_bytes)
+    }
+
     /// What we know of a peer device.
     pub fn peer(&self, device: &str) -> Option<&PeerDevice> {
         self.peers.get(device)

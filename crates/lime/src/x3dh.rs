@@ -132,10 +132,10 @@ pub fn initiate(
     let ek = KeyPair::generate(p, curve)?;
     let dh1 = ik.agreement_key(p)?.agree(&bundle.spk)?;
     let peer_ik = peer_agreement_public(p, curve, &bundle.ik)?;
-    let dh2 = ek.agree(p, curve, &peer_ik)?;
-    let dh3 = ek.agree(p, curve, &bundle.spk)?;
+    let dh2 = ek.agree(&peer_ik)?;
+    let dh3 = ek.agree(&bundle.spk)?;
     let dh4 = match &bundle.opk {
-        Some((opk, _)) => Some(ek.agree(p, curve, opk)?),
+        Some((opk, _)) => Some(ek.agree(opk)?),
         None => None,
     };
     let mut dhs: Vec<&[u8]> = vec![dh1.as_bytes(), dh2.expose(), dh3.expose()];
@@ -176,11 +176,11 @@ pub fn respond(
 ) -> Result<X3dhSecret, LimeError> {
     let curve = ik.curve;
     let peer_ik = peer_agreement_public(p, curve, &init.ik)?;
-    let dh1 = spk.key.agree(p, curve, &peer_ik)?;
+    let dh1 = spk.key.agree(&peer_ik)?;
     let dh2 = ik.agreement_key(p)?.agree(&init.ek)?;
-    let dh3 = spk.key.agree(p, curve, &init.ek)?;
+    let dh3 = spk.key.agree(&init.ek)?;
     let dh4 = match opk {
-        Some(o) => Some(o.key.agree(p, curve, &init.ek)?),
+        Some(o) => Some(o.key.agree(&init.ek)?),
         None => None,
     };
     let mut dhs: Vec<&[u8]> = vec![dh1.expose(), dh2.as_bytes(), dh3.expose()];

@@ -154,12 +154,12 @@ fn a_session_stored_and_read_back_goes_on() {
         let mut b = respond(curve, &bob, &alice.id, &m1);
         b.decrypt(p(), &m1, b"", true).unwrap();
         b.decrypt(p(), &m3, b"", true).unwrap();
-        let mut b = DrSession::from_bytes(&b.to_bytes()).unwrap();
-        let mut a = DrSession::from_bytes(&a.to_bytes()).unwrap();
+        let mut b = DrSession::from_bytes(p(), &b.to_bytes()).unwrap();
+        let mut a = DrSession::from_bytes(p(), &a.to_bytes()).unwrap();
         assert_eq!(&b.decrypt(p(), &skipped, b"", true).unwrap()[..], b"two");
         let r = b.encrypt(p(), b"reply", b"", true).unwrap();
         assert_eq!(&a.decrypt(p(), &r, b"", true).unwrap()[..], b"reply");
-        assert!(DrSession::from_bytes(&b.to_bytes()[..20]).is_err());
+        assert!(DrSession::from_bytes(p(), &b.to_bytes()[..20]).is_err());
     }
 }
 

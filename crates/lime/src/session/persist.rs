@@ -4,7 +4,7 @@
 //! `0x01 ‖ curve ‖ flags ‖ Ns ‖ Nr ‖ PN ‖ RK ‖ CKs ‖ CKr ‖ AD ‖ DHs secret ‖ DHs public ‖
 //! [DHr] ‖ [X3DH init] ‖ skipped chains`, variable parts length-prefixed (2 octets).
 
-use sotto_crypto::secret::SecretBytes;
+use sotto_crypto::CryptoProvider;
 use zeroize::Zeroizing;
 
 use super::{DrSession, SkippedChain};
@@ -69,7 +69,10 @@ impl DrSession {
         for k in [&self.rk[..], &self.cks[..], &self.ckr[..], &self.ad[..]] {
             o.extend_from_slice(k);
         }
-        put(&mut o, self.dhs.secret.expose());
+        match self.dhs.secret_bytes() {
+            Ok(secret) => put(&mut o, secret.expose()),
+            Err(_) => put(&mut o, &[]),
+        }
         put(&mut o, &self.dhs.public);
         if let Some(d) = &self.dhr {
             put(&mut o, d);
@@ -90,7 +93,7 @@ impl DrSession {
     }
 
     /// A session from [`DrSession::to_bytes`].
-    pub fn from_bytes(b: &[u8]) -> Result<Self, LimeError> {
+    pub fn from_bytes(p: &CryptoProvider, b: &[u8]) -> Result<Self, LimeError> {
         let mut r = Reader(b);
         let head = r.take(3)?;
         let curve = CurveId::from_id(head[1]).ok_or(LimeError::Malformed("stored session"))?;
@@ -104,10 +107,11 @@ impl DrSession {
             .take(32)?
             .try_into()
             .map_err(|_| LimeError::Malformed("stored session"))?;
-        let dhs = KeyPair {
-            secret: SecretBytes::from_slice(r.var()?),
-            public: r.var()?.to_vec(),
-        };
+        let secret = r.var()?;
+        let dhs = KeyPair::from_secret(p, curve, secret)?;
+        if dhs.public != r.var()? {
+            return Err(LimeError::Malformed("stored session keys"));
+        }
         let dhr = if flags & HAS_DHR != 0 {
             Some(r.var()?.to_vec())
         } else {

@@ -1,6 +1,8 @@
 //! `sotto bench`: hot-path benchmarks that print JSON.
 
 mod dtls;
+mod lime;
+mod lime_liblime;
 mod registrar;
 mod sip;
 mod srtp;
@@ -25,6 +27,8 @@ pub(crate) enum BenchCommand {
     Zrtp(zrtp::ZrtpBenchArgs),
     /// Whole DTLS-SRTP key exchanges between two in-process endpoints (CPU per exchange).
     Dtls(dtls::DtlsBenchArgs),
+    /// LIME: messages/s (in memory and persisted), first message, 100 devices, key server.
+    Lime(lime::LimeBenchArgs),
 }
 
 /// Runs one benchmark command.
@@ -35,5 +39,6 @@ pub(crate) fn run(cmd: BenchCommand, json: bool) -> anyhow::Result<()> {
         BenchCommand::Registrar(args) => registrar::run(args, json),
         BenchCommand::Zrtp(args) => zrtp::run(args, json),
         BenchCommand::Dtls(args) => dtls::run(args, json),
+        BenchCommand::Lime(args) => lime::run(args, json),
     }
 }
