@@ -30,5 +30,5 @@ pub use curve::CurveId;
 pub use error::LimeError;
 pub use message::{Encrypted, EncryptionPolicy, decrypt_message, encrypt_message};
 pub use session::DrSession;
-pub use user::{LimeUser, PeerStatus, PeerTrust};
+pub use user::{Changes, LimeUser, PeerStatus, PeerTrust};
 pub use x3dh::{PeerBundle, X3dhInit};

@@ -7,7 +7,7 @@
 //! X3DH init and starts the session ([`LimeUser::decrypt`]); the OPk it used is then
 //! forgotten, only once the message decrypted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sotto_crypto::CryptoProvider;
 use zeroize::Zeroizing;
@@ -60,7 +60,14 @@ pub struct LimeUser {
     opks: BTreeMap<u32, OneTimePreKey>,
     sessions: HashMap<String, DrSession>,
     peers: HashMap<String, PeerDevice>,
+    /// The keys changed since the last `take_changes`.
+    dirty_keys: bool,
+    /// The sessions that moved since the last `take_changes`.
+    dirty_sessions: BTreeSet<String>,
 }
+
+mod persist;
+pub use persist::Changes;
 
 impl std::fmt::Debug for LimeUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,6 +121,8 @@ impl LimeUser {
                 opks: opks.into_iter().map(|o| (o.id, o)).collect(),
                 sessions: HashMap::new(),
                 peers: HashMap::new(),
+                dirty_keys: true,
+                dirty_sessions: BTreeSet::new(),
             },
             body,
         ))
@@ -132,6 +141,18 @@ impl LimeUser {
     /// Our identity public key.
     pub fn identity_key(&self) -> &[u8] {
         &self.ik.public
+    }
+
+    /// Our sessions' peer devices.
+    pub fn session_peers(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.sessions.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The ids of the OPks we hold the private half of.
+    pub fn opk_ids(&self) -> Vec<u32> {
+        self.opks.keys().copied().collect()
     }
 
     /// How many OPks we hold the private half of.
@@ -189,6 +210,7 @@ impl LimeUser {
             let session =
                 DrSession::initiator(p, self.curve(), secret.sk, secret.ad, &b.spk, encoded)?;
             self.note_peer(&b.device_id, &b.ik);
+            self.dirty_sessions.insert(b.device_id.clone());
             self.sessions.insert(b.device_id, session);
         }
         Ok(missing)
@@ -196,6 +218,7 @@ impl LimeUser {
 
     /// Records a peer's identity key: new peers are untrusted; a changed key makes it unsafe.
     fn note_peer(&mut self, device: &str, ik: &[u8]) -> PeerTrust {
+        self.dirty_keys = true;
         let entry = self
             .peers
             .entry(device.to_owned())
@@ -213,6 +236,7 @@ impl LimeUser {
     /// Sets our trust in a peer device whose identity key is `ik` (e.g. after a ZRTP SAS): a
     /// key other than the one we know for it makes it unsafe instead.
     pub fn set_peer_trust(&mut self, device: &str, ik: &[u8], trust: PeerTrust) {
+        self.dirty_keys = true;
         match self.peers.get_mut(device) {
             Some(peer) if peer.ik != ik => peer.trust = PeerTrust::Unsafe,
             Some(peer) => peer.trust = trust,
@@ -258,6 +282,7 @@ impl LimeUser {
             policy,
         )?;
         for (d, s) in copies {
+            self.dirty_sessions.insert(d.clone());
             self.sessions.insert(d, s);
         }
         Ok(out)
@@ -287,6 +312,7 @@ impl LimeUser {
                 cipher_message,
             ) {
                 *s = copy;
+                self.dirty_sessions.insert(sender.to_owned());
                 let trust = self
                     .peers
                     .get(sender)
@@ -330,6 +356,8 @@ impl LimeUser {
         if let Some(id) = init.opk_id {
             self.opks.remove(&id);
         }
+        self.dirty_keys = true;
+        self.dirty_sessions.insert(sender.to_owned());
         let first_contact = !self.peers.contains_key(sender);
         let trust = self.note_peer(sender, &init.ik);
         self.sessions.insert(sender.to_owned(), session);
@@ -349,6 +377,7 @@ impl LimeUser {
             .collect::<Result<_, _>>()?;
         let body = Request::PostOpks(opk_upload(&opks)).encode(self.curve());
         self.opks.extend(opks.into_iter().map(|o| (o.id, o)));
+        self.dirty_keys = true;
         Ok(body)
     }
 
@@ -364,6 +393,7 @@ impl LimeUser {
         let old = std::mem::replace(&mut self.spk, spk);
         self.old_spks.insert(0, old);
         self.old_spks.truncate(keep_old);
+        self.dirty_keys = true;
         Ok(body)
     }
 }

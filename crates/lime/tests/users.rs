@@ -220,3 +220,85 @@ fn an_opk_is_served_at_most_once_under_concurrent_requests() {
     ids.dedup();
     assert_eq!(ids.len(), 50);
 }
+
+/// A store as the agent keeps one: the keys blob and a blob per session, written from
+/// `take_changes` after every operation.
+#[derive(Default)]
+struct Stored {
+    keys: Vec<u8>,
+    sessions: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl Stored {
+    fn commit(&mut self, u: &mut LimeUser) {
+        let c = u.take_changes().unwrap();
+        if let Some(k) = c.keys {
+            self.keys = k.to_vec();
+        }
+        for (d, s) in c.sessions {
+            self.sessions.insert(d, s.to_vec());
+        }
+    }
+
+    fn reload(&self) -> LimeUser {
+        let s: Vec<(String, Vec<u8>)> = self.sessions.clone().into_iter().collect();
+        LimeUser::from_bytes(p(), &self.keys, &s).unwrap()
+    }
+}
+
+/// Keys and sessions written after every message survive a restart of either side: the
+/// conversation goes on, and an OPk used before the restart stays used.
+#[test]
+fn keys_and_sessions_survive_a_restart() {
+    for curve in [CurveId::C25519, CurveId::C448] {
+        let ks = server();
+        let (a1, b1) = ("sip:alice@example.test;gr=a1", "sip:bob@example.test;gr=b1");
+        let (mut alice, mut bob) = (register(&ks, curve, a1), register(&ks, curve, b1));
+        let (mut sa, mut sb) = (Stored::default(), Stored::default());
+        sa.commit(&mut alice);
+        sb.commit(&mut bob);
+        let m = send(&ks, &mut alice, "bob", &[b1], b"before");
+        sa.commit(&mut alice);
+        bob.decrypt(p(), a1, "bob", &m.dr_messages[0].1, &m.cipher_message)
+            .unwrap();
+        sb.commit(&mut bob);
+        let used_opks = bob.opk_count();
+        // Both restart.
+        let (mut alice, mut bob) = (sa.reload(), sb.reload());
+        assert_eq!(bob.opk_count(), used_opks, "the used OPk stays forgotten");
+        assert_eq!(alice.identity_key(), &sa.reload().identity_key()[..]);
+        let r = bob
+            .encrypt(
+                p(),
+                "alice",
+                &[a1],
+                b"after",
+                EncryptionPolicy::CipherMessage,
+            )
+            .unwrap();
+        sb.commit(&mut bob);
+        let (plain, status) = alice
+            .decrypt(p(), b1, "alice", &r.dr_messages[0].1, &r.cipher_message)
+            .unwrap();
+        assert_eq!(&plain[..], b"after");
+        assert!(!status.first_contact);
+        sa.commit(&mut alice);
+        // The contract: changes are committed before a message leaves. A message encrypted
+        // but not committed when the process dies never left, so its chain position is
+        // taken again by the next message after the restart (same Ns), and bob reads it.
+        let lost = alice
+            .encrypt(p(), "bob", &[b1], b"lost", EncryptionPolicy::CipherMessage)
+            .unwrap();
+        let mut alice = sa.reload();
+        let next = alice
+            .encrypt(p(), "bob", &[b1], b"next", EncryptionPolicy::CipherMessage)
+            .unwrap();
+        let ns = |m: &[u8]| sotto_lime::header::parse(curve, m).unwrap().ns;
+        assert_eq!(ns(&lost.dr_messages[0].1), ns(&next.dr_messages[0].1));
+        let (plain, _) = bob
+            .decrypt(p(), a1, "bob", &next.dr_messages[0].1, &next.cipher_message)
+            .unwrap();
+        assert_eq!(&plain[..], b"next");
+        assert!(LimeUser::from_bytes(p(), &sa.keys[..10], &[]).is_err());
+    }
+}
