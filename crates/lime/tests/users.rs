@@ -266,7 +266,7 @@ fn keys_and_sessions_survive_a_restart() {
         // Both restart.
         let (mut alice, mut bob) = (sa.reload(), sb.reload());
         assert_eq!(bob.opk_count(), used_opks, "the used OPk stays forgotten");
-        assert_eq!(alice.identity_key(), &sa.reload().identity_key()[..]);
+        assert_eq!(alice.identity_key(), sa.reload().identity_key());
         let r = bob
             .encrypt(
                 p(),
