@@ -287,6 +287,33 @@ impl DangerSection {
     }
 }
 
+/// `[lime]`: the LIME key server and curve of this device's message keys (Linphone's
+/// `lime_server_url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimeSection {
+    /// The key server, e.g. `https://example.test:8443/lime`; none: no message keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+    /// `c25519` (default) or `c448`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<String>,
+}
+
+impl LimeSection {
+    /// The curve (default Curve25519).
+    pub fn curve_id(&self) -> Result<sotto_lime::CurveId, ConfigError> {
+        match self.curve.as_deref().unwrap_or("c25519") {
+            "c25519" => Ok(sotto_lime::CurveId::C25519),
+            "c448" => Ok(sotto_lime::CurveId::C448),
+            other => Err(ConfigError::Invalid {
+                field: "lime.curve",
+                message: format!("{other:?}: expected c25519 or c448"),
+            }),
+        }
+    }
+}
+
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -328,6 +355,9 @@ pub struct AccountConfig {
     /// `[danger]`: insecure overrides (all off by default).
     #[serde(default)]
     pub danger: DangerSection,
+    /// `[lime]`: end-to-end message keys.
+    #[serde(default)]
+    pub lime: LimeSection,
     /// The directory of the file it was loaded from (for relative paths); not serialized.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -432,6 +462,7 @@ impl AccountConfig {
             });
         }
         self.zrtp_preferences()?;
+        self.lime.curve_id()?;
         Ok(())
     }
 
@@ -600,6 +631,7 @@ mod tests {
             media: MediaSection::default(),
             security: SecuritySection::default(),
             data: DataSection::default(),
+            lime: LimeSection::default(),
             dns: DnsSection::default(),
             danger: DangerSection::default(),
             base_dir: PathBuf::new(),

@@ -70,6 +70,16 @@ enum AgentCommand {
     /// Confirm or reject the ZRTP SAS of a peer after comparing it (kept in the cache for
     /// later calls; during a call, type `sas confirm` or `sas reject` instead).
     Sas(SasArgs),
+    /// This device's LIME message keys: made and registered on the account's key server on
+    /// first use, then read from the data directory.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeysArgs {
+    /// `status`: the curve, identity fingerprint, one-time prekeys on the server, peers.
+    #[arg(value_parser = ["status"])]
+    action: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +127,10 @@ struct InitArgs {
     /// DTLS-SRTP, certificates vouched for by the SDP fingerprints) or none.
     #[arg(long, value_name = "METHOD", default_value = "sdes")]
     media_encryption: String,
+    /// The LIME key server for end-to-end message keys (Linphone's lime_server_url), e.g.
+    /// https://example.test:8443/lime.
+    #[arg(long, value_name = "URL")]
+    lime_server: Option<String>,
     /// Listen for direct calls over TLS on this address (needs --cert and --key).
     #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
     tls_listen: Option<std::net::SocketAddr>,
@@ -203,6 +217,9 @@ pub(crate) fn run(args: AgentArgs, json: bool) -> anyhow::Result<()> {
             if let AgentCommand::Sas(a) = cmd {
                 return sas_command(&account, &a, json);
             }
+            if let AgentCommand::Keys(_) = cmd {
+                return crate::agent_keys::status(&account, tls_client(&account)?, json);
+            }
             let (mode, media) = match cmd {
                 AgentCommand::Register => (Mode::Register, None),
                 AgentCommand::Call(c) => {
@@ -223,11 +240,32 @@ pub(crate) fn run(args: AgentArgs, json: bool) -> anyhow::Result<()> {
                     Some(l.media),
                 ),
                 AgentCommand::Init(_) => bail!("init does not take -c"),
-                AgentCommand::Sas(_) => unreachable!("handled above"),
+                AgentCommand::Sas(_) | AgentCommand::Keys(_) => unreachable!("handled above"),
             };
             drive(&account, mode, media, json)
         }
     }
+}
+
+/// The TLS client configuration of the account: its CA, its client certificate if any.
+fn tls_client(
+    account: &AccountConfig,
+) -> anyhow::Result<std::sync::Arc<sotto_net::rustls::ClientConfig>> {
+    let ca = account.resolve(&account.proxy.ca);
+    let roots =
+        sotto_net::tls::read_certs(&ca).with_context(|| format!("loading CA {}", ca.display()))?;
+    let client_cert = match account.client_cert_files() {
+        Some((cert, key)) => {
+            let chain = sotto_net::tls::read_certs(&cert)
+                .with_context(|| format!("loading client certificate {}", cert.display()))?;
+            let key = sotto_net::tls::read_private_key(&key)
+                .with_context(|| format!("loading client key {}", key.display()))?;
+            Some((chain, key))
+        }
+        None => None,
+    };
+    sotto_net::tls::client_config(roots, client_cert)
+        .with_context(|| format!("TLS client configuration (CA {})", ca.display()))
 }
 
 /// Whether the agent may read commands (`sas confirm`) from standard input: a pipe or file
@@ -338,6 +376,10 @@ fn init(a: InitArgs, json: bool) -> anyhow::Result<()> {
             ..SecuritySection::default()
         },
         data: DataSection::default(),
+        lime: sotto_agent::config::LimeSection {
+            server_url: a.lime_server.clone(),
+            curve: None,
+        },
         dns: DnsSection {
             servers: a.dns.clone(),
         },
@@ -393,21 +435,7 @@ fn drive(
     json: bool,
 ) -> anyhow::Result<()> {
     let ua = UaConfig::from_account(account)?;
-    let ca = account.resolve(&account.proxy.ca);
-    let roots =
-        sotto_net::tls::read_certs(&ca).with_context(|| format!("loading CA {}", ca.display()))?;
-    let client_cert = match account.client_cert_files() {
-        Some((cert, key)) => {
-            let chain = sotto_net::tls::read_certs(&cert)
-                .with_context(|| format!("loading client certificate {}", cert.display()))?;
-            let key = sotto_net::tls::read_private_key(&key)
-                .with_context(|| format!("loading client key {}", key.display()))?;
-            Some((chain, key))
-        }
-        None => None,
-    };
-    let tls_client = sotto_net::tls::client_config(roots, client_cert)
-        .with_context(|| format!("TLS client configuration (CA {})", ca.display()))?;
+    let tls_client = tls_client(account)?;
     let (play, record, stats_interval) = match media {
         Some(m) => {
             let play = match (&m.play, m.tone) {

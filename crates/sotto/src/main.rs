@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error (clap), 3 a check failed.
 
 mod agent;
+mod agent_keys;
 mod agent_output;
 mod bench;
 mod config;

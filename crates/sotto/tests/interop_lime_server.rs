@@ -3,8 +3,11 @@
 //! registers over HTTPS with digest against alice's SIP account, a sotto device of bob
 //! registers the same way, and messages go both ways; the keys survive a restart of the
 //! server (SQLite); a device id of another user, no credentials, a wrong password are
-//! refused.
+//! refused. `sotto agent keys status` registers the agent's device on first use, keeps its
+//! keys in its data directory, and refills its one-time prekeys when liblime used one.
 
+#[path = "common/agent.rs"]
+mod agent;
 #[path = "common/lime_client.rs"]
 mod lime_client;
 #[path = "common/process.rs"]
@@ -165,4 +168,99 @@ fn liblime_and_a_sotto_device_use_sottos_key_server_over_https() {
         let plain = unhex(out.rsplit(' ').next().unwrap());
         assert_eq!(plain, b"hi liblime, from sotto", "{out}");
     }
+}
+
+fn keys_status(account: &agent::AgentAccount) -> serde_json::Value {
+    let out = process::sotto()
+        .args(["--json", "agent", "-c"])
+        .arg(&account.config)
+        .args(["keys", "status"])
+        .output()
+        .expect("run sotto agent keys status");
+    assert!(
+        out.status.success(),
+        "keys status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON line")
+}
+
+#[test]
+fn an_agent_registers_its_keys_once_and_keeps_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::init_for(
+        &tmp.path().join("server"),
+        "example.test",
+        &[("alice", "alicepw"), ("carol", "carolpw")],
+    );
+    data.edit_config(|t| {
+        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(
+            t,
+            "metrics",
+            "listen",
+            toml::Value::String("127.0.0.1:0".into()),
+        );
+        set(t, "lime", "enabled", toml::Value::Boolean(true));
+        set(
+            t,
+            "lime",
+            "listen",
+            toml::Value::String("127.0.0.1:0".into()),
+        );
+    });
+    let (server, addr, _) = start(&data, "lime-agent");
+    let url = format!("https://127.0.0.1:{}/lime", addr.port());
+    let account = agent::AgentAccount::init_with(
+        &tmp.path().join("carol"),
+        "sip:carol@example.test",
+        "carolpw",
+        &format!("sips:{}", server.addr("tls")),
+        &data.ca(),
+        &["--lime-server", &url],
+    );
+    let first = keys_status(&account);
+    assert_eq!(first["event"], "lime_keys", "{first}");
+    assert_eq!(first["registered_now"], true, "{first}");
+    assert_eq!(first["curve"], "c25519");
+    assert_eq!(first["opks_on_server"], 100, "{first}");
+    let device = first["device"].as_str().unwrap().to_owned();
+    assert!(
+        device.starts_with("sip:carol@example.test;gr=urn:uuid:"),
+        "{device}"
+    );
+    let again = keys_status(&account);
+    assert_eq!(
+        again["registered_now"], false,
+        "kept in the data directory: {again}"
+    );
+    assert_eq!(again["fingerprint"], first["fingerprint"]);
+    // liblime (alice) writes to carol's device: one of its OPks is used; the next status
+    // posts a batch.
+    let mut poster = LimePoster::new(addr, "example.test", &data.ca(), "/lime");
+    let mut lime = Liblime::start(&tmp.path().join("liblime.sqlite"));
+    let mut via_https = |from: &str, body: &[u8]| {
+        let r = poster.post(from, "alice", "alicepw", body);
+        (r.status, r.body)
+    };
+    assert_eq!(
+        lime.run(&format!("create {ALICE_DEV} 1 5"), &mut via_https),
+        "OK"
+    );
+    let out = lime.run(
+        &format!(
+            "encrypt {ALICE_DEV} sip:carol@example.test 1 {} {device}",
+            hex_or_dash(b"hi carol")
+        ),
+        &mut via_https,
+    );
+    assert!(out.starts_with("ENC "), "{out}");
+    let third = keys_status(&account);
+    assert_eq!(third["opks_posted"], 25, "{third}");
+    assert_eq!(third["opks_on_server"], 124, "{third}");
+    assert_eq!(
+        third["opks_held"], 125,
+        "the used OPk stays held until its message arrives"
+    );
+    server.stop();
 }

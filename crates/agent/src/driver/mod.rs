@@ -10,6 +10,8 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod dtls_store;
+pub mod lime_client;
+pub mod lime_store;
 mod media_task;
 mod proxy;
 mod session;
