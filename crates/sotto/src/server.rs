@@ -372,12 +372,37 @@ async fn start_metrics(
     Ok(())
 }
 
-/// Starts the LIME key server (HTTPS, its SQLite store, digest against `users`) and says
-/// the URL to give clients. A port that cannot be bound stops the start.
+/// Starts the LIME key server (HTTPS, its SQLite or PostgreSQL store, digest against
+/// `users`) and says the URL to give clients. A port that cannot be bound stops the start.
 async fn start_lime(c: &Config, users: Arc<dyn UserStore>, json: bool) -> anyhow::Result<()> {
-    let path = c.resolve(&c.lime.database);
-    let store = sotto_store::SqliteKeyStore::open(&path)
-        .map_err(|e| anyhow::anyhow!("opening the LIME key database {}: {e}", path.display()))?;
+    match c.lime.postgres_url.clone() {
+        Some(url) => {
+            // The store runs a small runtime of its own: made off the async workers.
+            let store = tokio::task::spawn_blocking(move || sotto_store::PgKeyStore::connect(&url))
+                .await
+                .context("connecting to PostgreSQL")?
+                .map_err(|e| anyhow::anyhow!("the LIME key database ([lime] postgres_url): {e}"))?;
+            spawn_lime(c, store, users, json).await
+        }
+        None => {
+            let path = c.resolve(&c.lime.database);
+            let store = sotto_store::SqliteKeyStore::open(&path).map_err(|e| {
+                anyhow::anyhow!("opening the LIME key database {}: {e}", path.display())
+            })?;
+            spawn_lime(c, store, users, json).await
+        }
+    }
+}
+
+async fn spawn_lime<S>(
+    c: &Config,
+    store: S,
+    users: Arc<dyn UserStore>,
+    json: bool,
+) -> anyhow::Result<()>
+where
+    S: sotto_lime::keyserver::KeyStore + Send + Sync + 'static,
+{
     let mut domains = vec![c.server.domain.clone()];
     domains.extend(c.server.aliases.iter().cloned());
     let service = sotto_server::lime_service::LimeService::new(

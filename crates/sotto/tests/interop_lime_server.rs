@@ -4,12 +4,16 @@
 //! registers the same way, and messages go both ways; the keys survive a restart of the
 //! server (SQLite); a device id of another user, no credentials, a wrong password are
 //! refused. `sotto agent keys status` registers the agent's device on first use, keeps its
-//! keys in its data directory, and refills its one-time prekeys when liblime used one.
+//! keys in its data directory, and refills its one-time prekeys when liblime used one. Two
+//! `sotto server` processes on one PostgreSQL database (a throwaway cluster) serve the same
+//! keys, and never the same OPk twice, also to requests racing through both.
 
 #[path = "common/agent.rs"]
 mod agent;
 #[path = "common/lime_client.rs"]
 mod lime_client;
+#[path = "common/pg_cluster.rs"]
+mod pg_cluster;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/sotto_server.rs"]
@@ -263,4 +267,87 @@ fn an_agent_registers_its_keys_once_and_keeps_them() {
         "the used OPk stays held until its message arrives"
     );
     server.stop();
+}
+
+/// Two servers, one PostgreSQL database: liblime registers through one, bundles come from
+/// both; 100 OPks asked for by 8 threads through both servers are each served once.
+#[test]
+fn two_servers_on_one_postgresql_database_share_the_keys() {
+    let pg = pg_cluster::PgCluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::init_for(
+        &tmp.path().join("server"),
+        "example.test",
+        &[("alice", "alicepw"), ("bob", "bobpw")],
+    );
+    data.edit_config(|t| {
+        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "metrics", "enabled", toml::Value::Boolean(false));
+        set(t, "lime", "enabled", toml::Value::Boolean(true));
+        set(
+            t,
+            "lime",
+            "listen",
+            toml::Value::String("127.0.0.1:0".into()),
+        );
+        set(t, "lime", "postgres_url", toml::Value::String(pg.url()));
+    });
+    // One config, two processes (their ports are the system's choice).
+    let (a, addr_a, _) = start(&data, "lime-pg-a");
+    let (b, addr_b, _) = start(&data, "lime-pg-b");
+    assert_ne!(addr_a, addr_b);
+    let curve = CurveId::C25519;
+    let mut pa = LimePoster::new(addr_a, "example.test", &data.ca(), "/lime");
+    let mut lime = Liblime::start(&tmp.path().join("liblime.sqlite"));
+    let mut via_a = |from: &str, body: &[u8]| {
+        let r = pa.post(from, "alice", "alicepw", body);
+        (r.status, r.body)
+    };
+    assert_eq!(
+        lime.run(&format!("create {ALICE_DEV} 1 100"), &mut via_a),
+        "OK"
+    );
+    let (bob, reg) = LimeUser::create(sotto_crypto_rust::provider(), BOB_DEV, curve, 0).unwrap();
+    let mut pb = LimePoster::new(addr_b, "example.test", &data.ca(), "/lime");
+    assert_eq!(pb.post(BOB_DEV, "bob", "bobpw", &reg).status, 200);
+    let ask = std::sync::Arc::new(bob.bundle_request(&[ALICE_DEV.to_owned()]));
+    let ca = data.ca();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (ask, ca) = (ask.clone(), ca.clone());
+            let addr = if i % 2 == 0 { addr_a } else { addr_b };
+            std::thread::spawn(move || {
+                let mut poster = LimePoster::new(addr, "example.test", &ca, "/lime");
+                (0..15)
+                    .filter_map(|_| {
+                        let r = poster.post(BOB_DEV, "bob", "bobpw", &ask);
+                        assert_eq!(r.status, 200);
+                        match Response::parse(CurveId::C25519, &r.body) {
+                            Ok(Response::PeerBundles(e)) => match &e[0] {
+                                sotto_lime::protocol::BundleEntry::Bundle(b) => {
+                                    b.opk.as_ref().map(|(_, id)| *id)
+                                }
+                                _ => panic!("no bundle for alice"),
+                            },
+                            other => panic!("{other:?}"),
+                        }
+                    })
+                    .collect::<Vec<u32>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<u32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        100,
+        "liblime's 100 OPks all handed out (120 requests)"
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "none twice, across both servers");
+    a.stop();
+    b.stop();
 }

@@ -33,6 +33,8 @@
 #![forbid(unsafe_code)]
 
 mod binding;
+#[cfg(feature = "postgres")]
+mod lime_postgres;
 mod lime_sqlite;
 mod memory;
 #[cfg(feature = "redis")]
@@ -43,6 +45,8 @@ mod user;
 #[cfg(feature = "redis")]
 pub use self::redis::{DEFAULT_NAMESPACE, MAX_CAS_ATTEMPTS, REDIS_BINDING_FORMAT, RedisStore};
 pub use binding::{Binding, BindingKey, BindingStore, Upsert};
+#[cfg(feature = "postgres")]
+pub use lime_postgres::PgKeyStore;
 pub use lime_sqlite::SqliteKeyStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;

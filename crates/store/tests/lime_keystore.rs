@@ -9,6 +9,10 @@ use sotto_lime::protocol::{BundleEntry, Request, Response};
 use sotto_lime::{CurveId, LimeUser};
 use sotto_store::SqliteKeyStore;
 
+#[path = "../../sotto/tests/common/pg_cluster.rs"]
+mod pg_cluster;
+use pg_cluster::PgCluster;
+
 fn p() -> &'static sotto_crypto::CryptoProvider {
     sotto_crypto_rust::provider()
 }
@@ -105,6 +109,46 @@ fn an_opk_is_served_once_across_threads_and_handles_on_one_file() {
             std::thread::spawn(move || {
                 (0..40)
                     .filter_map(|_| opk_of(&ks.handle("alice", &ask)))
+                    .collect::<Vec<u32>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<u32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 100);
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "no OPk served twice");
+}
+
+/// The same behaviour on PostgreSQL, and 100 OPks served once to 8 threads through two
+/// stores (two connection pools, as two key-server processes) on one database.
+#[test]
+fn postgres_store_behaves_alike_and_serves_each_opk_once_across_two_stores() {
+    let pg = PgCluster::start();
+    behaves(sotto_store::PgKeyStore::connect(&pg.url()).unwrap());
+    let servers: Vec<Arc<KeyServer<sotto_store::PgKeyStore>>> = (0..2)
+        .map(|_| {
+            Arc::new(KeyServer::new(
+                sotto_store::PgKeyStore::connect(&pg.url()).unwrap(),
+                vec![CurveId::C25519],
+                limits(),
+            ))
+        })
+        .collect();
+    let (_, reg) = LimeUser::create(p(), "bob2", CurveId::C25519, 100).unwrap();
+    servers[0].handle("bob2", &reg);
+    let (alice, reg) = LimeUser::create(p(), "alice2", CurveId::C25519, 0).unwrap();
+    servers[1].handle("alice2", &reg);
+    let ask = Arc::new(alice.bundle_request(&["bob2".into()]));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (ks, ask) = (servers[i % 2].clone(), ask.clone());
+            std::thread::spawn(move || {
+                (0..40)
+                    .filter_map(|_| opk_of(&ks.handle("alice2", &ask)))
                     .collect::<Vec<u32>>()
             })
         })

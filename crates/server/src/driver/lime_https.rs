@@ -105,48 +105,77 @@ async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
     Some((head_end, len))
 }
 
+/// A request read off the wire, owned (it moves to the blocking pool).
+struct OwnedRequest {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    close: bool,
+}
+
+fn parse_head(head: &str, body: &[u8]) -> OwnedRequest {
+    let mut lines = head.split("\r\n");
+    let mut start = lines.next().unwrap_or("").split(' ');
+    let (method, target, version) = (
+        start.next().unwrap_or("").to_owned(),
+        start.next().unwrap_or("").to_owned(),
+        start.next().unwrap_or(""),
+    );
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let close = version != "HTTP/1.1"
+        || headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+    OwnedRequest {
+        method,
+        target,
+        headers,
+        body: body.to_vec(),
+        close,
+    }
+}
+
 async fn serve_connection<S, K>(mut s: S, service: Arc<LimeService<K>>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    K: KeyStore,
+    K: KeyStore + 'static,
 {
     let mut buf = Vec::new();
     while let Some((head_len, body_len)) = read_request(&mut s, &mut buf).await {
-        let (response, close) = {
-            let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
-            let mut lines = head.split("\r\n");
-            let mut start = lines.next().unwrap_or("").split(' ');
-            let (method, target, version) = (
-                start.next().unwrap_or(""),
-                start.next().unwrap_or(""),
-                start.next().unwrap_or(""),
-            );
-            let headers: Vec<(&str, &str)> = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(n, v)| (n.trim(), v.trim()))
-                .collect();
-            let close = version != "HTTP/1.1"
-                || headers.iter().any(|(n, v)| {
-                    n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close")
-                });
-            let req = HttpRequest {
-                method,
-                target,
-                headers,
-                body: &buf[head_len..head_len + body_len],
+        let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
+        let req = parse_head(&head, &buf[head_len..head_len + body_len]);
+        buf.drain(..head_len + body_len);
+        let close = req.close;
+        // The store may block (PostgreSQL, SQLite's disk): off the async workers.
+        let service = service.clone();
+        let handled = tokio::task::spawn_blocking(move || {
+            let r = HttpRequest {
+                method: &req.method,
+                target: &req.target,
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect(),
+                body: &req.body,
             };
-            (service.handle(&req, Instant::now()), close)
-        };
+            service.handle(&r, Instant::now())
+        })
+        .await;
+        let Ok(response) = handled else { break };
         if s.write_all(&render(&response, close)).await.is_err() || close {
             break;
         }
-        buf.drain(..head_len + body_len);
     }
     let _ = s.shutdown().await;
 }
 
 /// Serves the key server over HTTPS on `listener` until the task is dropped.
-pub async fn serve<K: KeyStore + 'static>(
+pub async fn serve<K: KeyStore + Send + Sync + 'static>(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     service: Arc<LimeService<K>>,

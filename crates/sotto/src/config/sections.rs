@@ -310,6 +310,9 @@ pub(crate) struct LimeConfig {
     pub(crate) url: Option<String>,
     /// Its SQLite database (relative paths from the config file's directory).
     pub(crate) database: PathBuf,
+    /// A PostgreSQL database instead (`postgres://user@host:port/db`), shared by several
+    /// servers.
+    pub(crate) postgres_url: Option<String>,
     /// One-time prekeys held for one device at most.
     pub(crate) max_opks_per_device: usize,
     /// Key-bundle requests one device may make per minute.
@@ -324,6 +327,7 @@ impl Default for LimeConfig {
             path: "/lime".into(),
             url: None,
             database: PathBuf::from("lime.sqlite"),
+            postgres_url: None,
             max_opks_per_device: 500,
             bundle_requests_per_minute: 600,
         }

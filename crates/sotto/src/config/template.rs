@@ -148,6 +148,7 @@ enabled = false
 listen = "0.0.0.0:8443"
 path = "/lime"
 database = "lime.sqlite"
+# postgres_url = "postgres://lime@db.example.test/lime"   # instead, shared by several servers
 max_opks_per_device = 500
 bundle_requests_per_minute = 600
 
