@@ -50,13 +50,21 @@ pub struct PeerStatus {
     pub first_contact: bool,
 }
 
+/// How long an SPk serves before a new one (liblime: 7 days).
+pub const SPK_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+/// How long a retired SPk is kept for first messages still in flight (liblime: 30 days).
+pub const SPK_KEPT_SECS: u64 = 30 * 24 * 3600;
+
 /// A local device.
 pub struct LimeUser {
     device_id: String,
     ik: IdentityKey,
     spk: SignedPreKey,
-    /// Earlier SPks, for first messages still in flight.
-    old_spks: Vec<SignedPreKey>,
+    /// When the current SPk was first in service (unix seconds; 0 until [`LimeUser::maintain`]
+    /// first runs).
+    spk_since: u64,
+    /// Earlier SPks, for first messages still in flight, with when they were retired.
+    old_spks: Vec<(SignedPreKey, u64)>,
     opks: BTreeMap<u32, OneTimePreKey>,
     sessions: HashMap<String, DrSession>,
     peers: HashMap<String, PeerDevice>,
@@ -117,6 +125,7 @@ impl LimeUser {
                 device_id: device_id.to_owned(),
                 ik,
                 spk,
+                spk_since: 0,
                 old_spks: Vec::new(),
                 opks: opks.into_iter().map(|o| (o.id, o)).collect(),
                 sessions: HashMap::new(),
@@ -331,7 +340,7 @@ impl LimeUser {
             return Err(LimeError::Malformed("X3DH init"));
         }
         let spk = std::iter::once(&self.spk)
-            .chain(self.old_spks.iter())
+            .chain(self.old_spks.iter().map(|(k, _)| k))
             .find(|s| s.id == init.spk_id)
             .ok_or(LimeError::UnknownPrekey("signed", init.spk_id))?;
         let opk = match init.opk_id {
@@ -381,19 +390,41 @@ impl LimeUser {
         Ok(body)
     }
 
-    /// A new SPk (the old one kept for first messages still in flight; at most
-    /// `keep_old` kept) and the postSPk body that publishes it.
+    /// A new SPk (the old one kept for first messages still in flight; at most `keep_old`
+    /// kept) and the postSPk body that publishes it; `now` in unix seconds.
     pub fn rotate_spk(
         &mut self,
         p: &CryptoProvider,
         keep_old: usize,
+        now: u64,
     ) -> Result<Vec<u8>, LimeError> {
         let spk = SignedPreKey::generate(p, &self.ik)?;
         let body = Request::PostSpk(spk_upload(&spk)).encode(self.curve());
         let old = std::mem::replace(&mut self.spk, spk);
-        self.old_spks.insert(0, old);
+        self.spk_since = now;
+        self.old_spks.insert(0, (old, now));
         self.old_spks.truncate(keep_old);
         self.dirty_keys = true;
         Ok(body)
+    }
+
+    /// Key upkeep at `now` (unix seconds), as liblime does: a new SPk every
+    /// [`SPK_LIFETIME_SECS`] (its postSPk body returned), retired SPks kept
+    /// [`SPK_KEPT_SECS`] for first messages still in flight, then forgotten.
+    pub fn maintain(&mut self, p: &CryptoProvider, now: u64) -> Result<Option<Vec<u8>>, LimeError> {
+        if self.spk_since == 0 {
+            self.spk_since = now;
+            self.dirty_keys = true;
+        }
+        let before = self.old_spks.len();
+        self.old_spks
+            .retain(|(_, retired)| now.saturating_sub(*retired) < SPK_KEPT_SECS);
+        if self.old_spks.len() != before {
+            self.dirty_keys = true;
+        }
+        if now.saturating_sub(self.spk_since) >= SPK_LIFETIME_SECS {
+            return self.rotate_spk(p, 16, now).map(Some);
+        }
+        Ok(None)
     }
 }

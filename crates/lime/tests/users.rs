@@ -302,3 +302,76 @@ fn keys_and_sessions_survive_a_restart() {
         assert!(LimeUser::from_bytes(p(), &sa.keys[..10], &[]).is_err());
     }
 }
+
+/// A new SPk every 7 days, the old one kept 30 days for first messages in flight: a first
+/// message made with last week's bundle still opens; one made with a bundle older than the
+/// retired SPk's 30 days does not.
+#[test]
+fn signed_prekeys_rotate_weekly_and_old_ones_serve_a_month() {
+    const DAY: u64 = 24 * 3600;
+    let ks = server();
+    let curve = CurveId::C25519;
+    let (a1, b1) = ("a1", "b1");
+    let mut alice = register(&ks, curve, a1);
+    let mut bob = register(&ks, curve, b1);
+    let t0 = 1_800_000_000;
+    assert_eq!(
+        bob.maintain(p(), t0).unwrap(),
+        None,
+        "a fresh SPk is stamped, not rotated"
+    );
+    // Alice takes bob's bundle now, sends a week and a day later, after bob rotated.
+    let reply = ks.handle(a1, &alice.bundle_request(&[b1.into()]));
+    alice.handle_bundles(p(), &reply).unwrap();
+    assert_eq!(bob.maintain(p(), t0 + 6 * DAY).unwrap(), None);
+    let post = bob
+        .maintain(p(), t0 + 8 * DAY)
+        .unwrap()
+        .expect("a new SPk after 7 days");
+    assert!(matches!(
+        Response::parse(curve, &ks.handle(b1, &post)),
+        Ok(Response::Ack(_))
+    ));
+    let m = alice
+        .encrypt(
+            p(),
+            "bob",
+            &[b1],
+            b"late first message",
+            EncryptionPolicy::CipherMessage,
+        )
+        .unwrap();
+    let (plain, _) = bob
+        .decrypt(p(), a1, "bob", &m.dr_messages[0].1, &m.cipher_message)
+        .unwrap();
+    assert_eq!(&plain[..], b"late first message");
+    // Carol takes bob's bundle (the new SPk) but writes only after bob retired that SPk too
+    // and its 30 days passed: her first message cannot open.
+    let mut carol = register(&ks, curve, "c1");
+    let reply = ks.handle("c1", &carol.bundle_request(&[b1.into()]));
+    carol.handle_bundles(p(), &reply).unwrap();
+    let post = bob
+        .maintain(p(), t0 + 16 * DAY)
+        .unwrap()
+        .expect("rotated again");
+    ks.handle(b1, &post);
+    assert_eq!(
+        bob.maintain(p(), t0 + 16 * DAY + 31 * DAY)
+            .unwrap()
+            .map(|_| ()),
+        Some(())
+    );
+    let m = carol
+        .encrypt(
+            p(),
+            "bob",
+            &[b1],
+            b"too late",
+            EncryptionPolicy::CipherMessage,
+        )
+        .unwrap();
+    assert!(matches!(
+        bob.decrypt(p(), "c1", "bob", &m.dr_messages[0].1, &m.cipher_message),
+        Err(LimeError::UnknownPrekey("signed", _))
+    ));
+}

@@ -3,7 +3,8 @@
 //! account's credentials, as Linphone does when an account has a `lime_server_url`; then
 //! they are read from `<data>/lime.sqlite`. Reports the curve, the device id, the identity
 //! key and its SHA-256 fingerprint, the one-time prekeys the server still holds (refilled
-//! when fewer than 100 remain, as liblime does), and the peers known with their trust.
+//! when fewer than 100 remain, as liblime does; a new signed prekey every 7 days), and the
+//! peers known with their trust.
 
 use anyhow::{Context, bail};
 use sotto_agent::config::AccountConfig;
@@ -64,7 +65,17 @@ pub(crate) fn status(
             curve.name()
         );
     }
+    // A new SPk every 7 days (the old one kept 30 days), as liblime does.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let spk_post = me.maintain(p, now)?;
     store.commit(&mut me).map_err(|e| anyhow::anyhow!(e))?;
+    let spk_rotated = spk_post.is_some();
+    if let Some(body) = spk_post {
+        post(&body).context("publishing a new signed prekey")?;
+    }
     let on_server = match post(&Request::GetSelfOpks.encode(curve))? {
         Response::SelfOpks(ids) => ids.len(),
         other => bail!("LIME server: unexpected reply {other:?}"),
@@ -103,6 +114,7 @@ pub(crate) fn status(
                 "identity_key": sotto_crypto::hex::encode(me.identity_key()),
                 "fingerprint": fingerprint, "opks_on_server": on_server + refilled,
                 "opks_posted": refilled, "opks_held": me.opk_count(), "peers": peers,
+                "spk_rotated": spk_rotated,
             })
         );
     } else {

@@ -64,7 +64,7 @@ fn behaves<S: KeyStore>(store: S) {
     let too_many = bob.new_opks(p(), 100).unwrap();
     assert!(Response::parse(CurveId::C25519, &ks.handle("bob", &too_many)).is_err());
     // A new SPk is served from then on.
-    let spk = bob.rotate_spk(p(), 1).unwrap();
+    let spk = bob.rotate_spk(p(), 1, 1_000_000).unwrap();
     assert!(Response::parse(CurveId::C25519, &ks.handle("bob", &spk)).is_ok());
     // Deletion.
     let del = Request::DeleteUser.encode(CurveId::C25519);

@@ -8,8 +8,9 @@
 //! in one transaction before it sends the encrypted message or shows the decrypted one, so a
 //! crash between two messages never loses or reuses a message key.
 //!
-//! Keys blob: `0x01 ‖ curve ‖ device id ‖ Ik seed ‖ Ik ‖ SPk ‖ count ‖ old SPks ‖ count ‖
-//! OPks ‖ count ‖ peers`; variable parts length-prefixed (2 octets), ids 4 octets.
+//! Keys blob: `0x01 ‖ curve ‖ device id ‖ Ik seed ‖ Ik ‖ SPk ‖ SPk since ‖ count ‖ (old SPk
+//! ‖ retired at)× ‖ count ‖ OPks ‖ count ‖ peers`; variable parts length-prefixed (2
+//! octets), ids 4 octets, times 8 (unix seconds).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -64,6 +65,12 @@ impl<'a> Reader<'a> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
+    fn u64(&mut self) -> Result<u64, LimeError> {
+        let b = self.take(8)?;
+        Ok(u64::from_be_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
+    }
     fn var(&mut self) -> Result<&'a [u8], LimeError> {
         let n = self.u16()?;
         self.take(n)
@@ -108,9 +115,11 @@ impl LimeUser {
         put(&mut o, self.ik.seed.expose());
         put(&mut o, &self.ik.public);
         put_spk(&mut o, &self.spk)?;
+        o.extend_from_slice(&self.spk_since.to_be_bytes());
         o.extend_from_slice(&(self.old_spks.len() as u16).to_be_bytes());
-        for s in &self.old_spks {
+        for (s, retired) in &self.old_spks {
             put_spk(&mut o, s)?;
+            o.extend_from_slice(&retired.to_be_bytes());
         }
         o.extend_from_slice(&(self.opks.len() as u16).to_be_bytes());
         for k in self.opks.values() {
@@ -146,9 +155,10 @@ impl LimeUser {
             public: r.var()?.to_vec(),
         };
         let spk = read_spk(p, curve, &mut r)?;
+        let spk_since = r.u64()?;
         let old_spks = (0..r.u16()?)
-            .map(|_| read_spk(p, curve, &mut r))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|_| Ok((read_spk(p, curve, &mut r)?, r.u64()?)))
+            .collect::<Result<Vec<_>, LimeError>>()?;
         let mut opks = BTreeMap::new();
         for _ in 0..r.u16()? {
             let id = r.u32()?;
@@ -175,6 +185,7 @@ impl LimeUser {
             device_id,
             ik,
             spk,
+            spk_since,
             old_spks,
             opks,
             sessions,
