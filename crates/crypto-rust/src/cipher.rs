@@ -109,6 +109,62 @@ where
     }
 }
 
+/// AES-GCM with an `N`-octet nonce and a 128-bit tag, in place with a detached tag: the
+/// work of both keyed types below.
+fn gcm_seal<A, N>(
+    g: &aes_gcm::AesGcm<A, N>,
+    nonce: &[u8],
+    aad: &[u8],
+    data: &mut [u8],
+    tag_out: &mut [u8],
+) -> Result<(), Error>
+where
+    A: BlockCipherEncrypt<BlockSize = aes::cipher::consts::U16>,
+    N: aes_gcm::aead::array::ArraySize,
+{
+    if tag_out.len() != GCM_TAG_LEN {
+        return Err(Error::InvalidLength {
+            what: "GCM tag",
+            got: tag_out.len(),
+        });
+    }
+    let nonce = aes_gcm::Nonce::<N>::try_from(nonce).map_err(|_| Error::InvalidLength {
+        what: "GCM nonce",
+        got: nonce.len(),
+    })?;
+    let tag = g
+        .encrypt_inout_detached(&nonce, aad, data.into())
+        .map_err(|_| Error::InvalidLength {
+            what: "GCM input",
+            got: data.len(),
+        })?;
+    tag_out.copy_from_slice(&tag);
+    Ok(())
+}
+
+fn gcm_open<A, N>(
+    g: &aes_gcm::AesGcm<A, N>,
+    nonce: &[u8],
+    aad: &[u8],
+    data: &mut [u8],
+    tag: &[u8],
+) -> Result<(), Error>
+where
+    A: BlockCipherEncrypt<BlockSize = aes::cipher::consts::U16>,
+    N: aes_gcm::aead::array::ArraySize,
+{
+    let tag: &[u8; GCM_TAG_LEN] = tag.try_into().map_err(|_| Error::InvalidLength {
+        what: "GCM tag",
+        got: tag.len(),
+    })?;
+    let nonce = aes_gcm::Nonce::<N>::try_from(nonce).map_err(|_| Error::InvalidLength {
+        what: "GCM nonce",
+        got: nonce.len(),
+    })?;
+    g.decrypt_inout_detached(&nonce, aad, data.into(), tag.into())
+        .map_err(|_| Error::AuthenticationFailed)
+}
+
 /// AES-GCM with a 96-bit nonce and a 128-bit tag.
 struct Gcm<A>(aes_gcm::AesGcm<A, U12>, usize);
 
@@ -123,21 +179,7 @@ where
         data: &mut [u8],
         tag_out: &mut [u8],
     ) -> Result<(), Error> {
-        if tag_out.len() != GCM_TAG_LEN {
-            return Err(Error::InvalidLength {
-                what: "GCM tag",
-                got: tag_out.len(),
-            });
-        }
-        let tag = self
-            .0
-            .encrypt_inout_detached(nonce.into(), aad, data.into())
-            .map_err(|_| Error::InvalidLength {
-                what: "GCM input",
-                got: data.len(),
-            })?;
-        tag_out.copy_from_slice(&tag);
-        Ok(())
+        gcm_seal(&self.0, nonce, aad, data, tag_out)
     }
 
     fn open_in_place_detached(
@@ -147,13 +189,7 @@ where
         data: &mut [u8],
         tag: &[u8],
     ) -> Result<(), Error> {
-        let tag: &[u8; GCM_TAG_LEN] = tag.try_into().map_err(|_| Error::InvalidLength {
-            what: "GCM tag",
-            got: tag.len(),
-        })?;
-        self.0
-            .decrypt_inout_detached(nonce.into(), aad, data.into(), tag.into())
-            .map_err(|_| Error::AuthenticationFailed)
+        gcm_open(&self.0, nonce, aad, data, tag)
     }
 
     fn key_len(&self) -> usize {
@@ -172,21 +208,7 @@ impl AeadIv16Key for Gcm16 {
         data: &mut [u8],
         tag_out: &mut [u8],
     ) -> Result<(), Error> {
-        if tag_out.len() != GCM_TAG_LEN {
-            return Err(Error::InvalidLength {
-                what: "GCM tag",
-                got: tag_out.len(),
-            });
-        }
-        let tag = self
-            .0
-            .encrypt_inout_detached(iv.into(), aad, data.into())
-            .map_err(|_| Error::InvalidLength {
-                what: "GCM input",
-                got: data.len(),
-            })?;
-        tag_out.copy_from_slice(&tag);
-        Ok(())
+        gcm_seal(&self.0, iv, aad, data, tag_out)
     }
 
     fn open_in_place_detached(
@@ -196,13 +218,7 @@ impl AeadIv16Key for Gcm16 {
         data: &mut [u8],
         tag: &[u8],
     ) -> Result<(), Error> {
-        let tag: &[u8; GCM_TAG_LEN] = tag.try_into().map_err(|_| Error::InvalidLength {
-            what: "GCM tag",
-            got: tag.len(),
-        })?;
-        self.0
-            .decrypt_inout_detached(iv.into(), aad, data.into(), tag.into())
-            .map_err(|_| Error::AuthenticationFailed)
+        gcm_open(&self.0, iv, aad, data, tag)
     }
 }
 

@@ -29,6 +29,27 @@ use sotto_server::{DataDir, Server, set};
 const ALICE_DEV: &str = "sip:alice@example.test;gr=urn:uuid:0a11ce00-0000-4000-8000-000000000001";
 const BOB_DEV: &str = "sip:bob@example.test;gr=urn:uuid:0b0b0000-0000-4000-8000-000000000002";
 
+/// The config `sotto init --domain example.test` writes, with `users`, TLS and metrics on
+/// ports of their own on loopback, and the key server on (`postgres_url` when given).
+fn lime_data(dir: &std::path::Path, users: &[(&str, &str)], postgres_url: Option<&str>) -> DataDir {
+    let data = DataDir::init_for(&dir.join("server"), "example.test", users);
+    data.edit_config(|t| {
+        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "metrics", "enabled", toml::Value::Boolean(false));
+        set(t, "lime", "enabled", toml::Value::Boolean(true));
+        set(
+            t,
+            "lime",
+            "listen",
+            toml::Value::String("127.0.0.1:0".into()),
+        );
+        if let Some(url) = postgres_url {
+            set(t, "lime", "postgres_url", toml::Value::String(url.into()));
+        }
+    });
+    data
+}
+
 fn start(data: &DataDir, name: &str) -> (Server, SocketAddr, String) {
     let mut server = Server::start(name, &data.config(), 1);
     server.wait_for(1, "lime event", |v| v["event"] == "lime");
@@ -46,27 +67,7 @@ fn start(data: &DataDir, name: &str) -> (Server, SocketAddr, String) {
 fn liblime_and_a_sotto_device_use_sottos_key_server_over_https() {
     for curve in [CurveId::C25519, CurveId::C448] {
         let tmp = tempfile::tempdir().unwrap();
-        let data = DataDir::init_for(
-            &tmp.path().join("server"),
-            "example.test",
-            &[("alice", "alicepw"), ("bob", "bobpw")],
-        );
-        data.edit_config(|t| {
-            set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
-            set(
-                t,
-                "metrics",
-                "listen",
-                toml::Value::String("127.0.0.1:0".into()),
-            );
-            set(t, "lime", "enabled", toml::Value::Boolean(true));
-            set(
-                t,
-                "lime",
-                "listen",
-                toml::Value::String("127.0.0.1:0".into()),
-            );
-        });
+        let data = lime_data(tmp.path(), &[("alice", "alicepw"), ("bob", "bobpw")], None);
         let (server, addr, url) = start(&data, "lime");
         assert!(
             url.starts_with("https://example.test:") && url.ends_with("/lime"),
@@ -192,27 +193,11 @@ fn keys_status(account: &agent::AgentAccount) -> serde_json::Value {
 #[test]
 fn an_agent_registers_its_keys_once_and_keeps_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = DataDir::init_for(
-        &tmp.path().join("server"),
-        "example.test",
+    let data = lime_data(
+        tmp.path(),
         &[("alice", "alicepw"), ("carol", "carolpw")],
+        None,
     );
-    data.edit_config(|t| {
-        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
-        set(
-            t,
-            "metrics",
-            "listen",
-            toml::Value::String("127.0.0.1:0".into()),
-        );
-        set(t, "lime", "enabled", toml::Value::Boolean(true));
-        set(
-            t,
-            "lime",
-            "listen",
-            toml::Value::String("127.0.0.1:0".into()),
-        );
-    });
     let (server, addr, _) = start(&data, "lime-agent");
     let url = format!("https://127.0.0.1:{}/lime", addr.port());
     let account = agent::AgentAccount::init_with(
@@ -275,23 +260,11 @@ fn an_agent_registers_its_keys_once_and_keeps_them() {
 fn two_servers_on_one_postgresql_database_share_the_keys() {
     let pg = pg_cluster::PgCluster::start();
     let tmp = tempfile::tempdir().unwrap();
-    let data = DataDir::init_for(
-        &tmp.path().join("server"),
-        "example.test",
+    let data = lime_data(
+        tmp.path(),
         &[("alice", "alicepw"), ("bob", "bobpw")],
+        Some(&pg.url()),
     );
-    data.edit_config(|t| {
-        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
-        set(t, "metrics", "enabled", toml::Value::Boolean(false));
-        set(t, "lime", "enabled", toml::Value::Boolean(true));
-        set(
-            t,
-            "lime",
-            "listen",
-            toml::Value::String("127.0.0.1:0".into()),
-        );
-        set(t, "lime", "postgres_url", toml::Value::String(pg.url()));
-    });
     // One config, two processes (their ports are the system's choice).
     let (a, addr_a, _) = start(&data, "lime-pg-a");
     let (b, addr_b, _) = start(&data, "lime-pg-b");
