@@ -153,9 +153,13 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     let core = c.core();
     // The proxy loop is one task; datagrams leave from their own thread so that `sendto`
     // runs beside it (see TransportConfig::udp_send_thread).
+    let max_connections = connection_limit(&c, json);
     let (transport, mut incoming) = Transport::new(TransportConfig {
         udp_send_thread: true,
         tls_client: tls_client_config(&c)?,
+        max_connections,
+        max_connections_per_source: c.connections.per_source.max(1),
+        idle_timeout: Duration::from_secs(c.connections.idle_secs.max(1)),
         ..TransportConfig::default()
     });
     let resolver =
@@ -370,6 +374,40 @@ async fn start_metrics(
     }
     tokio::spawn(sotto_server::metrics::serve(listener, metrics, bindings));
     Ok(())
+}
+
+/// File descriptors kept for what is not a connection (databases, sockets, logs).
+const FD_RESERVE: u64 = 256;
+
+/// The connection limit: `[connections] max`, or when 0, the file-descriptor limit (its soft
+/// limit first raised to the hard one) less [`FD_RESERVE`].
+fn connection_limit(c: &Config, json: bool) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if c.connections.max > 0 {
+        return c.connections.max;
+    }
+    let soft = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    };
+    let max =
+        usize::try_from(soft.saturating_sub(FD_RESERVE).clamp(256, 1_000_000)).unwrap_or(1024);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "connections", "max": max, "per_source": c.connections.per_source, "fd_limit": soft})
+        );
+    } else {
+        println!(
+            "connections: at most {max} ({} per source; file-descriptor limit {soft})",
+            c.connections.per_source
+        );
+    }
+    max
 }
 
 /// Starts the LIME key server (HTTPS, its SQLite or PostgreSQL store, digest against

@@ -46,6 +46,10 @@ pub struct TransportConfig {
     pub write_timeout: Duration,
     /// Most TCP/TLS connections open at once; new ones beyond it are refused.
     pub max_connections: usize,
+    /// Most inbound TCP/TLS connections (open or still in their TLS handshake) from one
+    /// source address; new ones beyond it are closed at once, so that one source cannot take
+    /// every slot from the others.
+    pub max_connections_per_source: usize,
     /// Capacity of the queue of received messages (back-pressure on the sockets when full).
     pub incoming_queue: usize,
     /// Most bytes waiting to be written to one TCP/TLS connection. A send never waits for
@@ -72,6 +76,7 @@ impl Default for TransportConfig {
             handshake_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_source: 256,
             incoming_queue: 1024,
             max_queued_bytes: 1 << 20,
             tls_client: None,
@@ -189,6 +194,8 @@ pub const UDP_SEND_QUEUE: usize = 8192;
 struct Table {
     conns: HashMap<ConnectionId, Conn>,
     by_peer: HashMap<(TransportKind, SocketAddr), ConnectionId>,
+    /// Inbound connections held (from accept to close) per source address.
+    sources: HashMap<std::net::IpAddr, usize>,
 }
 
 #[derive(Debug)]

@@ -233,11 +233,17 @@ pub(super) async fn accept_loop(
             tracing::warn!("connection limit reached; refusing a connection");
             continue;
         }
+        let Some(slot) = super::table::SourceSlot::take(&shared, remote.ip()) else {
+            tracing::debug!(source = %remote.ip(), "per-source connection limit reached");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().unwrap_or(local);
         let shared = shared.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            // Held until the connection ends (handshake included).
+            let _slot = slot;
             match acceptor {
                 None => {
                     let Ok((id, _tx, rx)) = shared.register(TransportKind::Tcp, remote, local)

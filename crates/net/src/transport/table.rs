@@ -54,3 +54,37 @@ impl Shared {
         }
     }
 }
+
+/// An inbound connection's place in its source's count, from accept to close.
+pub(super) struct SourceSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl SourceSlot {
+    /// A slot for a connection from `ip`, unless the source already holds its share.
+    pub(super) fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<SourceSlot> {
+        let mut table = lock(&shared.table);
+        let n = table.sources.entry(ip).or_insert(0);
+        if *n >= shared.config.max_connections_per_source {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut table = lock(&self.shared.table);
+        if let Some(n) = table.sources.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                table.sources.remove(&self.ip);
+            }
+        }
+    }
+}

@@ -64,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) transactions: TransactionsConfig,
     /// `[lime]`: the LIME key server.
     pub(crate) lime: LimeConfig,
+    /// `[connections]`: TCP/TLS connection limits.
+    pub(crate) connections: ConnectionsConfig,
     /// The directory relative paths are taken from (the config file's); not in the file.
     #[serde(skip)]
     pub(crate) base_dir: PathBuf,

@@ -296,6 +296,31 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[connections]`: TCP/TLS connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ConnectionsConfig {
+    /// Most connections open at once; 0: sized to the file-descriptor limit (raised to its
+    /// hard limit at start), less a reserve for the server's other files.
+    pub(crate) max: usize,
+    /// Most connections from one source address (open or in their TLS handshake): one source
+    /// cannot take every slot from the others. Offices behind one NAT need room: one
+    /// connection per phone.
+    pub(crate) per_source: usize,
+    /// A connection with no traffic this long is closed (seconds).
+    pub(crate) idle_secs: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max: 0,
+            per_source: 256,
+            idle_secs: 300,
+        }
+    }
+}
+
 /// `[lime]`: the LIME key server (end-to-end message keys, Linphone's `lime_server_url`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -140,6 +140,14 @@ level = "info"   # error, warn, info, debug or trace
 enabled = true
 listen = "127.0.0.1:9464"
 
+[connections]
+# TCP/TLS connections. max = 0: sized to the file-descriptor limit (raised to its hard limit
+# at start). per_source: from one address (open or handshaking), so that one source cannot
+# take every slot; an office behind one NAT needs one per phone.
+max = 0
+per_source = 256
+idle_secs = 300
+
 [lime]
 # The LIME key server: end-to-end message keys for Linphone clients (their
 # lime_server_url, printed at start) and sotto agents. HTTPS with the certificate of [tls],

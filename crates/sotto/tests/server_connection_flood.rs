@@ -1,0 +1,95 @@
+//! One source cannot take every connection slot: `sotto server` with `[connections]
+//! per_source` small, flooded with idle TCP connections from 127.0.0.1, still answers a
+//! client connecting from 127.0.0.2; the flood's connections beyond the per-source share are
+//! closed at once. (Loopback only; bounded: 200 connections.)
+
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/sotto_server.rs"]
+mod sotto_server;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use sotto_server::{DataDir, Server, set};
+
+const PER_SOURCE: usize = 16;
+
+fn connect_from(local: &str, server: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: SocketAddr = local.parse().unwrap();
+    s.bind(&local.into()).unwrap();
+    s.connect_timeout(&server.into(), Duration::from_secs(5))
+        .unwrap();
+    s.into()
+}
+
+/// Whether the server closed `s` (end of stream or a reset) within `wait`.
+fn closed(mut s: &TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 16];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn a_flood_from_one_source_leaves_room_for_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::init_for(
+        &tmp.path().join("server"),
+        "example.test",
+        &[("alice", "alicepw")],
+    );
+    data.edit_config(|t| {
+        set(t, "listen", "tls", sotto_server::addrs(&[]));
+        set(t, "listen", "tcp", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "metrics", "enabled", toml::Value::Boolean(false));
+        set(
+            t,
+            "connections",
+            "per_source",
+            toml::Value::Integer(PER_SOURCE as i64),
+        );
+    });
+    let server = Server::start("flood", &data.config(), 1);
+    let addr = server.addr("tcp");
+    // The flood: 200 idle connections from 127.0.0.1.
+    let flood: Vec<TcpStream> = (0..200)
+        .map(|_| connect_from("127.0.0.1:0", addr))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let open = flood
+        .iter()
+        .filter(|s| !closed(s, Duration::from_millis(20)))
+        .count();
+    assert_eq!(
+        open, PER_SOURCE,
+        "the flood keeps only its share of connections"
+    );
+    // Another source is still served: OPTIONS over TCP from 127.0.0.2 gets an answer.
+    let mut other = connect_from("127.0.0.2:0", addr);
+    let local = other.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKflood1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@example.test>;tag=1\r\nTo: <sip:example.test>\r\n\
+         Call-ID: flood-1@{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        local.ip()
+    );
+    other.write_all(options.as_bytes()).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = other.read(&mut buf).expect("an answer to the other source");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 "), "{text}");
+    drop(flood);
+    server.stop();
+}
