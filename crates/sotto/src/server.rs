@@ -160,6 +160,8 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
         max_connections,
         max_connections_per_source: c.connections.per_source.max(1),
         idle_timeout: Duration::from_secs(c.connections.idle_secs.max(1)),
+        unauthenticated_timeout: (c.connections.unauthenticated_secs > 0)
+            .then(|| Duration::from_secs(c.connections.unauthenticated_secs)),
         ..TransportConfig::default()
     });
     let resolver =

@@ -1,8 +1,12 @@
 //! One source cannot take every connection slot: `sotto server` with `[connections]
 //! per_source` small, flooded with idle TCP connections from 127.0.0.1, still answers a
 //! client connecting from 127.0.0.2; the flood's connections beyond the per-source share are
-//! closed at once. (Loopback only; bounded: 200 connections.)
+//! closed at once. A connection that makes no authenticated request within
+//! `[connections] unauthenticated_secs` is closed; a registered agent's is kept.
+//! (Loopback only; bounded: 200 connections.)
 
+#[path = "common/agent.rs"]
+mod agent;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/sotto_server.rs"]
@@ -91,5 +95,74 @@ fn a_flood_from_one_source_leaves_room_for_others() {
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("SIP/2.0 "), "{text}");
     drop(flood);
+    server.stop();
+}
+
+/// With `unauthenticated_secs = 1`: a TCP connection that only sends OPTIONS is closed after
+/// about a second; an agent that registered (digest) over TLS keeps its connection (no
+/// reconnection for 3 s).
+#[test]
+fn connections_that_never_authenticate_are_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::init_for(
+        &tmp.path().join("server"),
+        "example.test",
+        &[("alice", "alicepw")],
+    );
+    data.edit_config(|t| {
+        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "listen", "tcp", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "metrics", "enabled", toml::Value::Boolean(false));
+        set(
+            t,
+            "connections",
+            "unauthenticated_secs",
+            toml::Value::Integer(1),
+        );
+    });
+    let server = Server::start("unauth", &data.config(), 2);
+    let mut idle = connect_from("127.0.0.1:0", server.addr("tcp"));
+    let local = idle.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKun1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@example.test>;tag=1\r\nTo: <sip:example.test>\r\n\
+         Call-ID: unauth-1@{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        local.ip()
+    );
+    idle.write_all(options.as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // The answer to OPTIONS, then the close.
+    let n = idle.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 "));
+    loop {
+        match idle.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let after = started.elapsed();
+    assert!(
+        after < Duration::from_secs(4),
+        "the unauthenticated connection was closed ({after:?})"
+    );
+    let account = agent::AgentAccount::init(
+        &tmp.path().join("alice"),
+        "alice",
+        "alicepw",
+        server.addr("tls"),
+        &data.ca(),
+    );
+    let mut alice = account.spawn("alice", &["register"]);
+    alice.wait_event("registered", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(3));
+    alice.drain();
+    assert_eq!(
+        alice.count("reconnected"),
+        0,
+        "the registered agent kept its connection"
+    );
+    alice.stop(Duration::from_secs(10));
     server.stop();
 }

@@ -42,6 +42,9 @@ pub struct TransportConfig {
     pub idle_timeout: Duration,
     /// Bound on a TCP connect plus TLS handshake, inbound or outbound.
     pub handshake_timeout: Duration,
+    /// Inbound TLS handshakes running at once (per listener); a connection arriving beyond
+    /// them is closed at once (handshakes cost CPU: a flood of them must not starve the rest).
+    pub max_handshakes: usize,
     /// Bound on writing one message to a stream; a stuck peer is disconnected.
     pub write_timeout: Duration,
     /// Most TCP/TLS connections open at once; new ones beyond it are refused.
@@ -52,6 +55,10 @@ pub struct TransportConfig {
     pub max_connections_per_source: usize,
     /// Capacity of the queue of received messages (back-pressure on the sockets when full).
     pub incoming_queue: usize,
+    /// An inbound TCP/TLS connection over which no authenticated request
+    /// ([`Transport::mark_authenticated`]) came within this time of its accept is closed;
+    /// `None`: no such deadline (only the idle timeout).
+    pub unauthenticated_timeout: Option<Duration>,
     /// Most bytes waiting to be written to one TCP/TLS connection. A send never waits for
     /// room: beyond this, it fails with [`Error::QueueFull`] (a peer that stops reading cannot
     /// stall the sender, and is disconnected after [`TransportConfig::write_timeout`]).
@@ -74,11 +81,13 @@ impl Default for TransportConfig {
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 256,
             write_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_connections_per_source: 256,
             incoming_queue: 1024,
             max_queued_bytes: 1 << 20,
+            unauthenticated_timeout: None,
             tls_client: None,
             udp_send_thread: false,
         }
@@ -204,6 +213,8 @@ struct Conn {
     remote: SocketAddr,
     local: SocketAddr,
     tx: Outbox,
+    /// An authenticated request came over it.
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Identity of one connection, given to its task.
@@ -214,6 +225,8 @@ struct ConnMeta {
     remote: SocketAddr,
     local: SocketAddr,
     tls: Option<Arc<TlsInfo>>,
+    /// An inbound connection's deadline to be authenticated by, and its flag.
+    auth_deadline: Option<(Instant, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 /// Most bytes gathered from a connection's queue into one write (one TLS write and flush,
@@ -226,6 +239,14 @@ const UNSPECIFIED: SocketAddr =
 const READ_CHUNK_BYTES: usize = 8192;
 
 impl Transport {
+    /// An authenticated request came over connection `id`: it is no longer held to
+    /// [`TransportConfig::unauthenticated_timeout`].
+    pub fn mark_authenticated(&self, id: ConnectionId) {
+        if let Some(c) = lock(&self.shared.table).conns.get(&id) {
+            c.authenticated.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// A transport with no sockets yet, and the receiver of everything it will receive.
     pub fn new(config: TransportConfig) -> (Self, IncomingReceiver) {
         let (tx, rx) = mpsc::channel(config.incoming_queue.max(1));

@@ -152,6 +152,7 @@ pub(super) async fn open(
         Err(e) => return fail(&shared, id, kind, remote, result, Error::Io(e)),
     };
     let mut meta = ConnMeta {
+        auth_deadline: None,
         id,
         kind,
         remote,
@@ -215,6 +216,9 @@ pub(super) async fn accept_loop(
     acceptor: Option<TlsAcceptor>,
 ) {
     let mut stop = shared.stop.clone();
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(
+        shared.config.max_handshakes.max(1),
+    ));
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => return,
@@ -241,6 +245,7 @@ pub(super) async fn accept_loop(
         let local = tcp.local_addr().unwrap_or(local);
         let shared = shared.clone();
         let acceptor = acceptor.clone();
+        let handshakes = handshakes.clone();
         tokio::spawn(async move {
             // Held until the connection ends (handshake included).
             let _slot = slot;
@@ -251,6 +256,7 @@ pub(super) async fn accept_loop(
                         return;
                     };
                     let meta = ConnMeta {
+                        auth_deadline: shared.auth_deadline(id),
                         id,
                         kind: TransportKind::Tcp,
                         remote,
@@ -260,7 +266,12 @@ pub(super) async fn accept_loop(
                     connection_task(shared, tcp, meta, rx).await;
                 }
                 Some(acceptor) => {
+                    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                        tracing::debug!(%remote, "too many TLS handshakes at once; closing");
+                        return;
+                    };
                     let hs = timeout(shared.config.handshake_timeout, acceptor.accept(tcp)).await;
+                    drop(permit);
                     let stream = match hs {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
@@ -282,6 +293,7 @@ pub(super) async fn accept_loop(
                         return;
                     };
                     let meta = ConnMeta {
+                        auth_deadline: shared.auth_deadline(id),
                         id,
                         kind: TransportKind::Tls,
                         remote,
@@ -299,6 +311,8 @@ pub(super) async fn accept_loop(
 #[derive(Debug)]
 pub(super) enum Closed {
     Stopped,
+    /// No authenticated request came over it in time.
+    Unauthenticated,
     ByPeer,
     Idle,
     ReadError(std::io::Error),
@@ -351,6 +365,7 @@ where
     let mut stop = shared.stop.clone();
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut deadline = Instant::now() + config.idle_timeout;
+    let mut auth_deadline = meta.auth_deadline.clone();
     loop {
         // Deliver every complete frame already buffered.
         loop {
@@ -424,6 +439,15 @@ where
                 None => return Closed::Stopped,
             },
             _ = sleep_until(deadline) => return Closed::Idle,
+            _ = sleep_until(auth_deadline.as_ref().map_or(deadline, |(at, _)| *at)),
+                if auth_deadline.is_some() => {
+                let authenticated = auth_deadline
+                    .take()
+                    .is_some_and(|(_, flag)| flag.load(Ordering::Relaxed));
+                if !authenticated {
+                    return Closed::Unauthenticated;
+                }
+            }
         }
     }
 }

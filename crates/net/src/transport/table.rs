@@ -32,6 +32,7 @@ impl Shared {
                 remote,
                 local,
                 tx: tx.clone(),
+                authenticated: Arc::default(),
             },
         );
         table.by_peer.insert((kind, remote), id);
@@ -45,6 +46,17 @@ impl Shared {
         if table.by_peer.get(&key) == Some(&id) {
             table.by_peer.remove(&key);
         }
+    }
+
+    /// The deadline an inbound connection `id` must be authenticated by (from now), and
+    /// its flag; `None` when no such deadline is configured.
+    pub(super) fn auth_deadline(
+        &self,
+        id: ConnectionId,
+    ) -> Option<(Instant, Arc<std::sync::atomic::AtomicBool>)> {
+        let t = self.config.unauthenticated_timeout?;
+        let flag = lock(&self.table).conns.get(&id)?.authenticated.clone();
+        Some((Instant::now() + t, flag))
     }
 
     /// Records the local address of a connection that is now open.

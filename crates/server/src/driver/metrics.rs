@@ -348,6 +348,8 @@ mod tests {
             outcome,
             module: "test",
             auth_failure,
+            connection: None,
+            authenticated: false,
             fork: None,
         }
     }

@@ -185,6 +185,13 @@ async fn flush(
         let mut any = false;
         while let Some(ev) = proxy.poll_event() {
             any = true;
+            if ev.authenticated
+                && let Some(c) = ev.connection
+            {
+                // Its connection has done a successful, authenticated request: it is no
+                // longer held to the short deadline of unauthenticated connections.
+                transport.mark_authenticated(c);
+            }
             if let Some(m) = options.metrics {
                 m.record(&ev);
             }

@@ -583,6 +583,8 @@ impl Proxy {
             outcome,
             module: fork.module,
             auth_failure: false,
+            connection: None,
+            authenticated: false,
             fork: Some(server),
         });
     }

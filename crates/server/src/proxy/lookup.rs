@@ -315,6 +315,8 @@ impl Proxy {
             outcome: Outcome::Forwarded(fork.branches()),
             module: fork.module,
             auth_failure: false,
+            connection: None,
+            authenticated: false,
             fork: Some(server),
         });
     }

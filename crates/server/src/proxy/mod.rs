@@ -120,6 +120,11 @@ pub struct ProxyEvent {
     pub module: &'static str,
     /// Whether it failed authentication.
     pub auth_failure: bool,
+    /// The connection it came over (TCP/TLS), when that is known.
+    pub connection: Option<sotto_sip::transport::ConnectionId>,
+    /// Whether its sender proved who it is (digest, a TLS client certificate, a federated
+    /// domain's certificate): its connection is then an authenticated one.
+    pub authenticated: bool,
     /// The forwarded request's server transaction (to find its event again).
     pub(crate) fork: Option<TransactionId>,
 }
@@ -423,6 +428,10 @@ impl Proxy {
             outcome,
             module,
             auth_failure: ctx.auth_failure,
+            connection: ctx.connection,
+            authenticated: ctx.authenticated.is_some()
+                || !ctx.client_identities.is_empty()
+                || !ctx.client_domains.is_empty(),
             fork,
         });
     }

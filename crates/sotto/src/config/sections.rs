@@ -309,6 +309,10 @@ pub(crate) struct ConnectionsConfig {
     pub(crate) per_source: usize,
     /// A connection with no traffic this long is closed (seconds).
     pub(crate) idle_secs: u64,
+    /// An inbound connection over which no authenticated request (a REGISTER or request with
+    /// valid credentials, a TLS client certificate, a federated domain) came within this
+    /// many seconds of its accept is closed; 0: never.
+    pub(crate) unauthenticated_secs: u64,
 }
 
 impl Default for ConnectionsConfig {
@@ -317,6 +321,7 @@ impl Default for ConnectionsConfig {
             max: 0,
             per_source: 256,
             idle_secs: 300,
+            unauthenticated_secs: 30,
         }
     }
 }

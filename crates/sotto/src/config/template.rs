@@ -147,6 +147,8 @@ listen = "127.0.0.1:9464"
 max = 0
 per_source = 256
 idle_secs = 300
+# A connection that has made no authenticated request this long after it opened is closed.
+unauthenticated_secs = 30
 
 [lime]
 # The LIME key server: end-to-end message keys for Linphone clients (their
