@@ -17,7 +17,10 @@
 //! | `sotto_pending_forks` | gauge | forwarded requests waiting for a final response |
 //! | `sotto_requests_total{method,outcome,status}` | counter | requests handled |
 //! | `sotto_auth_failures_total` | counter | requests that failed authentication |
-//! | `sotto_anti_flood_bans_total` | counter | sources banned after repeated auth failures |
+//! | `sotto_anti_flood_bans_total` | counter | sources banned after repeated auth failures (many accounts) |
+//! | `sotto_anti_flood_account_lockouts_total` | counter | accounts locked out from a source after repeated failures |
+//! | `sotto_anti_flood_rate_limited_total` | counter | requests dropped: over their source's rate |
+//! | `sotto_anti_flood_dropped_banned_total` | counter | requests dropped: their source is banned |
 //! | `sotto_<module>_<name>` | counter/gauge | any other module figure ([`crate::pipeline::Module::counters`]) |
 //!
 //! Label values are bounded: a method outside RFC 3261's and its extensions' names is

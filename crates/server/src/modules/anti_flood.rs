@@ -68,6 +68,9 @@ pub struct AntiFlood {
     sources: HashMap<IpAddr, Source>,
     bans: u64,
     lockouts: u64,
+    /// Requests dropped: over the source's rate, and from a banned source.
+    rate_limited: u64,
+    dropped_banned: u64,
 }
 
 impl AntiFlood {
@@ -78,6 +81,8 @@ impl AntiFlood {
             sources: HashMap::new(),
             bans: 0,
             lockouts: 0,
+            rate_limited: 0,
+            dropped_banned: 0,
         }
     }
 
@@ -164,6 +169,7 @@ impl Module for AntiFlood {
         s.last_seen = now;
         if let Some(until) = s.banned_until {
             if now < until {
+                self.dropped_banned += 1;
                 return Verdict::Drop;
             }
             s.banned_until = None;
@@ -173,6 +179,7 @@ impl Module for AntiFlood {
         s.tokens = (s.tokens + elapsed * rate).min(burst);
         s.refilled = now;
         if s.tokens < 1.0 {
+            self.rate_limited += 1;
             return Verdict::Drop;
         }
         s.tokens -= 1.0;
@@ -270,6 +277,8 @@ impl Module for AntiFlood {
     fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
         out("bans_total", self.bans);
         out("account_lockouts_total", self.lockouts);
+        out("rate_limited_total", self.rate_limited);
+        out("dropped_banned_total", self.dropped_banned);
         out("tracked_sources", self.tracked() as u64);
     }
 }
@@ -305,6 +314,17 @@ mod tests {
         // Another source has its own bucket.
         let mut other = ctx_from("127.0.0.2:5060");
         assert_eq!(m.on_request(&mut other, t1), Verdict::Continue);
+        // The drops are counted for /metrics.
+        let mut counters = Vec::new();
+        m.counters(&mut |n, v| counters.push((n, v)));
+        assert!(
+            counters.contains(&("rate_limited_total", 2)),
+            "{counters:?}"
+        );
+        assert!(
+            counters.contains(&("dropped_banned_total", 0)),
+            "{counters:?}"
+        );
     }
 
     #[test]
@@ -322,6 +342,12 @@ mod tests {
         assert!(m.is_banned(ip, t));
         assert_eq!(m.bans(), 1);
         assert_eq!(m.on_request(&mut ctx, t), Verdict::Drop);
+        let mut counters = Vec::new();
+        m.counters(&mut |n, v| counters.push((n, v)));
+        assert!(
+            counters.contains(&("dropped_banned_total", 1)),
+            "{counters:?}"
+        );
         let after = t0 + Duration::from_secs(3) + AntiFloodConfig::default().ban_duration;
         assert_eq!(m.on_request(&mut ctx, after), Verdict::Continue);
     }
