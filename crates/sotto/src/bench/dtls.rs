@@ -27,13 +27,6 @@ pub(crate) struct DtlsBenchArgs {
     profile: String,
 }
 
-/// Process CPU time in seconds (all threads).
-fn cpu_seconds() -> anyhow::Result<f64> {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
-        .context("reading the process CPU clock")?;
-    Ok(t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
-}
-
 fn remote(attrs: &[SdpAttribute]) -> RemoteMedia<'_> {
     RemoteMedia {
         profile: "UDP/TLS/RTP/SAVP",
@@ -120,14 +113,14 @@ pub(crate) fn run(args: DtlsBenchArgs, json: bool) -> anyhow::Result<()> {
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
     let datagrams = exchange(&certs, profile, mux, now)?;
-    let (c0, w0) = (cpu_seconds()?, Instant::now());
+    let (c0, w0) = (super::cpu_seconds()?, Instant::now());
     for i in 0..args.handshakes {
         exchange(&certs, profile, mux, now).with_context(|| format!("key exchange {i}"))?;
         if !json && args.handshakes >= 10 && i % (args.handshakes / 10) == 0 {
             eprint!(".");
         }
     }
-    let (cpu, wall) = (cpu_seconds()? - c0, w0.elapsed().as_secs_f64());
+    let (cpu, wall) = (super::cpu_seconds()? - c0, w0.elapsed().as_secs_f64());
     let n = args.handshakes as f64;
     let handshakes = if mux { 1 } else { 2 };
     if json {

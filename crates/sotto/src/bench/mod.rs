@@ -31,6 +31,14 @@ pub(crate) enum BenchCommand {
     Lime(lime::LimeBenchArgs),
 }
 
+/// Process CPU time in seconds (all threads), as the C harnesses of `bench/` read it.
+pub(crate) fn cpu_seconds() -> anyhow::Result<f64> {
+    use anyhow::Context;
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .context("reading the process CPU clock")?;
+    Ok(t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+}
+
 /// Runs one benchmark command.
 pub(crate) fn run(cmd: BenchCommand, json: bool) -> anyhow::Result<()> {
     match cmd {

@@ -28,13 +28,6 @@ pub(crate) struct ZrtpBenchArgs {
     cipher: String,
 }
 
-/// Process CPU time in seconds (all threads), as the C harness reads it.
-fn cpu_seconds() -> anyhow::Result<f64> {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
-        .context("reading the process CPU clock")?;
-    Ok(t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
-}
-
 fn endpoint(
     ka: ZrtpKeyAgreement,
     cipher: ZrtpCipher,
@@ -103,7 +96,7 @@ pub(crate) fn run(args: ZrtpBenchArgs, json: bool) -> anyhow::Result<()> {
     if !handshake(ka, cipher, now)? {
         bail!("the warm-up handshake did not complete");
     }
-    let (c0, w0) = (cpu_seconds()?, Instant::now());
+    let (c0, w0) = (super::cpu_seconds()?, Instant::now());
     for i in 0..args.handshakes {
         if !handshake(ka, cipher, now)? {
             bail!("handshake {i} did not complete");
@@ -112,7 +105,7 @@ pub(crate) fn run(args: ZrtpBenchArgs, json: bool) -> anyhow::Result<()> {
             eprint!(".");
         }
     }
-    let (cpu, wall) = (cpu_seconds()? - c0, w0.elapsed().as_secs_f64());
+    let (cpu, wall) = (super::cpu_seconds()? - c0, w0.elapsed().as_secs_f64());
     let n = args.handshakes as f64;
     if json {
         println!(
