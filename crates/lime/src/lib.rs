@@ -24,6 +24,7 @@ pub mod message;
 pub mod protocol;
 pub mod session;
 pub mod user;
+mod wire;
 pub mod x3dh;
 
 pub use curve::CurveId;

@@ -16,6 +16,7 @@
 //! Note the order trap: uploads carry `SPk ‖ signature ‖ id`, the bundle `SPk ‖ id ‖
 //! signature`. Other requests are answered with their own 3-octet header.
 
+use crate::wire::Reader;
 use crate::x3dh::PeerBundle;
 use crate::{CurveId, LimeError};
 
@@ -161,34 +162,6 @@ fn put_opks(o: &mut Vec<u8>, opks: &[(Vec<u8>, u32)]) {
     for (k, id) in opks {
         o.extend_from_slice(k);
         o.extend_from_slice(&id.to_be_bytes());
-    }
-}
-
-/// A cursor over a message body; every read is bounds-checked.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<usize> {
-        self.take(2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn done(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

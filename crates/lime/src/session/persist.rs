@@ -10,43 +10,13 @@ use zeroize::Zeroizing;
 use super::{DrSession, SkippedChain};
 use crate::kdf::ChainKey;
 use crate::keys::KeyPair;
+use crate::wire::{Fields, put_var};
 use crate::{CurveId, LimeError};
 
 const VERSION: u8 = 1;
 const HAS_DHR: u8 = 1;
 const HAS_INIT: u8 = 2;
 const ACTIVE: u8 = 4;
-
-fn put(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], LimeError> {
-        if self.0.len() < n {
-            return Err(LimeError::Malformed("stored session"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    fn u16(&mut self) -> Result<u16, LimeError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn var(&mut self) -> Result<&'a [u8], LimeError> {
-        let n = self.u16()? as usize;
-        self.take(n)
-    }
-    fn key32(&mut self) -> Result<ChainKey, LimeError> {
-        let mut k = ChainKey::default();
-        k.copy_from_slice(self.take(32)?);
-        Ok(k)
-    }
-}
 
 impl DrSession {
     /// The state as bytes (secret: store it as such).
@@ -70,19 +40,19 @@ impl DrSession {
             o.extend_from_slice(k);
         }
         match self.dhs.secret_bytes() {
-            Ok(secret) => put(&mut o, secret.expose()),
-            Err(_) => put(&mut o, &[]),
+            Ok(secret) => put_var(&mut o, secret.expose()),
+            Err(_) => put_var(&mut o, &[]),
         }
-        put(&mut o, &self.dhs.public);
+        put_var(&mut o, &self.dhs.public);
         if let Some(d) = &self.dhr {
-            put(&mut o, d);
+            put_var(&mut o, d);
         }
         if let Some(x) = &self.x3dh_init {
-            put(&mut o, x);
+            put_var(&mut o, x);
         }
         o.extend_from_slice(&(self.skipped.len() as u16).to_be_bytes());
         for c in &self.skipped {
-            put(&mut o, &c.dhr);
+            put_var(&mut o, &c.dhr);
             o.extend_from_slice(&(c.keys.len() as u16).to_be_bytes());
             for (n, mk) in &c.keys {
                 o.extend_from_slice(&n.to_be_bytes());
@@ -94,15 +64,21 @@ impl DrSession {
 
     /// A session from [`DrSession::to_bytes`].
     pub fn from_bytes(p: &CryptoProvider, b: &[u8]) -> Result<Self, LimeError> {
-        let mut r = Reader(b);
+        let mut r = Fields::new(b, "stored session");
         let head = r.take(3)?;
         let curve = CurveId::from_id(head[1]).ok_or(LimeError::Malformed("stored session"))?;
         if head[0] != VERSION {
             return Err(LimeError::Malformed("stored session version"));
         }
         let flags = head[2];
-        let (ns, nr, pn) = (r.u16()?, r.u16()?, r.u16()?);
-        let (rk, cks, ckr) = (r.key32()?, r.key32()?, r.key32()?);
+        // Counters are 2 octets: the casts are lossless.
+        let (ns, nr, pn) = (r.u16()? as u16, r.u16()? as u16, r.u16()? as u16);
+        let mut key32 = || -> Result<ChainKey, LimeError> {
+            let mut k = ChainKey::default();
+            k.copy_from_slice(r.take(32)?);
+            Ok(k)
+        };
+        let (rk, cks, ckr) = (key32()?, key32()?, key32()?);
         let ad: [u8; 32] = r
             .take(32)?
             .try_into()
@@ -127,7 +103,7 @@ impl DrSession {
             let dhr = r.var()?.to_vec();
             let mut keys = std::collections::BTreeMap::new();
             for _ in 0..r.u16()? {
-                let n = r.u16()?;
+                let n = r.u16()? as u16;
                 let mut mk = Zeroizing::new([0u8; 48]);
                 mk.copy_from_slice(r.take(48)?);
                 keys.insert(n, mk);

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use super::{LimeUser, PeerDevice, PeerTrust};
 use crate::keys::{IdentityKey, KeyPair, OneTimePreKey, SignedPreKey};
 use crate::session::DrSession;
+use crate::wire::{Fields, put_var};
 use crate::{CurveId, LimeError};
 
 const VERSION: u8 = 1;
@@ -41,53 +42,17 @@ impl Changes {
     }
 }
 
-fn put(o: &mut Vec<u8>, b: &[u8]) {
-    o.extend_from_slice(&(b.len() as u16).to_be_bytes());
-    o.extend_from_slice(b);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], LimeError> {
-        if self.0.len() < n {
-            return Err(LimeError::Malformed("stored keys"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    fn u16(&mut self) -> Result<usize, LimeError> {
-        let b = self.take(2)?;
-        Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
-    }
-    fn u32(&mut self) -> Result<u32, LimeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, LimeError> {
-        let b = self.take(8)?;
-        Ok(u64::from_be_bytes([
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-        ]))
-    }
-    fn var(&mut self) -> Result<&'a [u8], LimeError> {
-        let n = self.u16()?;
-        self.take(n)
-    }
-}
-
 fn put_spk(o: &mut Vec<u8>, s: &SignedPreKey) -> Result<(), LimeError> {
     o.extend_from_slice(&s.id.to_be_bytes());
-    put(o, s.key.secret_bytes()?.expose());
-    put(o, &s.signature);
+    put_var(o, s.key.secret_bytes()?.expose());
+    put_var(o, &s.signature);
     Ok(())
 }
 
 fn read_spk(
     p: &CryptoProvider,
     curve: CurveId,
-    r: &mut Reader<'_>,
+    r: &mut Fields<'_>,
 ) -> Result<SignedPreKey, LimeError> {
     let id = r.u32()?;
     let key = KeyPair::from_secret(p, curve, r.var()?)?;
@@ -111,9 +76,9 @@ impl LimeUser {
     pub fn keys_to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, LimeError> {
         let mut o = Zeroizing::new(Vec::with_capacity(4096));
         o.extend_from_slice(&[VERSION, self.curve().id()]);
-        put(&mut o, self.device_id.as_bytes());
-        put(&mut o, self.ik.seed.expose());
-        put(&mut o, &self.ik.public);
+        put_var(&mut o, self.device_id.as_bytes());
+        put_var(&mut o, self.ik.seed.expose());
+        put_var(&mut o, &self.ik.public);
         put_spk(&mut o, &self.spk)?;
         o.extend_from_slice(&self.spk_since.to_be_bytes());
         o.extend_from_slice(&(self.old_spks.len() as u16).to_be_bytes());
@@ -124,12 +89,12 @@ impl LimeUser {
         o.extend_from_slice(&(self.opks.len() as u16).to_be_bytes());
         for k in self.opks.values() {
             o.extend_from_slice(&k.id.to_be_bytes());
-            put(&mut o, k.key.secret_bytes()?.expose());
+            put_var(&mut o, k.key.secret_bytes()?.expose());
         }
         o.extend_from_slice(&(self.peers.len() as u16).to_be_bytes());
         for (d, peer) in &self.peers {
-            put(&mut o, d.as_bytes());
-            put(&mut o, &peer.ik);
+            put_var(&mut o, d.as_bytes());
+            put_var(&mut o, &peer.ik);
             o.push(trust_byte(peer.trust));
         }
         Ok(o)
@@ -141,7 +106,7 @@ impl LimeUser {
         keys: &[u8],
         sessions: &[(String, Vec<u8>)],
     ) -> Result<Self, LimeError> {
-        let mut r = Reader(keys);
+        let mut r = Fields::new(keys, "stored keys");
         let head = r.take(2)?;
         if head[0] != VERSION {
             return Err(LimeError::Malformed("stored keys version"));
@@ -170,7 +135,7 @@ impl LimeUser {
             let d = String::from_utf8(r.var()?.to_vec())
                 .map_err(|_| LimeError::Malformed("stored keys"))?;
             let ik = r.var()?.to_vec();
-            let trust = match r.take(1)?[0] {
+            let trust = match r.u8()? {
                 1 => PeerTrust::Trusted,
                 2 => PeerTrust::Unsafe,
                 _ => PeerTrust::Untrusted,
