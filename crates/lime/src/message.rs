@@ -132,16 +132,13 @@ pub fn decrypt_message(
         .map(|n| &cipher_message[n..])
         .ok_or(LimeError::Malformed("cipher message"))?;
     let ad = [tag, source_device.as_bytes(), self_device.as_bytes()].concat();
-    // The seed is opened on a copy of the session; the session moves on only when the
-    // cipher message opens too.
-    let mut next = session.clone();
-    let seed = next.decrypt(p, dr_message, &ad, false)?;
-    if seed.len() != SEED_LEN {
-        return Err(LimeError::Malformed("cipher message seed"));
-    }
-    let key = seed_key(p, &seed)?;
-    let ad = [source_device.as_bytes(), recipient_user.as_bytes()].concat();
-    let plain = open(p, &key[..], &ad, cipher_message)?;
-    *session = next;
-    Ok(plain)
+    // The session moves on only when the cipher message opens with the seed too.
+    session.decrypt_then(p, dr_message, &ad, false, |seed| {
+        if seed.len() != SEED_LEN {
+            return Err(LimeError::Malformed("cipher message seed"));
+        }
+        let key = seed_key(p, &seed)?;
+        let ad = [source_device.as_bytes(), recipient_user.as_bytes()].concat();
+        open(p, &key[..], &ad, cipher_message)
+    })
 }

@@ -217,16 +217,30 @@ impl DrSession {
         given_ad: &[u8],
         direct: bool,
     ) -> Result<Zeroizing<Vec<u8>>, LimeError> {
+        self.decrypt_then(p, msg, given_ad, direct, Ok)
+    }
+
+    /// Decrypts `msg` and hands the payload to `then`; the session moves on only when both
+    /// succeed (a cipher message's seed is kept only if the cipher message opens with it).
+    pub fn decrypt_then<T>(
+        &mut self,
+        p: &CryptoProvider,
+        msg: &[u8],
+        given_ad: &[u8],
+        direct: bool,
+        then: impl FnOnce(Zeroizing<Vec<u8>>) -> Result<T, LimeError>,
+    ) -> Result<T, LimeError> {
         let h = header::parse(self.curve, msg)?;
         if h.direct != direct {
             return Err(LimeError::Malformed("DR message (policy flag)"));
         }
         let aad = [given_ad, &self.ad, &msg[..h.len]].concat();
+        // The ratchet moves on a copy, kept only on success: a forged message costs nothing.
         let mut next = self.clone();
-        let plain = next.decrypt_on(p, &h, &aad, &msg[h.len..])?;
+        let out = then(next.decrypt_on(p, &h, &aad, &msg[h.len..])?)?;
         next.x3dh_init = None;
         *self = next;
-        Ok(plain)
+        Ok(out)
     }
 
     fn decrypt_on(

@@ -309,31 +309,30 @@ impl LimeUser {
     ) -> Result<(Zeroizing<Vec<u8>>, PeerStatus), LimeError> {
         let h = header::parse(self.curve(), dr_message)?;
         // The session we have first (an initiator repeats its X3DH init until answered).
-        if let Some(s) = self.sessions.get_mut(sender) {
-            let mut copy = s.clone();
-            if let Ok(plain) = decrypt_message(
+        // (A failed attempt leaves the session as it was.)
+        if let Some(s) = self.sessions.get_mut(sender)
+            && let Ok(plain) = decrypt_message(
                 p,
-                &mut copy,
+                s,
                 sender,
                 &self.device_id,
                 recipient_user,
                 dr_message,
                 cipher_message,
-            ) {
-                *s = copy;
-                self.dirty_sessions.insert(sender.to_owned());
-                let trust = self
-                    .peers
-                    .get(sender)
-                    .map_or(PeerTrust::Untrusted, |d| d.trust);
-                return Ok((
-                    plain,
-                    PeerStatus {
-                        trust,
-                        first_contact: false,
-                    },
-                ));
-            }
+            )
+        {
+            self.dirty_sessions.insert(sender.to_owned());
+            let trust = self
+                .peers
+                .get(sender)
+                .map_or(PeerTrust::Untrusted, |d| d.trust);
+            return Ok((
+                plain,
+                PeerStatus {
+                    trust,
+                    first_contact: false,
+                },
+            ));
         }
         let init = h.x3dh_init.ok_or(LimeError::DecryptFailed)?;
         if init.ik.len() != self.curve().ik_len() {
