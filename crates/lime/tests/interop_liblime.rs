@@ -9,11 +9,7 @@
 //! - under the cipher-message policy (Linphone's chat) and the DR-message policy, and to two
 //!   devices at once; a tampered message fails on both sides.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-
 use sotto_crypto::CryptoProvider;
-use sotto_crypto::hex;
 use sotto_lime::keyserver::{KeyServer, Limits, MemoryKeyStore};
 use sotto_lime::{CurveId, EncryptionPolicy, LimeUser, PeerTrust};
 
@@ -21,108 +17,23 @@ fn p() -> &'static CryptoProvider {
     sotto_crypto_rust::provider()
 }
 
-const INSTALL: &str = "install with: apt-get install -y liblime-dev gcc";
+#[path = "common/liblime.rs"]
+mod liblime;
 
-/// Builds the harness once per test binary.
-fn harness() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build).clone()
+use liblime::{Liblime, hex_or_dash as h, unhex};
+
+/// Runs `cmd` on liblime, its key-server posts answered by `ks` in process.
+fn run(lime: &mut Liblime, ks: &KeyServer<MemoryKeyStore>, cmd: &str) -> String {
+    lime.run(cmd, &mut |from, body| (200, ks.handle(from, body)))
 }
 
-fn build() -> std::path::PathBuf {
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("liblime_peer");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/liblime_peer.c");
-    assert!(
-        std::path::Path::new("/usr/include/lime/lime_ffi.h").exists(),
-        "liblime is not installed: {INSTALL}"
-    );
-    let status = Command::new("cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&out)
-        .arg(src)
-        .args(["-llime", "-lbctoolbox"])
-        .status()
-        .unwrap_or_else(|e| panic!("running cc: {e} ({INSTALL})"));
-    assert!(status.success(), "building the liblime harness failed");
-    out
-}
-
-/// A running liblime peer.
-struct Liblime {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    _dir: std::path::PathBuf,
-}
-
-impl Liblime {
-    fn start(name: &str) -> Liblime {
-        let dir = std::env::temp_dir().join(format!("sotto-liblime-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(harness())
-            .arg(dir.join("lime.sqlite"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the liblime harness");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut l = Liblime {
-            child,
-            stdin,
-            stdout,
-            _dir: dir,
-        };
-        assert_eq!(l.line(), "READY");
-        l
-    }
-
-    fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.stdout.read_line(&mut s).expect("harness output");
-        assert!(!s.is_empty(), "the liblime harness exited");
-        s.trim_end().to_owned()
-    }
-
-    /// Sends `cmd`; answers its key-server posts from `ks`; returns the result line.
-    fn run(&mut self, ks: &KeyServer<MemoryKeyStore>, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        loop {
-            let l = self.line();
-            let Some(rest) = l.strip_prefix("POST ") else {
-                return l;
-            };
-            let (from, body) = rest.split_once(' ').expect("POST FROM HEX");
-            let reply = ks.handle(from, &unhex(body));
-            writeln!(self.stdin, "RESP 200 {}", hex::encode(&reply)).unwrap();
-        }
-    }
-}
-
-impl Drop for Liblime {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    if s == "-" {
-        return Vec::new();
-    }
-    let mut out = vec![0u8; s.len() / 2];
-    assert!(hex::decode(s, &mut out), "hex: {s}");
-    out
-}
-
-fn h(b: &[u8]) -> String {
-    if b.is_empty() {
-        "-".into()
-    } else {
-        hex::encode(b)
-    }
+/// A liblime peer with its database in a fresh directory (kept alive with it).
+fn start_liblime(name: &str) -> (Liblime, tempfile::TempDir) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("sotto-liblime-{name}-"))
+        .tempdir()
+        .unwrap();
+    (Liblime::start(&dir.path().join("lime.sqlite")), dir)
 }
 
 /// What liblime's encrypt gives: the cipher message, and (device, status, DR message) per
@@ -139,7 +50,8 @@ fn lime_encrypt(
     text: &[u8],
     devices: &[&str],
 ) -> LimeEncrypted {
-    let out = lime.run(
+    let out = run(
+        lime,
         ks,
         &format!(
             "encrypt {local} {user} {policy} {} {}",
@@ -172,7 +84,8 @@ fn lime_decrypt(
     dr: &[u8],
     cipher: &[u8],
 ) -> (u8, Vec<u8>) {
-    let out = lime.run(
+    let out = run(
+        lime,
         ks,
         &format!("decrypt {local} {user} {sender} {} {}", h(dr), h(cipher)),
     );
@@ -205,9 +118,9 @@ fn both_ways(curve: CurveId) {
         "sip:sotto@example.test;gr=s1",
     );
     let (lime_user, sotto_uri) = ("sip:lime@example.test", "sip:sotto@example.test");
-    let mut lime = Liblime::start(curve.name());
+    let (mut lime, _lime_dir) = start_liblime(curve.name());
     for d in [l1, l2] {
-        let r = lime.run(&ks, &format!("create {d} {} 20", curve.id()));
+        let r = run(&mut lime, &ks, &format!("create {d} {} 20", curve.id()));
         assert_eq!(r, "OK", "liblime registers {d} on sotto's key server");
     }
     let mut sotto = sotto_user(&ks, curve, s1);
@@ -343,7 +256,7 @@ fn both_ways(curve: CurveId) {
     let _ = bad;
 
     // liblime's identity key is the one sotto recorded.
-    let ik = lime.run(&ks, &format!("ik {l1}"));
+    let ik = run(&mut lime, &ks, &format!("ik {l1}"));
     let ik = unhex(ik.strip_prefix("IK ").unwrap());
     assert_eq!(sotto.peer(l1).unwrap().ik, ik);
 }
