@@ -1,5 +1,6 @@
 //! sotto's LIME key server inside `sotto server` (the config `sotto init --domain
-//! example.test` writes, `[lime] enabled`), with Linphone's liblime as a client: liblime
+//! example.test` writes, unchanged but for `[lime] enabled`: 0.0.0.0:5061 and 0.0.0.0:8443),
+//! with Linphone's liblime as a client: liblime
 //! registers over HTTPS with digest against alice's SIP account, a sotto device of bob
 //! registers the same way, and messages go both ways; the keys survive a restart of the
 //! server (SQLite); a device id of another user, no credentials, a wrong password are
@@ -50,6 +51,24 @@ fn lime_data(dir: &std::path::Path, users: &[(&str, &str)], postgres_url: Option
     data
 }
 
+/// The config `sotto init --domain example.test` writes, unchanged but for `users` and
+/// `[lime] enabled = true`: TLS on 0.0.0.0:5061, metrics on 127.0.0.1:9464, the key server on
+/// 0.0.0.0:8443, as people run it. Callers hold [`process::DefaultPorts`].
+fn lime_data_as_init(dir: &std::path::Path, users: &[(&str, &str)]) -> DataDir {
+    let data = DataDir::init_for(&dir.join("server"), "example.test", users);
+    data.edit_config(|t| set(t, "lime", "enabled", toml::Value::Boolean(true)));
+    data
+}
+
+/// Where to connect for a listener reported on a wildcard address: loopback, same port.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
 fn start(data: &DataDir, name: &str) -> (Server, SocketAddr, String) {
     let mut server = Server::start(name, &data.config(), 1);
     server.wait_for(1, "lime event", |v| v["event"] == "lime");
@@ -60,19 +79,25 @@ fn start(data: &DataDir, name: &str) -> (Server, SocketAddr, String) {
         .cloned()
         .expect("lime event");
     let addr: SocketAddr = ev["addr"].as_str().unwrap().parse().unwrap();
-    (server, addr, ev["url"].as_str().unwrap().to_owned())
+    (
+        server,
+        reachable(addr),
+        ev["url"].as_str().unwrap().to_owned(),
+    )
 }
 
 #[test]
 fn liblime_and_a_sotto_device_use_sottos_key_server_over_https() {
+    let _ports = process::DefaultPorts::lock();
     for curve in [CurveId::C25519, CurveId::C448] {
         let tmp = tempfile::tempdir().unwrap();
-        let data = lime_data(tmp.path(), &[("alice", "alicepw"), ("bob", "bobpw")], None);
+        let data = lime_data_as_init(tmp.path(), &[("alice", "alicepw"), ("bob", "bobpw")]);
         let (server, addr, url) = start(&data, "lime");
-        assert!(
-            url.starts_with("https://example.test:") && url.ends_with("/lime"),
-            "{url}"
+        assert_eq!(
+            url, "https://example.test:8443/lime",
+            "the default URL to give clients"
         );
+        assert_eq!(addr.port(), 8443);
         let mut poster = LimePoster::new(addr, "example.test", &data.ca(), "/lime");
 
         // Refusals: no credentials is a challenge; another user's device, a wrong password.
