@@ -209,6 +209,32 @@ pub trait Module: Send {
     /// Reports the module's figures for metrics as `(name, value)`: a name ending in `_total`
     /// is a counter, any other a gauge (e.g. anti-flood's `bans_total`).
     fn counters(&self, _out: &mut dyn FnMut(&'static str, u64)) {}
+
+    /// Reports what this module holds against sources at `now` (bans, lockouts), for the
+    /// operator (`sotto ban list`).
+    fn blocks(&self, _now: Instant, _out: &mut Vec<Block>) {}
+
+    /// Lifts every block this module holds against `source` (`sotto ban lift`); returns how
+    /// many were lifted.
+    fn lift(&mut self, _source: IpAddr) -> usize {
+        0
+    }
+}
+
+/// A block a module holds against a source address: a ban of the whole address, or one
+/// account locked out from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// The module that holds it.
+    pub module: &'static str,
+    /// The source address.
+    pub source: IpAddr,
+    /// The account locked out from `source`; `None`: the whole address is banned.
+    pub account: Option<String>,
+    /// Why, in a few words.
+    pub reason: String,
+    /// Time left.
+    pub remaining: std::time::Duration,
 }
 
 /// The ordered module chain.
@@ -239,6 +265,20 @@ impl Pipeline {
     /// The module names, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.modules.iter().map(|m| m.name()).collect()
+    }
+
+    /// Every module's blocks at `now` ([`Module::blocks`]).
+    pub fn blocks(&self, now: Instant) -> Vec<Block> {
+        let mut out = Vec::new();
+        for m in &self.modules {
+            m.blocks(now, &mut out);
+        }
+        out
+    }
+
+    /// Lifts every module's blocks on `source` ([`Module::lift`]); returns how many.
+    pub fn lift(&mut self, source: IpAddr) -> usize {
+        self.modules.iter_mut().map(|m| m.lift(source)).sum()
     }
 
     /// Every module's figures ([`Module::counters`]) as `(module, name, value)`.

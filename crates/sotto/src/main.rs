@@ -6,6 +6,7 @@
 mod agent;
 mod agent_keys;
 mod agent_output;
+mod ban;
 mod bench;
 mod config;
 mod init;
@@ -75,6 +76,8 @@ enum Command {
     User(user::UserArgs),
     /// Run the registrar and proxy with the config file's listeners and stores.
     Server(server::ServerArgs),
+    /// List or lift the bans and lockouts of a running server.
+    Ban(ban::BanArgs),
     /// The user agent: init an account, register, call, listen.
     Agent(agent::AgentArgs),
 }
@@ -100,6 +103,12 @@ fn main() -> std::process::ExitCode {
             server::run(args, cli.json)
         }
         Command::Agent(args) => agent::run(args, cli.json),
+        Command::Ban(args) => match ban::run(args, cli.json) {
+            // Nothing to lift: a check that failed.
+            Ok(false) => return std::process::ExitCode::from(3),
+            Ok(true) => Ok(()),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

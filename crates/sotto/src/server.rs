@@ -5,6 +5,7 @@
 //!
 //! Output:
 //! - **stdout**, event lines: `listening` per listener, `metrics` (the metrics endpoint),
+//!   `admin` (the control socket),
 //!   `request` per request handled, `stopping` (signal received), `stopped`. One JSON object per line with `--json`,
 //!   `--log-format json` or `[log] format = "json"`; short text lines otherwise.
 //! - **stderr**, diagnostics through `tracing` (warnings, bans, failures) at `[log] level`,
@@ -238,6 +239,7 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     if c.lime.enabled {
         start_lime(&c, lime_users, json).await?;
     }
+    let admin = start_admin(&c, json).await?;
     print_ready(&c, json);
     let purge = tokio::spawn(purge_expired(bindings));
     let mut handled: u64 = 0;
@@ -260,6 +262,7 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
             batch: None,
             resolver: Some(&resolver),
             stores: workers.as_ref(),
+            admin: admin.as_ref().map(|(a, _)| a),
         },
         |ev| {
             handled += 1;
@@ -269,6 +272,9 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     .await;
     purge.abort();
     watcher.abort();
+    if let Some((_, path)) = &admin {
+        let _ = std::fs::remove_file(path);
+    }
     if let Some(w) = workers {
         w.stop();
     }
@@ -414,6 +420,32 @@ fn connection_limit(c: &Config, json: bool) -> usize {
 
 /// Starts the LIME key server (HTTPS, its SQLite or PostgreSQL store, digest against
 /// `users`) and says the URL to give clients. A port that cannot be bound stops the start.
+/// Opens the operator's control socket (`[admin] socket`) and serves it in the background.
+async fn start_admin(
+    c: &Config,
+    json: bool,
+) -> anyhow::Result<Option<(sotto_server::driver::admin::Admin, PathBuf)>> {
+    use sotto_server::driver::admin;
+    if c.admin.socket.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let path = c.resolve(&c.admin.socket);
+    let listener = admin::bind(&path)
+        .await
+        .with_context(|| format!("the control socket ([admin] socket) {}", path.display()))?;
+    let (handle, loop_end) = admin::channel();
+    tokio::spawn(admin::serve(listener, handle));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "admin", "socket": path.display().to_string()})
+        );
+    } else {
+        println!("control socket {} (sotto ban list|lift)", path.display());
+    }
+    Ok(Some((loop_end, path)))
+}
+
 async fn start_lime(c: &Config, users: Arc<dyn UserStore>, json: bool) -> anyhow::Result<()> {
     match c.lime.postgres_url.clone() {
         Some(url) => {

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use pki::init_ca_client_cert;
 use process::free_tcp_port;
+use serde_json::{Value, json};
 use sotto_net::tls;
 use sotto_net::{
     Destination, Incoming, IncomingReceiver, Transport, TransportConfig, TransportKind,
@@ -596,7 +597,17 @@ async fn wrong_passwords_get_banned_and_counted() {
     let m = scrape(metrics);
     assert_eq!(sample(&m, "sotto_anti_flood_bans_total"), Some(1), "{m}");
     assert_eq!(sample(&m, "sotto_auth_failures_total"), Some(2), "{m}");
-    // The next request from the banned source is dropped (the event says so).
+    // The first request from the banned source is told why, and when to come back (a user
+    // behind the same address learns it); the next one is dropped (the event says so).
+    let reg = mallory.request("REGISTER", "alice", false, &[], "");
+    mallory.send(reg).await.expect("send");
+    let r = mallory.final_response().await;
+    assert_eq!(r.status().0, 403, "the ban is said once");
+    let text = String::from_utf8_lossy(&r.to_bytes()).into_owned();
+    assert!(
+        text.contains("Retry-After: ") && text.contains("blocked"),
+        "{text}"
+    );
     let reg = mallory.request("REGISTER", "alice", false, &[], "");
     mallory.send(reg).await.expect("send");
     let ev = server
@@ -614,8 +625,57 @@ async fn wrong_passwords_get_banned_and_counted() {
         Some(1),
         "{m}"
     );
+
+    // The operator sees the ban and its reason, and lifts it: the right password works again.
+    let list = ban(&data, &["list"]);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["source"], "127.0.0.1", "{list:?}");
+    assert!(
+        list[0]["account"].is_null(),
+        "a ban of the address: {list:?}"
+    );
+    assert!(
+        list[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("many accounts"),
+        "{list:?}"
+    );
+    assert_eq!(
+        ban(&data, &["lift", "127.0.0.1"]),
+        [json!({"source": "127.0.0.1", "lifted": 1})]
+    );
+    assert!(ban(&data, &["list"]).is_empty());
+    let mut alice = Ua::tls("alice", "alicepw", &ca, tls_addr, None);
+    let r = alice
+        .authed("REGISTER", "alice", &[], "", Algorithm::Sha256)
+        .await;
+    assert_eq!(r.status().0, 200, "alice after the lift");
+    // Nothing left to lift: exit status 3.
+    let out = process::sotto()
+        .args(["ban", "lift", "127.0.0.1", "-c"])
+        .arg(data.config())
+        .output()
+        .expect("run sotto ban");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
     server.stop_term();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `sotto --json ban <args> -c <config>`: its JSON lines.
+fn ban(data: &DataDir, args: &[&str]) -> Vec<Value> {
+    let out = process::sotto()
+        .args(["--json", "ban"])
+        .args(args)
+        .arg("-c")
+        .arg(data.config())
+        .output()
+        .expect("run sotto ban");
+    assert!(out.status.success(), "sotto ban {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 /// Connection ids restart with the process: a flow stored before a restart must not name

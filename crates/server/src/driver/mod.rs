@@ -25,6 +25,7 @@ use crate::identity::{client_domains, client_identities};
 use crate::metrics::Metrics;
 use crate::proxy::{LookupRequest, Packet, Proxy, ProxyEvent};
 
+pub mod admin;
 pub mod lime_https;
 pub mod metrics;
 mod store_workers;
@@ -63,6 +64,8 @@ pub struct RunOptions<'a> {
     /// Runs the proxy's store operations off the loop (turn on
     /// [`Proxy::defer_store_operations`] with it); `None`: the proxy runs them itself.
     pub stores: Option<&'a StoreWorkers>,
+    /// Operator commands ([`admin`]), answered between two messages; `None`: none.
+    pub admin: Option<&'a admin::Admin>,
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for RunOptions<'_> {
             .field("batch", &self.batch.is_some())
             .field("resolver", &self.resolver.is_some())
             .field("stores", &self.stores.is_some())
+            .field("admin", &self.admin.is_some())
             .finish()
     }
 }
@@ -85,6 +89,7 @@ impl Default for RunOptions<'_> {
             batch: None,
             resolver: None,
             stores: None,
+            admin: None,
         }
     }
 }
@@ -242,6 +247,18 @@ async fn send(
     }
 }
 
+/// Answers an operator command from the proxy's state.
+fn answer_admin(proxy: &mut Proxy, request: admin::AdminRequest) {
+    match request {
+        admin::AdminRequest::Blocks(tx) => {
+            let _ = tx.send(proxy.blocks(Instant::now()));
+        }
+        admin::AdminRequest::Lift(source, tx) => {
+            let _ = tx.send(proxy.lift_blocks(source));
+        }
+    }
+}
+
 /// An error and its causes in one line, each cause once.
 fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
@@ -347,6 +364,11 @@ pub async fn run_with(
         lookups: lookups_tx,
         stores: stores_tx,
     };
+    // The loop owns the proxy, so it answers operator commands itself.
+    let mut admin = match options.admin {
+        Some(a) => Some(a.requests.lock().await),
+        None => None,
+    };
     loop {
         if let Some(deadline) = stopping
             && (proxy.pending_forks() == 0 || tokio::time::Instant::now() >= deadline)
@@ -373,7 +395,17 @@ pub async fn run_with(
                 None => std::future::pending::<()>().await,
             }
         };
+        let admin_request = async {
+            match admin.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            Some(request) = admin_request => {
+                answer_admin(proxy, request);
+                continue;
+            }
             () = &mut shutdown, if stopping.is_none() => {
                 tracing::info!(
                     pending = proxy.pending_forks(),

@@ -8,9 +8,12 @@
 //!   behind the same address (an office, a carrier's NAT) are not touched, and a scanner
 //!   learns nothing (any name, existing or not, is treated alike);
 //! - `ban_after_accounts` different accounts failing from one address ban the address for
-//!   `ban_duration` (a guesser trying many users); requests from a banned address, and
-//!   requests over the rate, are dropped silently: answering would let a spoofed flood
-//!   amplify through us.
+//!   `ban_duration` (a guesser trying many users); the first request from a banned address
+//!   gets `403` with `Retry-After` and a Warning (once per ban), later ones are dropped, as
+//!   are requests over the rate: answering them would let a spoofed flood amplify through us.
+//!
+//! An operator lists bans and lockouts ([`Module::blocks`], `sotto ban list`) and lifts them
+//! ([`Module::lift`], `sotto ban lift`).
 //!
 //! The tables are bounded: when full, the least recently seen source is forgotten; at most
 //! [`MAX_ACCOUNTS_PER_SOURCE`] accounts are tracked per source.
@@ -22,7 +25,7 @@ use std::time::Instant;
 use sotto_sip::message::{Method, Request, StatusCode};
 
 use crate::config::AntiFloodConfig;
-use crate::pipeline::{Module, Reply, RequestContext, Verdict};
+use crate::pipeline::{Block, Module, Reply, RequestContext, Verdict};
 
 /// Accounts tracked per source; one more failing account bans the source anyway.
 pub const MAX_ACCOUNTS_PER_SOURCE: usize = 32;
@@ -47,6 +50,8 @@ struct Source {
     refilled: Instant,
     accounts: Vec<AccountFailures>,
     banned_until: Option<Instant>,
+    /// The 403 of the running ban was sent.
+    ban_told: bool,
     last_seen: Instant,
 }
 
@@ -135,6 +140,7 @@ impl AntiFlood {
             refilled: now,
             accounts: Vec::new(),
             banned_until: None,
+            ban_told: false,
             last_seen: now,
         })
     }
@@ -169,8 +175,25 @@ impl Module for AntiFlood {
         s.last_seen = now;
         if let Some(until) = s.banned_until {
             if now < until {
-                self.dropped_banned += 1;
-                return Verdict::Drop;
+                // Told once per ban (a legitimate user behind the address learns why and
+                // when to retry; a scanner learns only what its failures already told it);
+                // after that, silence: answering a spoofed flood would amplify it.
+                if std::mem::replace(&mut s.ban_told, true) || *ctx.request.method() == Method::Ack
+                {
+                    self.dropped_banned += 1;
+                    return Verdict::Drop;
+                }
+                let retry = until.saturating_duration_since(now).as_secs().max(1);
+                return Reply::new(StatusCode::FORBIDDEN)
+                    .with("Retry-After", retry.to_string())
+                    .with(
+                        "Warning",
+                        format!(
+                            "399 sotto \"your address is blocked after failed authentications \
+                             for many accounts: retry in {retry} s\""
+                        ),
+                    )
+                    .verdict();
             }
             s.banned_until = None;
             s.accounts.clear();
@@ -266,6 +289,7 @@ impl Module for AntiFlood {
         if failing >= accounts_to_ban || failing > MAX_ACCOUNTS_PER_SOURCE {
             s.accounts.clear();
             s.banned_until = Some(now + ban);
+            s.ban_told = false;
             self.bans += 1;
             tracing::warn!(source = %source, accounts = failing, ban_s = ban.as_secs(), "source banned: authentication failures for many accounts");
         } else if let Some(d) = locked {
@@ -280,6 +304,46 @@ impl Module for AntiFlood {
         out("rate_limited_total", self.rate_limited);
         out("dropped_banned_total", self.dropped_banned);
         out("tracked_sources", self.tracked() as u64);
+    }
+
+    fn blocks(&self, now: Instant, out: &mut Vec<Block>) {
+        for (ip, s) in &self.sources {
+            if let Some(until) = s.banned_until.filter(|u| now < *u) {
+                out.push(Block {
+                    module: "anti_flood",
+                    source: *ip,
+                    account: None,
+                    reason: "failed authentications for many accounts".into(),
+                    remaining: until - now,
+                });
+            }
+            for a in &s.accounts {
+                if let Some(until) = a.locked_until.filter(|u| now < *u) {
+                    out.push(Block {
+                        module: "anti_flood",
+                        source: *ip,
+                        account: Some(a.account.clone()),
+                        reason: format!("repeated failed authentications (lockout {})", a.lockouts),
+                        remaining: until - now,
+                    });
+                }
+            }
+        }
+    }
+
+    fn lift(&mut self, source: IpAddr) -> usize {
+        // Forgetting the source lifts its ban and lockouts and their escalation: the
+        // operator vouched for it.
+        let Some(s) = self.sources.remove(&source) else {
+            return 0;
+        };
+        let lifted = usize::from(s.banned_until.is_some())
+            + s.accounts
+                .iter()
+                .filter(|a| a.locked_until.is_some())
+                .count();
+        tracing::info!(source = %source, lifted, "blocks lifted by the operator");
+        lifted
     }
 }
 
@@ -341,6 +405,12 @@ mod tests {
         let t = t0 + Duration::from_secs(4);
         assert!(m.is_banned(ip, t));
         assert_eq!(m.bans(), 1);
+        // Told once, with when to retry; then silence.
+        let Verdict::Reply(r) = m.on_request(&mut ctx, t) else {
+            panic!("the first request of a ban is answered");
+        };
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(r.headers.iter().any(|(n, _)| n == "Retry-After"));
         assert_eq!(m.on_request(&mut ctx, t), Verdict::Drop);
         let mut counters = Vec::new();
         m.counters(&mut |n, v| counters.push((n, v)));
@@ -350,6 +420,52 @@ mod tests {
         );
         let after = t0 + Duration::from_secs(3) + AntiFloodConfig::default().ban_duration;
         assert_eq!(m.on_request(&mut ctx, after), Verdict::Continue);
+    }
+
+    #[test]
+    fn operator_lists_and_lifts_bans_and_lockouts() {
+        let config = AntiFloodConfig::default();
+        let mut m = AntiFlood::new(config.clone());
+        let t0 = Instant::now();
+        let guesser: IpAddr = "192.0.2.1".parse().unwrap();
+        let office: IpAddr = "192.0.2.2".parse().unwrap();
+        for user in ["a", "b", "c"] {
+            m.on_auth_failure(guesser, Some(user), t0);
+        }
+        for _ in 0..config.ban_after_failures {
+            m.on_auth_failure(office, Some("alice"), t0);
+        }
+        let t = t0 + Duration::from_secs(1);
+        let mut blocks = Vec::new();
+        m.blocks(t, &mut blocks);
+        blocks.sort_by_key(|b| b.source);
+        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        assert_eq!(
+            (blocks[0].source, blocks[0].account.as_deref()),
+            (guesser, None)
+        );
+        assert_eq!(
+            blocks[0].remaining,
+            config.ban_duration - Duration::from_secs(1)
+        );
+        assert_eq!(
+            (blocks[1].source, blocks[1].account.as_deref()),
+            (office, Some("alice"))
+        );
+        assert_eq!(m.lift(guesser), 1);
+        assert_eq!(m.lift(guesser), 0);
+        assert!(!m.is_banned(guesser, t));
+        assert_eq!(m.lift(office), 1);
+        assert!(m.locked_until(office, "alice", t).is_none());
+        blocks.clear();
+        m.blocks(t, &mut blocks);
+        assert!(blocks.is_empty(), "{blocks:?}");
+        // Expired blocks are not listed.
+        m.on_auth_failure(guesser, Some("a"), t);
+        m.on_auth_failure(guesser, Some("b"), t);
+        m.on_auth_failure(guesser, Some("c"), t);
+        m.blocks(t + config.ban_duration, &mut blocks);
+        assert!(blocks.is_empty(), "{blocks:?}");
     }
 
     #[test]

@@ -319,6 +319,16 @@ impl Proxy {
         );
     }
 
+    /// What the modules hold against source addresses at `now` (bans, account lockouts).
+    pub fn blocks(&self, now: Instant) -> Vec<crate::pipeline::Block> {
+        self.pipeline.blocks(now)
+    }
+
+    /// Lifts every block on `source`; returns how many were lifted.
+    pub fn lift_blocks(&mut self, source: std::net::IpAddr) -> usize {
+        self.pipeline.lift(source)
+    }
+
     /// Transactions evicted so far to make room in a full table.
     pub fn transactions_evicted(&self) -> u64 {
         self.layer.evicted()

@@ -66,6 +66,8 @@ pub(crate) struct Config {
     pub(crate) lime: LimeConfig,
     /// `[connections]`: TCP/TLS connection limits.
     pub(crate) connections: ConnectionsConfig,
+    /// `[admin]`: the operator's control socket.
+    pub(crate) admin: AdminConfig,
     /// The directory relative paths are taken from (the config file's); not in the file.
     #[serde(skip)]
     pub(crate) base_dir: PathBuf,

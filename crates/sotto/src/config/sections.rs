@@ -326,6 +326,23 @@ impl Default for ConnectionsConfig {
     }
 }
 
+/// `[admin]`: the operator's control channel (`sotto ban list|lift`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AdminConfig {
+    /// A Unix socket the server answers operator commands on (mode 0600: only the server's
+    /// own user); relative paths from the config file's directory; empty: none.
+    pub(crate) socket: PathBuf,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            socket: PathBuf::from("admin.sock"),
+        }
+    }
+}
+
 /// `[lime]`: the LIME key server (end-to-end message keys, Linphone's `lime_server_url`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -150,6 +150,11 @@ idle_secs = 300
 # A connection that has made no authenticated request this long after it opened is closed.
 unauthenticated_secs = 30
 
+[admin]
+# The Unix socket `sotto ban list|lift` talks to (mode 0600: only this server's user).
+# Empty: no control socket.
+socket = "admin.sock"
+
 [lime]
 # The LIME key server: end-to-end message keys for Linphone clients (their
 # lime_server_url, printed at start) and sotto agents. HTTPS with the certificate of [tls],

@@ -387,12 +387,17 @@ fn wrong_passwords_for_three_accounts_ban_the_address() {
     for (i, user) in ["alice", "bob", "carol"].iter().enumerate() {
         assert_eq!(guess(&mut h, user, "guess", "127.0.0.1:9000", i), Some(401));
     }
-    let out = h.send(
-        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bKo\r\nMax-Forwards: 70\r\n\
-         To: <sip:example.test>\r\nFrom: <sip:x@example.test>;tag=o\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        "127.0.0.1:9000",
-    );
-    assert!(out.is_empty(), "a banned address is ignored: {out:?}");
+    let options = |branch: &str| {
+        format!(
+            "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             To: <sip:example.test>\r\nFrom: <sip:x@example.test>;tag=o\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let out = h.send(&options("o1"), "127.0.0.1:9000");
+    let (_, r) = out.first().expect("the ban is said once");
+    assert!(r.starts_with("SIP/2.0 403") && r.contains("Retry-After: "), "{r}");
+    let out = h.send(&options("o2"), "127.0.0.1:9000");
+    assert!(out.is_empty(), "then a banned address is ignored: {out:?}");
 }
 
 // ---- RFC 5626 flow tokens: in-dialog requests over the connections of both parties ----
