@@ -10,6 +10,7 @@ mod ban;
 mod bench;
 mod config;
 mod init;
+mod request_log;
 mod responder;
 mod server;
 mod signals;

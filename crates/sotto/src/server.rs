@@ -5,8 +5,9 @@
 //!
 //! Output:
 //! - **stdout**, event lines: `listening` per listener, `metrics` (the metrics endpoint),
-//!   `admin` (the control socket),
-//!   `request` per request handled, `stopping` (signal received), `stopped`. One JSON object per line with `--json`,
+//!   `admin` (the control socket), `request` per request handled as `[log] requests` says
+//!   (all, none, or sampled: then `requests_skipped` counts those not shown),
+//!   `stopping` (signal received), `stopped`. One JSON object per line with `--json`,
 //!   `--log-format json` or `[log] format = "json"`; short text lines otherwise.
 //! - **stderr**, diagnostics through `tracing` (warnings, bans, failures) at `[log] level`,
 //!   in the same format (JSON objects or text).
@@ -39,6 +40,10 @@ pub(crate) struct ServerArgs {
     /// Default: the config file's `[log] format`.
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Which requests get an event line: `none`, `sampled` or `all`. Default: the config
+    /// file's `[log] requests`.
+    #[arg(long, value_name = "WHICH", value_enum)]
+    log_requests: Option<config::RequestLines>,
 }
 
 /// How often expired registrations are deleted from the store.
@@ -52,7 +57,10 @@ pub(crate) fn run(args: ServerArgs, json: bool) -> anyhow::Result<()> {
     if args.config == config::default_path() && !args.config.exists() {
         crate::init::first_run(json)?;
     }
-    let config = config::load(&args.config)?;
+    let mut config = config::load(&args.config)?;
+    if let Some(which) = args.log_requests {
+        config.log.requests = which;
+    }
     let json = json
         || match args.log_format.as_deref() {
             Some(f) => f == "json",
@@ -243,6 +251,8 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
     print_ready(&c, json);
     let purge = tokio::spawn(purge_expired(bindings));
     let mut handled: u64 = 0;
+    let mut request_log =
+        crate::request_log::RequestLog::new(c.log.requests, c.log.requests_per_second);
     let shutdown = async move {
         signals.recv().await;
         if json {
@@ -265,11 +275,23 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
             admin: admin.as_ref().map(|(a, _)| a),
         },
         |ev| {
+            use crate::request_log::{Decision, print_skipped};
             handled += 1;
-            print_event(ev, json);
+            match request_log.decide(Instant::now()) {
+                Decision::Print => print_event(ev, json),
+                Decision::PrintAfterSkipped(n) => {
+                    print_skipped(n, json);
+                    print_event(ev, json);
+                }
+                Decision::Skip => {}
+            }
         },
     )
     .await;
+    match request_log.take_skipped() {
+        0 => {}
+        n => crate::request_log::print_skipped(n, json),
+    }
     purge.abort();
     watcher.abort();
     if let Some((_, path)) = &admin {

@@ -240,6 +240,11 @@ pub(crate) struct LogConfig {
     pub(crate) format: LogFormat,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub(crate) level: LogLevel,
+    /// Which requests get a line on stdout: `none`, `sampled` (at most
+    /// [`LogConfig::requests_per_second`], then one line counting those skipped) or `all`.
+    pub(crate) requests: RequestLines,
+    /// Request lines per second in `sampled` mode.
+    pub(crate) requests_per_second: u32,
 }
 
 impl Default for LogConfig {
@@ -247,8 +252,23 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: LogLevel::Info,
+            requests: RequestLines::Sampled,
+            requests_per_second: 10,
         }
     }
+}
+
+/// Which requests get an event line ([`LogConfig::requests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RequestLines {
+    /// None (counters on `/metrics` only).
+    None,
+    /// A bounded number per second, then a count of those skipped: the log stays small
+    /// under load or attack and still shows what traffic looks like.
+    Sampled,
+    /// Every request (debugging, tests).
+    All,
 }
 
 /// Log line format.

@@ -134,6 +134,11 @@ max = {tmax}
 [log]
 format = "text"  # or "json": one object per line
 level = "info"   # error, warn, info, debug or trace
+# A line per request handled: "none", "sampled" (at most requests_per_second lines, then one
+# line counting those skipped: the log stays small under load) or "all". Counters for every
+# request are on /metrics either way.
+requests = "sampled"
+requests_per_second = 10
 
 [metrics]
 # Prometheus metrics over HTTP; loopback only by default.

@@ -167,7 +167,8 @@ pub(crate) struct Server {
 impl Server {
     fn spawn(name: &str, config: &Path) -> Server {
         let mut cmd = sotto();
-        cmd.args(["--json", "server", "--config"])
+        // Tests wait for the line of each request they send.
+        cmd.args(["--json", "server", "--log-requests", "all", "--config"])
             .arg(config)
             .stderr(Stdio::inherit());
         let (guard, events) = spawn_json(&mut cmd, "sotto server", NonJson::Print("sotto server"));

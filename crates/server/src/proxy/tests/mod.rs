@@ -395,7 +395,10 @@ fn wrong_passwords_for_three_accounts_ban_the_address() {
     };
     let out = h.send(&options("o1"), "127.0.0.1:9000");
     let (_, r) = out.first().expect("the ban is said once");
-    assert!(r.starts_with("SIP/2.0 403") && r.contains("Retry-After: "), "{r}");
+    assert!(
+        r.starts_with("SIP/2.0 403") && r.contains("Retry-After: "),
+        "{r}"
+    );
     let out = h.send(&options("o2"), "127.0.0.1:9000");
     assert!(out.is_empty(), "then a banned address is ignored: {out:?}");
 }
