@@ -42,6 +42,9 @@
 #   SOTTO_STORAGE=sqlite (sotto's store under load: sqlite, memory, or redis: a redis-server
 #   started by the script on a Unix socket in the run directory, no persistence).
 #   WORKLOADS=none runs only the memory runs.
+#   OVERLOAD_FACTOR=2 (default 0: off): after each call workload's knee, one step at that
+#   many times the knee: {"workload":"call_udp_overload","knee_per_s":..,"offered_per_s":..,
+#   "goodput_per_s":..,"goodput_ratio":..,"answered_refusals":..,"timed_out":..,"shed_by_server":..}
 # needs: sipp (sip-tester), stunnel4, kamailio + kamailio-tls-modules, openssl, python3, ss.
 set -u
 
@@ -58,6 +61,10 @@ MEM_CONTACTS=${MEM_CONTACTS:-10000}
 MEM_SETTLE_S=${MEM_SETTLE_S:-35}
 MEM_STORAGES=${MEM_STORAGES:-"memory sqlite"}
 SOTTO_STORAGE=${SOTTO_STORAGE:-sqlite}
+OVERLOAD_FACTOR=${OVERLOAD_FACTOR:-0}
+# SIPp's socket buffers (its default, 64 KB, drops datagrams in bursts past about 5,000
+# calls/s: the load generator's losses would be counted against the server).
+SIPP_BUFFER=${SIPP_BUFFER:-4194304}
 BUDGET_S=${BUDGET_S:-900}
 KAM_SHM_MB=${KAM_SHM_MB:-512}
 RUN=${BENCH_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/sotto-bench-proxy.XXXXXX")}
@@ -152,12 +159,28 @@ except Exception:
 PY
 }
 
+# failures CSV: how SIPp's failed calls failed: "answered timed_out" — answered: ended by a
+# response the scenario did not expect (the 503 of a refused call), timed_out: a request
+# retransmitted to the limit or a response that never came (what overload must not cause).
+failures() {
+	python3 - "$1" <<'PY'
+import csv, sys
+try:
+    rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
+    v = dict(zip(rows[0], rows[-1]))
+    n = lambda f: int(v.get(f, 0) or 0)
+    print(n('FailedUnexpectedMessage(C)'), n('FailedMaxUDPRetrans(C)') + n('FailedTimeoutOnRecv(C)'))
+except Exception:
+    print(0, 0)
+PY
+}
+
 # run_sipp NAME LIMIT_S args...: one bounded SIPp run (SIGINT at the limit: SIPp still writes
 # its statistics). Prints "successful failed elapsed_s".
 run_sipp() {
 	local name=$1 limit=$2; shift 2
 	rm -f "$RUN/$name.csv"
-	timeout -s INT -k 10 "$limit" sipp "$@" -nostdin -trace_stat -stf "$RUN/$name.csv" -fd 1 \
+	timeout -s INT -k 10 "$limit" sipp "$@" -buff_size "$SIPP_BUFFER" -nostdin -trace_stat -stf "$RUN/$name.csv" -fd 1 \
 		-trace_err -error_file "$RUN/$name.errors.log" > "$RUN/$name.out" 2>&1
 	stats "$RUN/$name.csv"
 }
@@ -297,7 +320,7 @@ start_uas() { # start_uas NAME: registers "uas" (UDP) and starts the SIPp callee
 		-inf "$RUN/users/uas.csv" -i 127.0.0.1 -p "$(free_port udp)" -m 1)
 	[ "${r%% *}" = 1 ] || die "$1: registering the callee failed ($r), see $RUN/$1-reg-uas.out"
 	# Bounded by the script budget; stopped by PID when the target is done.
-	timeout -s INT -k 5 $((BUDGET_S + 120)) sipp -sf "$HERE/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" \
+	timeout -s INT -k 5 $((BUDGET_S + 120)) sipp -sf "$HERE/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -buff_size "$SIPP_BUFFER" \
 		-mp "$(free_port udp)" -nostdin -trace_err -error_file "$RUN/$1-uas.errors.log" \
 		> "$RUN/$1-uas.out" 2>&1 &
 	UAS_PID=$!; PIDS+=("$UAS_PID")
@@ -308,6 +331,9 @@ start_uas() { # start_uas NAME: registers "uas" (UDP) and starts the SIPp callee
 step() {
 	local target=$1 workload=$2 rate=$3 calls=$(($3 * STEP_S)) name="$1-$2-$3"
 	local limit=$((STEP_S * 3 + 20)) args
+	case $workload in
+	*-overload) workload=${workload%-overload} ;;
+	esac
 	case $workload in
 	register_digest_udp) args=("127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/register.xml" -inf "$RUN/users/users.csv") ;;
 	register_digest_tls) args=("127.0.0.1:$STUNNEL_PORT" -t t1 -sf "$HERE/sipp/register.xml" -inf "$RUN/users/users.csv") ;;
@@ -361,12 +387,67 @@ measure() {
 	fi
 }
 
+# overload TARGET WORKLOAD KNEE: one step at OVERLOAD_FACTOR x the knee (STEP_S seconds of
+# offered load). Goodput: calls completed within the offered period plus 2 s, per second of
+# that window (from SIPp's per-second rows); against the knee. And what became of the rest:
+# answered (ended by a response the scenario did not expect: the 503 of a refused call),
+# timed_out (a request retransmitted to the limit, or no response), unfinished (still open
+# when SIPp was stopped, STEP_S*3+20 s after the start). Target (issue 14): goodput >= 90 %
+# of the knee, every refused call answered, none timed out or unfinished.
+overload() {
+	local t=$1 w=$2 knee=$3 rate shed
+	rate=$(python3 -c 'import sys; print(int(float(sys.argv[1]) * float(sys.argv[2])))' "$knee" "$OVERLOAD_FACTOR")
+	step "$t" "$w-overload" "$rate" > /dev/null
+	shed=$([ "$t" = sotto ] && echo "$(metric_now sotto_overload_shed_unauthenticated_total) $(metric_now sotto_overload_shed_all_total)")
+	python3 - "$t" "$w" "$knee" "$rate" "$STEP_S" "$RUN/$t-$w-overload-$rate.csv" "$shed" <<'PY'
+import csv, json, sys
+t, w, knee, off, step_s, path, shed = sys.argv[1:8]
+knee, off, step_s = float(knee), int(off), int(step_s)
+rows = list(csv.reader(open(path), delimiter=';'))
+h = rows[0]
+vals = [dict(zip(h, r)) for r in rows[1:]]
+secs = lambda v: sum(int(x) * m for x, m in zip(v['ElapsedTime(C)'].split('.')[0].split(':'), (3600, 60, 1)))
+n = lambda v, f: int(v.get(f, 0) or 0)
+last = vals[-1]
+window = step_s + 2
+in_window = [v for v in vals if secs(v) <= window]
+done_in_window = n(in_window[-1], 'SuccessfulCall(C)') if in_window else 0
+calls = off * step_s
+ok, ko = n(last, 'SuccessfulCall(C)'), n(last, 'FailedCall(C)')
+answered = n(last, 'FailedUnexpectedMessage(C)')
+timed_out = n(last, 'FailedMaxUDPRetrans(C)') + n(last, 'FailedTimeoutOnRecv(C)')
+unfinished = calls - ok - ko
+good = done_in_window / window
+ratio = round(good / knee, 3) if knee > 0 else None
+print(json.dumps({"target": t, "workload": w + "_overload", "knee_per_s": knee, "offered_per_s": off,
+    "goodput_per_s": round(good, 1), "goodput_ratio": ratio, "calls": calls, "completed": ok,
+    "completed_in_window": done_in_window, "answered_refusals": answered, "timed_out": timed_out,
+    "unfinished": unfinished, "other_failures": ko - answered - timed_out,
+    "retransmissions": n(last, 'Retransmissions(C)'),
+    "shed_by_server": dict(zip(("unauthenticated", "all"), map(int, shed.split()))) if shed.strip() else None,
+    "want_ratio": 0.9,
+    "met": bool(ratio is not None and ratio >= 0.9 and timed_out == 0 and unfinished == 0)}))
+PY
+}
+
+# metric_now REGEX: the sum of sotto's metrics whose name matches REGEX (empty if unknown).
+metric_now() {
+	python3 -c 'import re,sys,urllib.request
+try:
+    body=urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+    print(int(sum(float(l.split()[1]) for l in body.splitlines() if re.match(sys.argv[2] + " ", l))))
+except Exception:
+    pass' "$METRICS_PORT" "$1"
+}
+
 declare -A RESULT
 run_target() { # run_target kamailio|sotto
 	local t=$1
 	log "=== $t: load"
 	if [ "$t" = kamailio ]; then start_kamailio auth; else
 		[ "$SOTTO_STORAGE" = redis ] && start_redis
+		# The overload step reads the server's shed counters.
+		[ "$OVERLOAD_FACTOR" != 0 ] && METRICS_PORT=$(free_port tcp)
 		start_sotto auth "$SOTTO_STORAGE"
 	fi
 	if [ "$t" = kamailio ]; then start_stunnel "$t"; else start_stunnel "$t" "$SIP_PORT"; fi
@@ -377,6 +458,9 @@ run_target() { # run_target kamailio|sotto
 		[ -n "$line" ] || continue
 		echo "$line"
 		RESULT[$t/$w]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rate_per_s"])' "$line")
+		if [ "$OVERLOAD_FACTOR" != 0 ] && [[ $w == call_* ]] && ! over_budget; then
+			overload "$t" "$w" "${RESULT[$t/$w]}"
+		fi
 	done
 	stop "$UAS_PID" "$STUNNEL_PID" "$SERVER_PID"
 }

@@ -72,6 +72,10 @@ pub struct Incoming {
     pub connection: Option<ConnectionId>,
     /// What the TLS connection negotiated (TLS only), including the peer's certificates.
     pub tls: Option<Arc<TlsInfo>>,
+    /// When it arrived: the kernel's receive time of a UDP datagram (so the wait in the
+    /// socket buffer counts), the time a stream message was read otherwise. The consumer's
+    /// `now - received` is the message's queueing delay, the overload signal.
+    pub received: std::time::Instant,
 }
 
 impl Incoming {

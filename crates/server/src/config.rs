@@ -46,6 +46,50 @@ pub struct ServerConfig {
     /// holds ~9 s of completed transactions, which covers the retransmission intervals
     /// (T1 to T2) after a lost response.
     pub max_transactions: usize,
+    /// Load shedding when the proxy falls behind.
+    pub overload: OverloadConfig,
+}
+
+/// Load shedding ([`crate::proxy::Proxy::set_backlog`]): when received messages queue up
+/// faster than the proxy handles them, new work is refused early and cheaply — a stateless
+/// 503 with Retry-After, before any module runs — while responses and requests within a
+/// dialog or transaction (ACK, BYE, CANCEL, retransmissions) are still handled, so calls
+/// already set up finish. A dropped request would come back as up to 10 retransmissions;
+/// an answered one does not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverloadConfig {
+    /// Whether new work is shed.
+    pub enabled: bool,
+    /// Backlog (received messages waiting) from which new requests without credentials are
+    /// refused: each would only be challenged and come back.
+    pub shed_unauthenticated_at: usize,
+    /// Backlog from which every new out-of-dialog request is refused.
+    pub shed_all_at: usize,
+    /// Queueing delay (how long a message waited between its arrival — the kernel's receive
+    /// time for UDP — and the proxy taking it) from which new requests without credentials
+    /// are refused. A wait that nears T1 (500 ms) brings retransmissions: more load.
+    pub shed_unauthenticated_after: Duration,
+    /// Queueing delay from which every new out-of-dialog request is refused.
+    pub shed_all_after: Duration,
+    /// How long a wait must stand — every message handled meanwhile waited that long —
+    /// before it counts: a pause of the process is not an overload.
+    pub standing: Duration,
+    /// The Retry-After of the 503 (seconds).
+    pub retry_after_secs: u32,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        OverloadConfig {
+            enabled: true,
+            shed_unauthenticated_at: 256,
+            shed_all_at: 768,
+            shed_unauthenticated_after: Duration::from_millis(20),
+            shed_all_after: Duration::from_millis(100),
+            standing: Duration::from_millis(100),
+            retry_after_secs: 5,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -65,6 +109,7 @@ impl ServerConfig {
             forward: ForwardConfig::default(),
             timers: TimerConfig::default(),
             max_transactions: 65_536,
+            overload: OverloadConfig::default(),
         }
     }
 }

@@ -168,6 +168,9 @@ async fn serve(c: Config, json: bool) -> anyhow::Result<()> {
         tls_client: tls_client_config(&c)?,
         max_connections,
         max_connections_per_source: c.connections.per_source.max(1),
+        incoming_queue: c.overload.queue,
+        udp_receive_buffer: (c.overload.udp_receive_buffer > 0)
+            .then_some(c.overload.udp_receive_buffer),
         idle_timeout: Duration::from_secs(c.connections.idle_secs.max(1)),
         unauthenticated_timeout: (c.connections.unauthenticated_secs > 0)
             .then(|| Duration::from_secs(c.connections.unauthenticated_secs)),

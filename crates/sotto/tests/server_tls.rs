@@ -662,6 +662,33 @@ async fn wrong_passwords_get_banned_and_counted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Overload shedding on the wire, with thresholds at zero (every message counts as having
+/// waited too long): a new request without credentials gets 503 with Retry-After at once,
+/// counted on /metrics; a request with credentials is still handled at the first level.
+#[tokio::test]
+async fn shed_requests_get_503_with_retry_after() {
+    let (dir, data) = init("shed", |t| {
+        replace(t, "overload", "shed_unauthenticated_after_ms", 0.into());
+        replace(t, "overload", "standing_ms", 0.into());
+    });
+    let ca = data.ca();
+    let server = Server::start_all("shed", &data.config());
+    let tls_addr = server.addr("tls");
+    let metrics = server.metrics.expect("metrics endpoint");
+    let mut alice = Ua::tls("alice", "alicepw", &ca, tls_addr, None);
+    let reg = alice.request("REGISTER", "alice", false, &[], "");
+    alice.send(reg).await.expect("send");
+    let r = alice.final_response().await;
+    assert_eq!(r.status().0, 503, "shed before the challenge");
+    let text = String::from_utf8_lossy(&r.to_bytes()).into_owned();
+    assert!(text.contains("Retry-After: 5\r\n"), "{text}");
+    let m = scrape(metrics);
+    assert_eq!(sample(&m, "sotto_overload_shed_unauthenticated_total"), Some(1), "{m}");
+    assert_eq!(sample(&m, "sotto_overload_shed_all_total"), Some(0), "{m}");
+    server.stop_term();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `sotto --json ban <args> -c <config>`: its JSON lines.
 fn ban(data: &DataDir, args: &[&str]) -> Vec<Value> {
     let out = process::sotto()

@@ -55,6 +55,11 @@ pub struct TransportConfig {
     pub max_connections_per_source: usize,
     /// Capacity of the queue of received messages (back-pressure on the sockets when full).
     pub incoming_queue: usize,
+    /// Receive buffer asked of the kernel for each UDP socket (SO_RCVBUF, capped by the
+    /// system's `net.core.rmem_max`); `None`: the system default (about 200 KB on Linux,
+    /// a few milliseconds of a busy server's work: a burst beyond it is lost and comes back
+    /// as retransmissions).
+    pub udp_receive_buffer: Option<usize>,
     /// An inbound TCP/TLS connection over which no authenticated request
     /// ([`Transport::mark_authenticated`]) came within this time of its accept is closed;
     /// `None`: no such deadline (only the idle timeout).
@@ -86,6 +91,7 @@ impl Default for TransportConfig {
             max_connections: 1024,
             max_connections_per_source: 256,
             incoming_queue: 1024,
+            udp_receive_buffer: None,
             max_queued_bytes: 1 << 20,
             unauthenticated_timeout: None,
             tls_client: None,
@@ -160,6 +166,11 @@ impl IncomingReceiver {
     /// wait): a consumer can defer bookkeeping while a burst is queued.
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
+    }
+
+    /// How many received messages are waiting: how far the consumer is behind.
+    pub fn len(&self) -> usize {
+        self.rx.len()
     }
 
     /// The next received message if one is already waiting (never waits): lets a consumer
@@ -272,6 +283,27 @@ impl Transport {
     pub async fn bind_udp(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
         let std_socket = std::net::UdpSocket::bind(addr).map_err(Error::Io)?;
         std_socket.set_nonblocking(true).map_err(Error::Io)?;
+        // The kernel stamps each datagram as it arrives (Incoming::received): a datagram's
+        // wait in the socket buffer is then known. Without it, the time it was read stands in.
+        if let Err(e) = nix::sys::socket::setsockopt(
+            &std_socket,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        ) {
+            tracing::debug!(error = %e, "no kernel receive timestamps on UDP");
+        }
+        if let Some(size) = self.shared.config.udp_receive_buffer {
+            let sock = socket2::SockRef::from(&std_socket);
+            // The kernel caps the size silently: a smaller buffer is not an error.
+            if let Err(e) = sock.set_recv_buffer_size(size) {
+                tracing::warn!(error = %e, size, "UDP receive buffer not set");
+            }
+            tracing::debug!(
+                asked = size,
+                got = sock.recv_buffer_size().unwrap_or(0),
+                "UDP receive buffer"
+            );
+        }
         let local = std_socket.local_addr().map_err(Error::Io)?;
         let sender = if self.shared.config.udp_send_thread {
             let (tx, rx) = std::sync::mpsc::sync_channel(UDP_SEND_QUEUE);

@@ -386,6 +386,7 @@ where
                         transport: meta.kind,
                         connection: Some(meta.id),
                         tls: meta.tls.clone(),
+                        received: std::time::Instant::now(),
                     };
                     // Wait for room in the incoming queue while writing what is queued for
                     // this connection: the consumer may itself be waiting for room in this

@@ -96,12 +96,13 @@ pub(super) async fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local:
     let mut buf = vec![0u8; max.saturating_add(1)];
     let mut stop = shared.stop.clone();
     let mut routes = crate::route::LocalRoutes::new(local);
+    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
     loop {
         let received = tokio::select! {
             _ = stop.changed() => return,
-            r = socket.recv_from(&mut buf) => r,
+            r = recv_stamped(&socket, &mut buf, &mut control) => r,
         };
-        let (n, source) = match received {
+        let (n, source, received) = match received {
             Ok(v) => v,
             Err(e) => {
                 // ICMP errors surface here on some systems; the socket stays usable.
@@ -132,9 +133,63 @@ pub(super) async fn udp_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local:
             transport: TransportKind::Udp,
             connection: None,
             tls: None,
+            received,
         };
         if shared.incoming.send(incoming).await.is_err() {
             return;
         }
     }
+}
+
+/// Receives one datagram with the kernel's receive timestamp (SO_TIMESTAMPNS), converted to
+/// an [`Instant`] (the time it waited is taken off now); without a timestamp, now.
+async fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, std::time::Instant)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd as _;
+    loop {
+        socket.readable().await?;
+        let fd = socket.as_raw_fd();
+        let got = socket.try_io(tokio::io::Interest::READABLE, || {
+            let mut iov = [std::io::IoSliceMut::new(buf)];
+            let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(control), MsgFlags::empty())
+                .map_err(std::io::Error::from)?;
+            let stamp = msg.cmsgs().ok().and_then(|mut c| {
+                c.find_map(|m| match m {
+                    ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+                    _ => None,
+                })
+            });
+            let source = msg.address.and_then(|a| socket_addr(&a));
+            Ok((msg.bytes, source, stamp))
+        });
+        match got {
+            Ok((n, Some(source), stamp)) => {
+                let now = std::time::Instant::now();
+                let waited = stamp
+                    .and_then(|ts| {
+                        let at = std::time::UNIX_EPOCH
+                            + std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32);
+                        std::time::SystemTime::now().duration_since(at).ok()
+                    })
+                    .unwrap_or_default();
+                return Ok((n, source, now.checked_sub(waited).unwrap_or(now)));
+            }
+            // A datagram without an address we know: skip it.
+            Ok((_, None, _)) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn socket_addr(a: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(std::net::SocketAddrV4::from(*v4)));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(std::net::SocketAddrV6::from(*v6)))
 }

@@ -21,6 +21,9 @@
 //! | `sotto_anti_flood_account_lockouts_total` | counter | accounts locked out from a source after repeated failures |
 //! | `sotto_anti_flood_rate_limited_total` | counter | requests dropped: over their source's rate |
 //! | `sotto_anti_flood_dropped_banned_total` | counter | requests dropped: their source is banned |
+//! | `sotto_overload_shed_unauthenticated_total` | counter | new requests without credentials refused (503) under overload |
+//! | `sotto_overload_shed_all_total` | counter | new requests refused (503) at the second overload level |
+//! | `sotto_overload_incoming_backlog` | gauge | most received messages waiting for the proxy since the last scrape |
 //! | `sotto_<module>_<name>` | counter/gauge | any other module figure ([`crate::pipeline::Module::counters`]) |
 //!
 //! Label values are bounded: a method outside RFC 3261's and its extensions' names is

@@ -431,7 +431,12 @@ pub async fn run_with(
                     if stopping.is_some() && !belongs_to_ongoing_work(&m.data) {
                         tracing::debug!(source = %m.source, "stopping: new request dropped");
                     } else {
-                        proxy.handle_packet(packet_of(&m), Instant::now(), SystemTime::now());
+                        // The proxy sheds new work on these figures (config `overload`): how
+                        // many wait behind this message, and how long it waited itself.
+                        let now = Instant::now();
+                        let waited = now.saturating_duration_since(m.received);
+                        proxy.set_backlog(incoming.len(), waited, now);
+                        proxy.handle_packet(packet_of(&m), now, SystemTime::now());
                     }
                     if taken < limit {
                         next = incoming.try_recv();

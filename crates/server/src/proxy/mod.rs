@@ -29,6 +29,7 @@ mod build;
 pub mod flow;
 mod fork;
 mod lookup;
+mod overload;
 mod salvage;
 mod stores;
 
@@ -165,6 +166,8 @@ pub struct Proxy {
     stateless_replies: u64,
     /// Requests answered 503 because live transactions filled the table.
     transactions_refused: u64,
+    /// Load shedding from the backlog the IO edge reports.
+    overload: overload::Shedder,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ProxyEvent>,
     /// The stores the modules' operations run on (here, unless deferred).
@@ -267,6 +270,7 @@ impl Proxy {
             stateless_tag: format!("sl{stateless_tag}"),
             stateless_replies: 0,
             transactions_refused: 0,
+            overload: overload::Shedder::new(config.overload.clone()),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             users,
@@ -307,11 +311,14 @@ impl Proxy {
     /// [`crate::pipeline::Module::counters`]), then the transaction table's as module
     /// `transactions`: `evicted_total` (retransmission-absorbing transactions ended early to
     /// make room), `refused_total` (requests answered 503 because live transactions filled the
-    /// table) and `stateless_replies_total` (challenges answered without a transaction).
+    /// table) and `stateless_replies_total` (challenges answered without a transaction), then
+    /// `overload`'s: `shed_unauthenticated_total`, `shed_all_total` and `incoming_backlog`
+    /// (the highest backlog since the last report).
     pub fn module_counters(&self, out: &mut dyn FnMut(&'static str, &'static str, u64)) {
         self.pipeline.counters(out);
         out("transactions", "evicted_total", self.layer.evicted());
         out("transactions", "refused_total", self.transactions_refused);
+        self.overload.counters(out);
         out(
             "transactions",
             "stateless_replies_total",
@@ -332,6 +339,15 @@ impl Proxy {
     /// Transactions evicted so far to make room in a full table.
     pub fn transactions_evicted(&self) -> u64 {
         self.layer.evicted()
+    }
+
+    /// Tells the proxy how far behind it is: how many received messages wait behind the
+    /// next one, and how long that one waited since it arrived (in the kernel's buffer and
+    /// in the queue). Past the thresholds of [`crate::config::OverloadConfig`], new requests
+    /// are refused (503) before any work is done on them. The IO edge calls it before
+    /// [`Proxy::handle_packet`].
+    pub fn set_backlog(&mut self, waiting: usize, waited: std::time::Duration, now: Instant) {
+        self.overload.set_backlog(waiting, waited, now);
     }
 
     /// Handles one received message.
@@ -453,6 +469,13 @@ impl Proxy {
         now: Instant,
         wall: SystemTime,
     ) {
+        let certified = !packet.client_identities.is_empty() || !packet.client_domains.is_empty();
+        if let Some(reply) = self.overload.shed(incoming.request(), certified) {
+            // Before the modules: the point is to spend nothing on it.
+            self.reply_stateless(incoming.request(), reply, packet);
+            let ctx = self.context(incoming.request().clone(), packet, wall);
+            return self.event(&ctx, Outcome::Replied(503), "overload");
+        }
         let mut ctx = self.context(incoming.request().clone(), packet, wall);
         let d = self.decide(&mut ctx, 0, 0, now);
         let module = d.module;

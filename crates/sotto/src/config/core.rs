@@ -88,6 +88,15 @@ impl Config {
             trying_delay: ms(t.trying_delay_ms),
         };
         s.max_transactions = t.max as usize;
+        s.overload = sotto_server::config::OverloadConfig {
+            enabled: self.overload.enabled,
+            shed_unauthenticated_at: self.overload.shed_unauthenticated_at,
+            shed_all_at: self.overload.shed_all_at,
+            shed_unauthenticated_after: ms(self.overload.shed_unauthenticated_after_ms),
+            shed_all_after: ms(self.overload.shed_all_after_ms),
+            standing: ms(self.overload.standing_ms),
+            retry_after_secs: self.overload.retry_after_secs,
+        };
         s
     }
 }
@@ -154,6 +163,15 @@ t4_ms = 2500
 timer_d_ms = 40000
 trying_delay_ms = 100
 max = 1000
+[overload]
+enabled = false
+queue = 4000
+shed_unauthenticated_at = 100
+shed_all_at = 200
+shed_unauthenticated_after_ms = 7
+shed_all_after_ms = 8
+standing_ms = 11
+retry_after_secs = 9
 [listen]
 tls = ["0.0.0.0:5061"]
 [federation]
@@ -179,6 +197,7 @@ domains = ["Partner.Example"]
             forward,
             timers,
             max_transactions,
+            overload,
         } = c;
         assert_eq!(domains, vec!["example.test".to_owned()]);
         assert_eq!(realm, "realm.example");
@@ -225,6 +244,18 @@ domains = ["Partner.Example"]
             }
         );
         assert_eq!(max_transactions, 1000);
+        assert_eq!(
+            overload,
+            sotto_server::config::OverloadConfig {
+                enabled: false,
+                shed_unauthenticated_at: 100,
+                shed_all_at: 200,
+                shed_unauthenticated_after: Duration::from_millis(7),
+                shed_all_after: Duration::from_millis(8),
+                standing: Duration::from_millis(11),
+                retry_after_secs: 9
+            }
+        );
     }
 
     #[test]
@@ -249,5 +280,10 @@ domains = ["Partner.Example"]
             parse("[transactions]\nt1_ms = 5000\n").expect_err("t1 > t2")
         );
         assert!(err.contains("t1_ms"), "{err}");
+        let err = format!(
+            "{:#}",
+            parse("[overload]\nshed_all_at = 2000\n").expect_err("beyond the queue")
+        );
+        assert!(err.contains("shed_all_at"), "{err}");
     }
 }

@@ -66,6 +66,8 @@ pub(crate) struct Config {
     pub(crate) lime: LimeConfig,
     /// `[connections]`: TCP/TLS connection limits.
     pub(crate) connections: ConnectionsConfig,
+    /// `[overload]`: load shedding.
+    pub(crate) overload: OverloadFileConfig,
     /// `[admin]`: the operator's control socket.
     pub(crate) admin: AdminConfig,
     /// The directory relative paths are taken from (the config file's); not in the file.
@@ -143,6 +145,18 @@ impl Config {
         }
         if flood.enabled && (flood.window_secs == Some(0) || flood.failure_window_secs == 0) {
             anyhow::bail!("modules.anti_flood: windows must be at least 1 s");
+        }
+        let o = &self.overload;
+        if o.shed_unauthenticated_at == 0
+            || o.shed_unauthenticated_at > o.shed_all_at
+            || o.shed_all_at >= o.queue
+        {
+            anyhow::bail!(
+                "overload: need 0 < shed_unauthenticated_at <= shed_all_at < queue (got {} / {} / {})",
+                o.shed_unauthenticated_at,
+                o.shed_all_at,
+                o.queue
+            );
         }
         let t = &self.transactions;
         if t.t1_ms == 0 || t.t2_ms < t.t1_ms || t.max == 0 {

@@ -346,6 +346,51 @@ impl Default for ConnectionsConfig {
     }
 }
 
+/// `[overload]`: load shedding when the proxy falls behind
+/// ([`sotto_server::config::OverloadConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct OverloadFileConfig {
+    /// Whether new work is refused (503) when received messages queue up.
+    pub(crate) enabled: bool,
+    /// Received messages that may wait for the proxy (beyond: the sockets wait).
+    pub(crate) queue: usize,
+    /// Bytes of receive buffer asked of the kernel per UDP socket (capped by
+    /// `net.core.rmem_max`): room for bursts; 0: the system default.
+    pub(crate) udp_receive_buffer: usize,
+    /// Waiting messages from which new requests without credentials get 503.
+    pub(crate) shed_unauthenticated_at: usize,
+    /// Waiting messages from which every new out-of-dialog request gets 503.
+    pub(crate) shed_all_at: usize,
+    /// Milliseconds a message waited (since the kernel received it) from which new requests
+    /// without credentials get 503.
+    pub(crate) shed_unauthenticated_after_ms: u32,
+    /// The same, from which every new out-of-dialog request gets 503.
+    pub(crate) shed_all_after_ms: u32,
+    /// How long such waits must stand (every message meanwhile waited that long) before
+    /// they count: a pause of the process is not an overload.
+    pub(crate) standing_ms: u32,
+    /// Retry-After of those 503s (seconds).
+    pub(crate) retry_after_secs: u32,
+}
+
+impl Default for OverloadFileConfig {
+    fn default() -> Self {
+        let core = sotto_server::config::OverloadConfig::default();
+        OverloadFileConfig {
+            enabled: core.enabled,
+            queue: sotto_net::TransportConfig::default().incoming_queue,
+            udp_receive_buffer: 4 << 20,
+            shed_unauthenticated_at: core.shed_unauthenticated_at,
+            shed_all_at: core.shed_all_at,
+            shed_unauthenticated_after_ms: core.shed_unauthenticated_after.as_millis() as u32,
+            shed_all_after_ms: core.shed_all_after.as_millis() as u32,
+            standing_ms: core.standing.as_millis() as u32,
+            retry_after_secs: core.retry_after_secs,
+        }
+    }
+}
+
 /// `[admin]`: the operator's control channel (`sotto ban list|lift`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

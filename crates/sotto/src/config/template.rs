@@ -155,6 +155,24 @@ idle_secs = 300
 # A connection that has made no authenticated request this long after it opened is closed.
 unauthenticated_secs = 30
 
+[overload]
+# When received messages come faster than the proxy handles them, new requests get
+# 503 + Retry-After at once (no digest check, no store), while responses and in-dialog
+# requests (ACK, BYE) are still handled: calls already up finish. First new requests without
+# credentials, then every new one: from a number of messages waiting (*_at), or when
+# messages keep waiting that long since they arrived (*_after_ms; the kernel's receive time
+# for UDP) for standing_ms in a row (a pause of the process is not an overload).
+enabled = true
+queue = 1024
+# Per UDP socket (capped by the system's net.core.rmem_max); 0: the system default.
+udp_receive_buffer = 4194304
+shed_unauthenticated_at = 256
+shed_all_at = 768
+shed_unauthenticated_after_ms = 20
+shed_all_after_ms = 100
+standing_ms = 100
+retry_after_secs = 5
+
 [admin]
 # The Unix socket `sotto ban list|lift` talks to (mode 0600: only this server's user).
 # Empty: no control socket.
