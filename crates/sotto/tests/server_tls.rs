@@ -683,7 +683,11 @@ async fn shed_requests_get_503_with_retry_after() {
     let text = String::from_utf8_lossy(&r.to_bytes()).into_owned();
     assert!(text.contains("Retry-After: 5\r\n"), "{text}");
     let m = scrape(metrics);
-    assert_eq!(sample(&m, "sotto_overload_shed_unauthenticated_total"), Some(1), "{m}");
+    assert_eq!(
+        sample(&m, "sotto_overload_shed_unauthenticated_total"),
+        Some(1),
+        "{m}"
+    );
     assert_eq!(sample(&m, "sotto_overload_shed_all_total"), Some(0), "{m}");
     server.stop_term();
     let _ = std::fs::remove_dir_all(&dir);

@@ -246,8 +246,9 @@ const COALESCE_BYTES: usize = 64 * 1024;
 /// The local address of a connection still being opened.
 const UNSPECIFIED: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
-/// Read granularity of stream connections.
-const READ_CHUNK_BYTES: usize = 8192;
+/// Read granularity of stream connections: what an idle connection holds for its next read.
+/// Most SIP messages fit; a larger one takes a few reads.
+const READ_CHUNK_BYTES: usize = 2048;
 
 impl Transport {
     /// An authenticated request came over connection `id`: it is no longer held to

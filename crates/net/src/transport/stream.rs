@@ -5,7 +5,7 @@ use super::*;
 
 impl Transport {
     pub(super) fn queue_full(&self, id: ConnectionId, tx: &Outbox) -> Error {
-        let queued_bytes = tx.queued.load(Ordering::Relaxed);
+        let queued_bytes = tx.queued();
         tracing::debug!(connection = id.0, queued_bytes, "outbound queue full");
         Error::QueueFull {
             connection: id,
@@ -300,7 +300,13 @@ pub(super) async fn accept_loop(
                         local,
                         tls: Some(info),
                     };
-                    connection_task(shared, stream, meta, rx).await;
+                    // A task of its own: the handshake's state is freed now instead of
+                    // staying in this task's future for the connection's life (memory per
+                    // idle connection).
+                    tokio::spawn(async move {
+                        let _slot = _slot;
+                        connection_task(shared, stream, meta, rx).await;
+                    });
                 }
             }
         });
@@ -373,7 +379,9 @@ where
                 Ok(Frame::Incomplete) => break,
                 Ok(Frame::KeepAlive { len, ping }) => {
                     buf.advance(len);
-                    if ping && let Err(closed) = write(stream, b"\r\n", config.write_timeout).await
+                    if ping
+                        && let Err(closed) =
+                            Box::pin(write(stream, b"\r\n", config.write_timeout)).await
                     {
                         return closed;
                     }
@@ -403,8 +411,13 @@ where
                                 incoming = Some(message);
                                 match m {
                                     Some(data) => {
-                                        if let Err(closed) =
-                                            write_queued(stream, data, &mut out, config.write_timeout).await
+                                        if let Err(closed) = Box::pin(write_queued(
+                                            stream,
+                                            data,
+                                            &mut out,
+                                            config.write_timeout,
+                                        ))
+                                        .await
                                         {
                                             return closed;
                                         }
@@ -420,18 +433,24 @@ where
                 Err(e) => return Closed::Framing(e),
             }
         }
-        buf.reserve(READ_CHUNK_BYTES);
+        if buf.is_empty() {
+            // Every message was taken: an idle connection holds no read buffer (its last
+            // one went with the message); `read_some` allocates when bytes come.
+            buf = BytesMut::new();
+        }
         tokio::select! {
             _ = stop.changed() => return Closed::Stopped,
-            r = stream.read_buf(&mut buf) => match r {
+            r = read_some(stream, &mut buf) => match r {
                 Ok(0) => return Closed::ByPeer,
                 Ok(_) => deadline = Instant::now() + config.idle_timeout,
                 Err(e) => return Closed::ReadError(e),
             },
             m = out.recv() => match m {
                 Some(data) => {
+                    // Boxed: a write's state lives only while it runs, not in every idle
+                    // connection's future.
                     if let Err(closed) =
-                        write_queued(stream, data, &mut out, config.write_timeout).await
+                        Box::pin(write_queued(stream, data, &mut out, config.write_timeout)).await
                     {
                         return closed;
                     }
@@ -451,6 +470,26 @@ where
             }
         }
     }
+}
+
+/// Bytes an idle connection reads at first, into its task's own state: the buffer that
+/// holds a message is allocated only once bytes arrive (memory per idle connection).
+const IDLE_READ_BYTES: usize = 512;
+
+/// Reads what is there into `buf`: into a small chunk of the task's state when `buf` is
+/// empty (an idle connection), else into `buf` grown by [`READ_CHUNK_BYTES`].
+async fn read_some<S>(stream: &mut S, buf: &mut BytesMut) -> std::io::Result<usize>
+where
+    S: AsyncRead + Unpin,
+{
+    if buf.is_empty() {
+        let mut first = [0u8; IDLE_READ_BYTES];
+        let n = stream.read(&mut first).await?;
+        buf.extend_from_slice(first.get(..n).unwrap_or_default());
+        return Ok(n);
+    }
+    buf.reserve(READ_CHUNK_BYTES);
+    stream.read_buf(buf).await
 }
 
 /// Writes `first` and what else is already queued on the connection (up to
@@ -561,7 +600,7 @@ mod tests {
         assert_eq!(s.data, all);
         assert_eq!((s.writes, s.flushes), (1, 1));
         assert!(rx.try_recv().is_none());
-        assert_eq!(tx.queued.load(Ordering::Relaxed), 0);
+        assert_eq!(tx.queued(), 0);
     }
 
     #[tokio::test]
