@@ -117,7 +117,7 @@ def digest(challenge, user, password, method, uri):
             f'response="{resp}", algorithm={algo}{extra}{opaque}')
 
 
-async def register(args, ctx, index, user, password, device):
+async def connect(args, ctx, index):
     # Households: a few devices per address (a burst of REGISTERs from one address would meet
     # the anti-flood rate, as a whole office re-registering at once does).
     n = index // args.per_source
@@ -125,7 +125,12 @@ async def register(args, ctx, index, user, password, device):
     host, port = args.tls.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(
         host, int(port), ssl=ctx, server_hostname=args.domain, local_addr=(src, 0))
-    c = Conn(reader, writer)
+    return Conn(reader, writer)
+
+
+async def register(args, ctx, index, user, password, device):
+    c = await connect(args, ctx, index)
+    writer = c.writer
     local = writer.get_extra_info("sockname")
     instance = f"urn:uuid:{uuid.uuid4()}"
     call_id = uuid.uuid4().hex
@@ -258,8 +263,9 @@ async def main():
         if k % CALLS_PER_CALLER == 0:
             # A caller device per few calls, each from its own address: one device calling
             # a thousand accounts in a few seconds would meet the anti-flood rate (as it should).
-            caller = await register(args, ctx, args.devices + k * args.per_source,
-                                    caller_user, caller_pw, k)
+            # Not registered (an account holds at most 16 devices): its first INVITE's
+            # credentials authenticate the connection.
+            caller = await connect(args, ctx, args.devices + k * args.per_source)
         answers[user] = await asyncio.wait_for(call(caller, args, user, caller_user, caller_pw),
                                                max(1, deadline - time.monotonic()))
     await asyncio.sleep(0.5)
