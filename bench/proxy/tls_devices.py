@@ -209,6 +209,45 @@ async def call(caller, args, callee, user, password):
     return code
 
 
+async def flood_then_call(args, ctx, users, accounts):
+    """Opens args.flood idle TCP connections to the TLS port from one address (no handshake:
+    the cheapest flood), then times a device of another address registering and calling."""
+    host, port = args.tls.rsplit(":", 1)
+    held, refused = [], 0
+
+    async def open_one():
+        nonlocal refused
+        try:
+            r, w = await asyncio.open_connection(host, int(port), local_addr=("127.0.0.5", 0))
+            held.append(w)
+        except OSError:
+            refused += 1
+
+    t0 = time.monotonic()
+    for i in range(0, args.flood, 500):
+        await asyncio.gather(*(open_one() for _ in range(min(500, args.flood - i))))
+    await asyncio.sleep(0.5)
+    log(f"flood: {len(held)} connections opened from 127.0.0.5 in {time.monotonic() - t0:.1f} s,"
+        f" {refused} refused at connect")
+    user, pw = accounts[0]
+    caller_user, caller_pw = users[0]
+    t1 = time.monotonic()
+    device = await register(args, ctx, args.devices + 100_000, user, pw, "legit")
+    t_reg = time.monotonic() - t1
+    got = set()
+    loop = asyncio.create_task(device_loop(device, got))
+    caller = await connect(args, ctx, args.devices + 200_000)
+    status_code = await call(caller, args, user, caller_user, caller_pw)
+    t_all = time.monotonic() - t1
+    loop.cancel()
+    for w in held:
+        w.close()
+    return {"idle_connections": args.flood, "opened": len(held), "refused_at_connect": refused,
+            "register_s": round(t_reg, 3), "register_and_call_s": round(t_all, 3),
+            "call_status": status_code, "device_reached": id(device) in got,
+            "want_max_s": 1.0, "met": bool(t_all < 1.0 and id(device) in got)}
+
+
 async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--server-pid", type=int, required=True)
@@ -222,6 +261,9 @@ async def main():
     p.add_argument("--settle", type=float, default=5)
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--flood", type=int, default=0,
+                   help="idle connections opened from one address (127.0.0.5) before a"
+                        " legitimate device registers and calls (timed)")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -271,6 +313,7 @@ async def main():
     await asyncio.sleep(0.5)
     reached = sum(1 for _, c in conns.values() if id(c) in got)
     log(f"called {len(answers)} accounts in {time.monotonic() - t1:.1f} s; devices reached {reached}")
+    flood = await flood_then_call(args, ctx, users, accounts) if args.flood else None
     for t in loops:
         t.cancel()
     n = len(conns)
@@ -281,6 +324,7 @@ async def main():
         "heap_bytes_per_connection": round((heap_after - heap_before) / n, 1)
         if n and heap_before is not None and heap_after is not None else None,
         "reachable": reached, "final_statuses": sorted(set(answers.values())),
+        "flood": flood,
         "want_max_bytes": 16384,
         "met": bool(n == args.devices and reached == n and (after - before) / n <= 16384),
     }
