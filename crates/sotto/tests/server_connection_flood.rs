@@ -2,8 +2,10 @@
 //! per_source` small, flooded with idle TCP connections from 127.0.0.1, still answers a
 //! client connecting from 127.0.0.2; the flood's connections beyond the per-source share are
 //! closed at once. A connection that makes no authenticated request within
-//! `[connections] unauthenticated_secs` is closed; a registered agent's is kept.
-//! (Loopback only; bounded: 200 connections.)
+//! `[connections] unauthenticated_secs` is closed; a registered agent's is kept. On the TLS
+//! listener with the default per-source share, a flood of connections that never start their
+//! handshake cannot hold every handshake slot: another source still completes its handshake.
+//! (Loopback only; bounded: 300 connections.)
 
 #[path = "common/agent.rs"]
 mod agent;
@@ -41,6 +43,46 @@ fn closed(mut s: &TcpStream, wait: Duration) -> bool {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
         ),
     }
+}
+
+#[test]
+fn idle_tls_connections_from_one_source_leave_handshakes_for_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::init_for(&tmp.path().join("server"), "example.test", &[]);
+    data.edit_config(|t| {
+        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "metrics", "enabled", toml::Value::Boolean(false));
+    });
+    let server = Server::start("tls-flood", &data.config(), 1);
+    let addr = server.addr("tls");
+    // 300 connections that never send a ClientHello: more than the listener's 256 handshakes
+    // at once, all from one address (its per-source share of connections is 256).
+    let flood: Vec<TcpStream> = (0..300)
+        .map(|_| connect_from("127.0.0.1:0", addr))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let tls = sotto_net::tls::client_config_from_ca_file(&data.ca()).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("example.test").unwrap();
+    let conn = rustls::ClientConnection::new(tls, name).unwrap();
+    let tcp = connect_from("127.0.0.2:0", addr);
+    let local = tcp.local_addr().unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut other = rustls::StreamOwned::new(conn, tcp);
+    let options = format!(
+        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKflood2\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@example.test>;tag=1\r\nTo: <sip:example.test>\r\n\
+         Call-ID: flood-2@{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        local.ip()
+    );
+    other
+        .write_all(options.as_bytes())
+        .expect("a TLS handshake for the other source");
+    let mut buf = vec![0u8; 2048];
+    let n = other.read(&mut buf).expect("an answer to the other source");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 "), "{text}");
+    drop(flood);
+    server.stop();
 }
 
 #[test]

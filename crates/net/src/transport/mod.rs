@@ -45,6 +45,9 @@ pub struct TransportConfig {
     /// Inbound TLS handshakes running at once (per listener); a connection arriving beyond
     /// them is closed at once (handshakes cost CPU: a flood of them must not starve the rest).
     pub max_handshakes: usize,
+    /// Most of those from one source address (its clients' handshakes come one at a time;
+    /// a flood of connections that never start theirs would otherwise hold every one).
+    pub max_handshakes_per_source: usize,
     /// Bound on writing one message to a stream; a stuck peer is disconnected.
     pub write_timeout: Duration,
     /// Most TCP/TLS connections open at once; new ones beyond it are refused.
@@ -87,6 +90,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
             max_handshakes: 256,
+            max_handshakes_per_source: 16,
             write_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_connections_per_source: 256,
@@ -216,6 +220,8 @@ struct Table {
     by_peer: HashMap<(TransportKind, SocketAddr), ConnectionId>,
     /// Inbound connections held (from accept to close) per source address.
     sources: HashMap<std::net::IpAddr, usize>,
+    /// Inbound TLS handshakes under way per source address.
+    handshaking: HashMap<std::net::IpAddr, usize>,
 }
 
 #[derive(Debug)]

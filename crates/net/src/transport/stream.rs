@@ -266,12 +266,19 @@ pub(super) async fn accept_loop(
                     connection_task(shared, tcp, meta, rx).await;
                 }
                 Some(acceptor) => {
+                    let Some(source_handshake) =
+                        super::table::HandshakeSlot::take(&shared, remote.ip())
+                    else {
+                        tracing::debug!(%remote, "too many TLS handshakes from this source; closing");
+                        return;
+                    };
                     let Ok(permit) = handshakes.clone().try_acquire_owned() else {
                         tracing::debug!(%remote, "too many TLS handshakes at once; closing");
                         return;
                     };
                     let hs = timeout(shared.config.handshake_timeout, acceptor.accept(tcp)).await;
                     drop(permit);
+                    drop(source_handshake);
                     let stream = match hs {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {

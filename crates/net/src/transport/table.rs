@@ -100,3 +100,40 @@ impl Drop for SourceSlot {
         }
     }
 }
+
+/// A TLS handshake under way from one source address, counted while it lasts: one source
+/// holds at most [`TransportConfig::max_handshakes_per_source`] of the listener's handshakes,
+/// so a flood of connections that never say ClientHello cannot take them all from the others.
+#[derive(Debug)]
+pub(super) struct HandshakeSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl HandshakeSlot {
+    /// A slot for a handshake from `ip`, unless the source already holds its share.
+    pub(super) fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<HandshakeSlot> {
+        let mut table = lock(&shared.table);
+        let n = table.handshaking.entry(ip).or_insert(0);
+        if *n >= shared.config.max_handshakes_per_source.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(HandshakeSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut table = lock(&self.shared.table);
+        if let Some(n) = table.handshaking.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                table.handshaking.remove(&self.ip);
+            }
+        }
+    }
+}
