@@ -90,7 +90,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
             max_handshakes: 256,
-            max_handshakes_per_source: 16,
+            max_handshakes_per_source: 64,
             write_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_connections_per_source: 256,
