@@ -45,6 +45,9 @@
 #   OVERLOAD_FACTOR=2 (default 0: off): after each call workload's knee, one step at that
 #   many times the knee: {"workload":"call_udp_overload","knee_per_s":..,"offered_per_s":..,
 #   "goodput_per_s":..,"goodput_ratio":..,"answered_refusals":..,"timed_out":..,"shed_by_server":..}
+#   STORM_S=60 [STORM_RATE=12000]: after the call_udp knee, a registration storm, then the call
+#   ramp again: {"workload":"call_udp_after_register_storm","fresh_calls_per_s":..,
+#   "after_storm_calls_per_s":..,"ratio":..,"rss_before_storm":..,"wal_after_bytes":..}
 # needs: sipp (sip-tester), stunnel4, kamailio + kamailio-tls-modules, openssl, python3, ss.
 set -u
 
@@ -62,6 +65,10 @@ MEM_SETTLE_S=${MEM_SETTLE_S:-35}
 MEM_STORAGES=${MEM_STORAGES:-"memory sqlite"}
 SOTTO_STORAGE=${SOTTO_STORAGE:-sqlite}
 OVERLOAD_FACTOR=${OVERLOAD_FACTOR:-0}
+# STORM_S=60 (default 0: off): after the call_udp knee, a registration storm of STORM_S seconds
+# offered at STORM_RATE (default 12000) REGISTER/s, then the call ramp again.
+STORM_S=${STORM_S:-0}
+STORM_RATE=${STORM_RATE:-12000}
 # SIPp's socket buffers (its default, 64 KB, drops datagrams in bursts past about 5,000
 # calls/s: the load generator's losses would be counted against the server).
 SIPP_BUFFER=${SIPP_BUFFER:-4194304}
@@ -461,8 +468,39 @@ run_target() { # run_target kamailio|sotto
 		if [ "$OVERLOAD_FACTOR" != 0 ] && [[ $w == call_* ]] && ! over_budget; then
 			overload "$t" "$w" "${RESULT[$t/$w]}"
 		fi
+		if [ "$STORM_S" != 0 ] && [ "$w" = call_udp ] && ! over_budget; then
+			storm "$t" "${RESULT[$t/$w]}"
+		fi
 	done
 	stop "$UAS_PID" "$STUNNEL_PID" "$SERVER_PID"
+}
+
+# storm TARGET KNEE: a registration storm of STORM_S seconds offered at STORM_RATE REGISTER/s
+# (digest, USERS accounts), then the call ramp again at once: calls/s after the storm against
+# the fresh server's knee, with the server's resident set and (sotto, SQLite) WAL size before
+# and after. Target (issue 14): >= 90 % of the fresh knee.
+storm() {
+	local t=$1 fresh=$2 r rss0 rss1 wal0 wal1 line after
+	local wal=$RUN/sotto-auth-$SOTTO_STORAGE/sotto.db-wal
+	rss0=$(mem_now sotto); wal0=$(stat -c %s "$wal" 2>/dev/null || echo 0)
+	r=$(run_sipp "$t-storm" $((STORM_S * 3 + 30)) "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/register.xml" \
+		-inf "$RUN/users/users.csv" -i 127.0.0.1 -p "$(free_port udp)" -r "$STORM_RATE" \
+		-m $((STORM_RATE * STORM_S)) -l $((STORM_RATE * 2 + 50)) -max_socket 1000)
+	rss1=$(mem_now sotto); wal1=$(stat -c %s "$wal" 2>/dev/null || echo 0)
+	log "storm: $r (successful failed seconds)"
+	line=$(measure "$t" call_udp)
+	after=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rate_per_s"] if sys.argv[1] else 0)' "$line")
+	python3 -c 'import json,sys
+fresh,after,ok,ko,el,rate,secs,r0,r1,w0,w1=sys.argv[1:12]
+fresh,after=float(fresh),float(after)
+ratio=round(after/fresh,3) if fresh>0 else None
+print(json.dumps({"target":"sotto","workload":"call_udp_after_register_storm","fresh_calls_per_s":fresh,
+  "after_storm_calls_per_s":after,"ratio":ratio,"storm_offered_per_s":int(rate),"storm_s":int(secs),
+  "storm_registers_ok":int(ok),"storm_registers_failed":int(ko),
+  "storm_registers_per_s":round(int(ok)/float(el),1) if float(el)>0 else None,
+  "rss_before_storm":int(r0 or 0),"rss_after_storm":int(r1 or 0),"wal_before_bytes":int(w0),"wal_after_bytes":int(w1),
+  "want_ratio":0.9,"met":bool(ratio is not None and ratio>=0.9)}))' \
+		"$fresh" "$after" ${r:-0 0 0} "$STORM_RATE" "$STORM_S" "$rss0" "$rss1" "$wal0" "$wal1"
 }
 
 # memory TARGET STORAGE: bytes per registered contact.

@@ -63,13 +63,13 @@ fuzz_target!(|data: &[u8]| {
             mode,
             best_effort_sdes,
         };
-        if let Ok((ans, neg)) = answer(&s, &caps, &policy, &rng) {
+        if let Ok((ans, _, keys)) = answer(&s, &caps, &policy, &rng) {
             let Ok(text) = ans.to_sdp() else { continue };
             // invariant: our answer always serializes to a parseable description.
             let ans = Session::parse(text.as_bytes()).expect("answer parses");
-            if let Ok(back) = process_answer(&s, &ans, &policy) {
-                assert_eq!(back.srtp.is_some(), neg.srtp.is_some());
-                if let (Some(a), Some(b)) = (&back.srtp, &neg.srtp) {
+            if let Ok((_, back)) = process_answer(&s, &ans, &policy) {
+                assert_eq!(back.is_some(), keys.is_some());
+                if let (Some(a), Some(b)) = (&back, &keys) {
                     assert_eq!(a.remote, vec![b.local.clone()]);
                 }
             }

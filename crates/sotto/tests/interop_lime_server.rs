@@ -70,7 +70,11 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 fn start(data: &DataDir, name: &str) -> (Server, SocketAddr, String) {
-    let mut server = Server::start(name, &data.config(), 1);
+    start_with(&data.config(), name)
+}
+
+fn start_with(config: &std::path::Path, name: &str) -> (Server, SocketAddr, String) {
+    let mut server = Server::start(name, config, 1);
     server.wait_for(1, "lime event", |v| v["event"] == "lime");
     let ev = server
         .seen
@@ -290,9 +294,20 @@ fn two_servers_on_one_postgresql_database_share_the_keys() {
         &[("alice", "alicepw"), ("bob", "bobpw")],
         Some(&pg.url()),
     );
-    // One config, two processes (their ports are the system's choice).
+    // One config, two processes (their ports are the system's choice), each with its own
+    // control socket as two machines would have: a second copy of the file names another.
     let (a, addr_a, _) = start(&data, "lime-pg-a");
-    let (b, addr_b, _) = start(&data, "lime-pg-b");
+    let second = data.dir.join("sotto-b.toml");
+    let text = std::fs::read_to_string(data.config()).unwrap();
+    let mut table: toml::Table = text.parse().unwrap();
+    set(
+        &mut table,
+        "admin",
+        "socket",
+        toml::Value::String("admin-b.sock".into()),
+    );
+    std::fs::write(&second, toml::to_string(&table).unwrap()).unwrap();
+    let (b, addr_b, _) = start_with(&second, "lime-pg-b");
     assert_ne!(addr_a, addr_b);
     let curve = CurveId::C25519;
     let mut pa = LimePoster::new(addr_a, "example.test", &data.ca(), "/lime");
