@@ -11,7 +11,8 @@
 # Then FLOOD idle connections (no handshake) from one address, and a device of another address
 # registers and calls: {"flood": {"register_and_call_s":..}} (target: under 1 s).
 #
-# usage: bench/proxy/tls_devices.sh        knobs: DEVICES=10000 ACCOUNTS=1000 FLOOD=5000 SOTTO_BIN
+# usage: bench/proxy/tls_devices.sh        knobs: DEVICES=10000 ACCOUNTS=1000 FLOOD=5000 SETTLE_S=5
+#        (idle time before the calls) LOG_LEVEL=info SOTTO_BIN
 #        TIMEOUT_S=900 (every wait of the client is bounded by it), BENCH_RUN (run directory)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,5 +46,6 @@ for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && 
 sleep 2
 timeout -k 10 "$((TIMEOUT_S + 60))" python3 "$HERE/tls_devices.py" --server-pid "$PID" \
 	--tls "127.0.0.1:$TLS_PORT" --domain example.test --ca "$dir/ca.pem" --users "$RUN/users.txt" \
-	--devices "$DEVICES" --metrics "127.0.0.1:$METRICS_PORT" --timeout "$TIMEOUT_S" --flood "${FLOOD:-5000}"
+	--devices "$DEVICES" --metrics "127.0.0.1:$METRICS_PORT" --timeout "$TIMEOUT_S" --flood "${FLOOD:-5000}" \
+	--settle "${SETTLE_S:-5}"
 log "run directory: $RUN"
