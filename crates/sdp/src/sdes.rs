@@ -239,11 +239,14 @@ pub fn answer(
     policy: &EncryptionPolicy,
     rng: &dyn SecureRandom,
 ) -> Result<(Session, NegotiatedMedia, Option<SdesKeys>), Refusal> {
-    let mut keys = None;
+    // Keys per offered m= section: with several audio sections the stream chosen is not
+    // always the last one keyed (found by the `sdp` fuzz target: the keys of another section
+    // were returned for the chosen stream).
+    let mut keyed: Vec<(*const Media, SdesKeys)> = Vec::new();
     let mut keying = |_: &Session, m: &Media| {
         Ok(match answer_media(m, &caps.sdes_suites, policy, rng)? {
             Some((attr, k)) => {
-                keys = Some(k);
+                keyed.push((m as *const Media, k));
                 vec![attr]
             }
             None => Vec::new(),
@@ -251,6 +254,11 @@ pub fn answer(
     };
     let a = answer_with(offer, caps, &mut keying)?;
     let neg = audio_stream(&a.streams).cloned().ok_or(Refusal::NoAudio)?;
+    let chosen = offer.media.get(neg.media_index).map(|m| m as *const Media);
+    let keys = keyed
+        .into_iter()
+        .find(|(m, _)| Some(*m) == chosen)
+        .map(|(_, k)| k);
     Ok((a.session, neg, keys))
 }
 
