@@ -1,6 +1,7 @@
 //! TCP and TLS: opening connections (connect, handshake, bounded), accepting them, and each
 //! connection's task (framing what it reads, writing what is queued, coalesced).
 
+use super::table::PerSource;
 use super::*;
 
 impl Transport {
@@ -237,7 +238,9 @@ pub(super) async fn accept_loop(
             tracing::warn!("connection limit reached; refusing a connection");
             continue;
         }
-        let Some(slot) = super::table::SourceSlot::take(&shared, remote.ip()) else {
+        let Some(slot) =
+            super::table::SourceSlot::take(&shared, remote.ip(), PerSource::Connections)
+        else {
             tracing::debug!(source = %remote.ip(), "per-source connection limit reached");
             continue;
         };
@@ -267,7 +270,7 @@ pub(super) async fn accept_loop(
                 }
                 Some(acceptor) => {
                     let Some(source_handshake) =
-                        super::table::HandshakeSlot::take(&shared, remote.ip())
+                        super::table::SourceSlot::take(&shared, remote.ip(), PerSource::Handshakes)
                     else {
                         tracing::debug!(%remote, "too many TLS handshakes from this source; closing");
                         return;

@@ -67,24 +67,59 @@ impl Shared {
     }
 }
 
-/// An inbound connection's place in its source's count, from accept to close.
+/// What a [`SourceSlot`] counts per source address.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PerSource {
+    /// Inbound connections, from accept to close
+    /// ([`TransportConfig::max_connections_per_source`]).
+    Connections,
+    /// TLS handshakes under way ([`TransportConfig::max_handshakes_per_source`]): a flood of
+    /// connections that never say ClientHello cannot take all the listener's handshakes.
+    Handshakes,
+}
+
+impl PerSource {
+    fn counts(self, table: &mut Table) -> &mut HashMap<std::net::IpAddr, usize> {
+        match self {
+            PerSource::Connections => &mut table.sources,
+            PerSource::Handshakes => &mut table.handshaking,
+        }
+    }
+
+    fn limit(self, config: &TransportConfig) -> usize {
+        match self {
+            PerSource::Connections => config.max_connections_per_source,
+            PerSource::Handshakes => config.max_handshakes_per_source.max(1),
+        }
+    }
+}
+
+/// A place in one source address's count of `kind`, given back on drop.
+#[derive(Debug)]
 pub(super) struct SourceSlot {
     shared: Arc<Shared>,
     ip: std::net::IpAddr,
+    kind: PerSource,
 }
 
 impl SourceSlot {
-    /// A slot for a connection from `ip`, unless the source already holds its share.
-    pub(super) fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<SourceSlot> {
+    /// A slot of `kind` for `ip`, unless the source already holds its share.
+    pub(super) fn take(
+        shared: &Arc<Shared>,
+        ip: std::net::IpAddr,
+        kind: PerSource,
+    ) -> Option<SourceSlot> {
+        let limit = kind.limit(&shared.config);
         let mut table = lock(&shared.table);
-        let n = table.sources.entry(ip).or_insert(0);
-        if *n >= shared.config.max_connections_per_source {
+        let n = kind.counts(&mut table).entry(ip).or_insert(0);
+        if *n >= limit {
             return None;
         }
         *n += 1;
         Some(SourceSlot {
             shared: shared.clone(),
             ip,
+            kind,
         })
     }
 }
@@ -92,47 +127,11 @@ impl SourceSlot {
 impl Drop for SourceSlot {
     fn drop(&mut self) {
         let mut table = lock(&self.shared.table);
-        if let Some(n) = table.sources.get_mut(&self.ip) {
+        let counts = self.kind.counts(&mut table);
+        if let Some(n) = counts.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                table.sources.remove(&self.ip);
-            }
-        }
-    }
-}
-
-/// A TLS handshake under way from one source address, counted while it lasts: one source
-/// holds at most [`TransportConfig::max_handshakes_per_source`] of the listener's handshakes,
-/// so a flood of connections that never say ClientHello cannot take them all from the others.
-#[derive(Debug)]
-pub(super) struct HandshakeSlot {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
-}
-
-impl HandshakeSlot {
-    /// A slot for a handshake from `ip`, unless the source already holds its share.
-    pub(super) fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<HandshakeSlot> {
-        let mut table = lock(&shared.table);
-        let n = table.handshaking.entry(ip).or_insert(0);
-        if *n >= shared.config.max_handshakes_per_source.max(1) {
-            return None;
-        }
-        *n += 1;
-        Some(HandshakeSlot {
-            shared: shared.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for HandshakeSlot {
-    fn drop(&mut self) {
-        let mut table = lock(&self.shared.table);
-        if let Some(n) = table.handshaking.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                table.handshaking.remove(&self.ip);
+                counts.remove(&self.ip);
             }
         }
     }
