@@ -45,6 +45,31 @@ fn closed(mut s: &TcpStream, wait: Duration) -> bool {
     }
 }
 
+/// Sends an OPTIONS over `stream` (transport `proto` in its Via, from `local`) and asserts
+/// that a SIP response comes back.
+fn assert_options_answered(
+    stream: &mut (impl Read + Write),
+    proto: &str,
+    local: SocketAddr,
+    call_id: &str,
+) {
+    let options = format!(
+        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/{proto} {local};branch=z9hG4bK{call_id}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@example.test>;tag=1\r\nTo: <sip:example.test>\r\n\
+         Call-ID: {call_id}@{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        local.ip()
+    );
+    stream
+        .write_all(options.as_bytes())
+        .expect("the other source can send (for TLS: its handshake completes)");
+    let mut buf = vec![0u8; 2048];
+    let n = stream
+        .read(&mut buf)
+        .expect("an answer to the other source");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 "), "{text}");
+}
+
 #[test]
 fn idle_tls_connections_from_one_source_leave_handshakes_for_others() {
     let tmp = tempfile::tempdir().unwrap();
@@ -68,19 +93,7 @@ fn idle_tls_connections_from_one_source_leave_handshakes_for_others() {
     let local = tcp.local_addr().unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut other = rustls::StreamOwned::new(conn, tcp);
-    let options = format!(
-        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKflood2\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:probe@example.test>;tag=1\r\nTo: <sip:example.test>\r\n\
-         Call-ID: flood-2@{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        local.ip()
-    );
-    other
-        .write_all(options.as_bytes())
-        .expect("a TLS handshake for the other source");
-    let mut buf = vec![0u8; 2048];
-    let n = other.read(&mut buf).expect("an answer to the other source");
-    let text = String::from_utf8_lossy(&buf[..n]);
-    assert!(text.starts_with("SIP/2.0 "), "{text}");
+    assert_options_answered(&mut other, "TLS", local, "flood-2");
     drop(flood);
     server.stop();
 }
@@ -122,20 +135,10 @@ fn a_flood_from_one_source_leaves_room_for_others() {
     // Another source is still served: OPTIONS over TCP from 127.0.0.2 gets an answer.
     let mut other = connect_from("127.0.0.2:0", addr);
     let local = other.local_addr().unwrap();
-    let options = format!(
-        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKflood1\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:probe@example.test>;tag=1\r\nTo: <sip:example.test>\r\n\
-         Call-ID: flood-1@{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        local.ip()
-    );
-    other.write_all(options.as_bytes()).unwrap();
     other
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let mut buf = vec![0u8; 2048];
-    let n = other.read(&mut buf).expect("an answer to the other source");
-    let text = String::from_utf8_lossy(&buf[..n]);
-    assert!(text.starts_with("SIP/2.0 "), "{text}");
+    assert_options_answered(&mut other, "TCP", local, "flood-1");
     drop(flood);
     server.stop();
 }
