@@ -19,6 +19,7 @@ use sotto_sip::digest::{Credentials, NonceConfig, NonceManager, Outcome};
 use sotto_sip::message::{Method, StatusCode, Uri};
 
 use crate::config::AuthenticationConfig;
+use crate::modules::store_outage::StoreOutage;
 use crate::pipeline::{Locality, Module, Reply, RequestContext, Verdict};
 use crate::store_ops::{StoreAnswer, StoreOp};
 
@@ -38,6 +39,7 @@ pub struct Authentication {
     realm: String,
     nonces: NonceManager,
     failures: u64,
+    outage: StoreOutage,
 }
 
 impl std::fmt::Debug for Authentication {
@@ -71,6 +73,7 @@ impl Authentication {
             locality,
             realm: realm.to_owned(),
             failures: 0,
+            outage: StoreOutage::default(),
         })
     }
 
@@ -124,6 +127,10 @@ impl Module for Authentication {
         "authentication"
     }
 
+    fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        out("store_failures_total", self.outage.total());
+    }
+
     fn on_request(&mut self, ctx: &mut RequestContext, now: Instant) -> Verdict {
         if !self.config.enabled {
             return Verdict::Continue;
@@ -169,11 +176,11 @@ impl Module for Authentication {
             return self.challenge(register, false, now);
         };
         let record = match answer {
-            Some(StoreAnswer::User(Ok(r))) => r,
-            Some(StoreAnswer::User(Err(e))) => {
-                tracing::error!(error = %e, "user store failed");
-                return Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict();
+            Some(StoreAnswer::User(Ok(r))) => {
+                self.outage.answered("authentication");
+                r
             }
+            Some(StoreAnswer::User(Err(e))) => return self.outage.failed("authentication", &e),
             _ => {
                 return Verdict::Fetch(StoreOp::User {
                     username: creds.username.clone(),

@@ -7,6 +7,7 @@ pub mod forward;
 pub mod registrar;
 pub mod router;
 pub mod sanity;
+pub mod store_outage;
 
 pub use anti_flood::AntiFlood;
 pub use authentication::Authentication;

@@ -15,14 +15,16 @@ use sotto_store::{Binding, BindingStore, Upsert};
 
 use crate::config::RegistrarConfig;
 use crate::modules::sanity::is_for_server;
+use crate::modules::store_outage::StoreOutage;
 use crate::pipeline::{Locality, Module, Reply, RequestContext, Verdict};
-use crate::store_ops::{RegisterChange, Registered, StoreAnswer, StoreError, StoreOp};
+use crate::store_ops::{RegisterChange, Registered, StoreAnswer, StoreOp};
 
 /// The registrar module.
 pub struct Registrar {
     config: RegistrarConfig,
     locality: Arc<Locality>,
     provider: &'static CryptoProvider,
+    outage: StoreOutage,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -58,6 +60,7 @@ impl Registrar {
             config,
             locality,
             provider,
+            outage: StoreOutage::default(),
         }
     }
 
@@ -177,14 +180,13 @@ fn ok_listing(
     reply.verdict()
 }
 
-fn store_failed(e: &StoreError) -> Verdict {
-    tracing::error!(error = %e, "binding store failed");
-    Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict()
-}
-
 impl Module for Registrar {
     fn name(&self) -> &'static str {
         "registrar"
+    }
+
+    fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        out("store_failures_total", self.outage.total());
     }
 
     fn on_request(&mut self, ctx: &mut RequestContext, _now: Instant) -> Verdict {
@@ -240,6 +242,12 @@ impl Module for Registrar {
                 max_contacts: self.config.max_contacts,
             }
         };
+        if let Some(StoreAnswer::Registered(result)) = &answer {
+            match result {
+                Ok(_) => self.outage.answered("registrar"),
+                Err(e) => return self.outage.failed("registrar", e),
+            }
+        }
         match answer {
             Some(StoreAnswer::Registered(Ok(Registered::Current(current)))) => {
                 ok_listing(req, &aor, current, wall, self.config.gruu)
@@ -254,7 +262,6 @@ impl Module for Registrar {
                     .with("Warning", "399 sotto \"out-of-order REGISTER\"")
                     .verdict()
             }
-            Some(StoreAnswer::Registered(Err(e))) => store_failed(&e),
             // The request's bindings (with their fresh temp GRUUs) travel in the operation;
             // asked again, the module lists what the store applied.
             _ => Verdict::Fetch(StoreOp::Register(change)),

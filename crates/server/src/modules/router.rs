@@ -35,6 +35,7 @@ use sotto_store::Binding;
 use crate::config::{FederationConfig, RouterConfig};
 use crate::modules::registrar::aor_of;
 use crate::modules::sanity::is_for_server;
+use crate::modules::store_outage::StoreOutage;
 use crate::pipeline::{Locality, Module, NextHop, Reply, RequestContext, Target, Verdict};
 use crate::proxy::flow::{Flow, FlowTokens};
 use crate::store_ops::{StoreAnswer, StoreOp};
@@ -52,6 +53,7 @@ pub struct Router {
     flow_routed: u64,
     /// Requests refused for a token that did not verify.
     flow_refused: u64,
+    outage: StoreOutage,
 }
 
 impl std::fmt::Debug for Router {
@@ -136,6 +138,7 @@ impl Router {
             federation: FederationConfig::default(),
             flow_routed: 0,
             flow_refused: 0,
+            outage: StoreOutage::default(),
         }
     }
 
@@ -181,7 +184,7 @@ impl Router {
         })
     }
 
-    fn local_targets(&self, ctx: &mut RequestContext) -> Verdict {
+    fn local_targets(&mut self, ctx: &mut RequestContext) -> Verdict {
         let uri = ctx.request.uri();
         // pub-gruu: the AOR's bindings of that instance; temp-gruu: looked up by its value.
         let (op, instance) = if uri.has_param("gr") {
@@ -204,11 +207,11 @@ impl Router {
             return Reply::new(StatusCode::NOT_FOUND).verdict();
         };
         let mut bindings: Vec<Binding> = match ctx.answer.take() {
-            Some(StoreAnswer::Bindings(Ok(b))) => b,
-            Some(StoreAnswer::Bindings(Err(e))) => {
-                tracing::error!(error = %e, "binding store failed");
-                return Reply::new(StatusCode::SERVER_INTERNAL_ERROR).verdict();
+            Some(StoreAnswer::Bindings(Ok(b))) => {
+                self.outage.answered("router");
+                b
             }
+            Some(StoreAnswer::Bindings(Err(e))) => return self.outage.failed("router", &e),
             _ => return Verdict::Fetch(op),
         };
         if let Some(instance) = instance {
@@ -243,6 +246,7 @@ impl Module for Router {
     fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
         out("flow_routed_total", self.flow_routed);
         out("flow_token_refused_total", self.flow_refused);
+        out("store_failures_total", self.outage.total());
     }
 
     fn on_request(&mut self, ctx: &mut RequestContext, _now: Instant) -> Verdict {

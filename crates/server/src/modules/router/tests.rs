@@ -222,7 +222,11 @@ fn flow_token_route_goes_over_its_flow_and_a_bad_one_is_refused() {
     m.counters(&mut |name, v| figures.push((name, v)));
     assert_eq!(
         figures,
-        vec![("flow_routed_total", 1), ("flow_token_refused_total", 1)]
+        vec![
+            ("flow_routed_total", 1),
+            ("flow_token_refused_total", 1),
+            ("store_failures_total", 0)
+        ]
     );
     // A router without the tokens ignores them (plain loose routing).
     let (mut plain, _) = module();

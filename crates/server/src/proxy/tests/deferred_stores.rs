@@ -84,7 +84,7 @@ fn a_request_waiting_for_the_store_holds_up_nothing_else() {
 }
 
 #[test]
-fn a_failed_store_answers_500_and_deferred_calls_reach_the_callee() {
+fn a_failed_store_answers_503_and_deferred_calls_reach_the_callee() {
     let mut h = Harness::new(ServerConfig::for_domain("example.test"));
     register(&mut h, "bob", "bobpw", 7002);
     h.proxy.defer_store_operations(true);
@@ -114,7 +114,8 @@ fn a_failed_store_answers_500_and_deferred_calls_reach_the_callee() {
     );
     assert!(to_bob[0].1.starts_with("INVITE "));
 
-    // A store that fails: the request gets a 500, the others go on.
+    // A store that fails: the request gets a 503 with Retry-After (the phone comes back
+    // later), the others go on.
     let out = h.send(&super::invite(1, "z9hG4bKy1", ""), "127.0.0.1:7000");
     let creds = credentials(
         &out[0].1,
@@ -130,6 +131,8 @@ fn a_failed_store_answers_500_and_deferred_calls_reach_the_callee() {
     let failed = StoreAnswer::User(Err(crate::store_ops::StoreError("disk full".into())));
     h.proxy.handle_store(user.ticket, failed, h.now);
     let out = h.out();
-    assert!(out.iter().any(|(_, m)| status(m) == 500), "{out:?}");
+    let unavailable = out.iter().find(|(_, m)| status(m) == 503);
+    let text = &unavailable.expect("a 503").1;
+    assert!(text.contains("Retry-After: 5\r\n"), "{text}");
     assert_eq!(h.proxy.parked(), 0);
 }
