@@ -18,18 +18,18 @@
 
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/redis_server.rs"]
+mod redis_server;
 #[path = "common/sipp.rs"]
 mod sipp;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use process::{ChildGuard, free_tcp_port, free_udp_port, require_tools};
+use process::{free_udp_port, require_tools};
+use redis_server::Redis;
 use sipp::{auth, finish, injection, register, scenario, sipp};
 use sotto_server::{DataDir, Server, addrs, is_request, set};
 
@@ -37,65 +37,6 @@ const INSTALL: &str = "install with: apt-get install -y redis-server sip-tester"
 
 fn require_peers() {
     require_tools(&[("redis-server", "--version"), ("sipp", "-v")], INSTALL);
-}
-
-/// A `redis-server` of our own, on 127.0.0.1 only, without persistence; killed on drop.
-struct Redis {
-    _guard: ChildGuard,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &Path) -> Redis {
-        let port = free_tcp_port();
-        let log = std::fs::File::create(dir.join("redis.log")).expect("redis log");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let redis = Redis {
-            _guard: ChildGuard(Some(child)),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while redis.command("PING").as_deref() != Some("+PONG") {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING on port {port}: {}",
-                std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Sends one inline command and returns the first line of the reply.
-    fn command(&self, cmd: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).ok()?;
-        Some(line.trim_end().to_owned())
-    }
-
-    /// The number of elements of an inline command's array reply (`*N`).
-    fn count(&self, cmd: &str) -> usize {
-        self.command(cmd)
-            .and_then(|l| l.strip_prefix('*').and_then(|n| n.parse().ok()))
-            .unwrap_or(0)
-    }
 }
 
 /// One server of the pair: its own data dir (users alice and bob), UDP only, Redis bindings.

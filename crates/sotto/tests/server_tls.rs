@@ -30,8 +30,7 @@ mod sip_client;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ use sotto_net::tls;
 use sotto_net::{
     Destination, Incoming, IncomingReceiver, Transport, TransportConfig, TransportKind,
 };
-use sotto_server::{ALICE_BOB, DataDir, Server, addrs, replace};
+use sotto_server::{ALICE_BOB, DataDir, Server, addrs, replace, sample, scrape};
 use sotto_sip::digest::{Algorithm, DigestClient};
 use sotto_sip::message::{Request, Response};
 
@@ -60,24 +59,6 @@ fn init(name: &str, edit: impl FnOnce(&mut toml::Table)) -> (PathBuf, DataDir) {
         edit(t);
     });
     (dir, data)
-}
-
-/// GET /metrics over plain HTTP/1.1.
-fn scrape(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to metrics");
-    s.set_read_timeout(Some(WAIT)).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read metrics");
-    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-    out
-}
-
-/// The value of a metric sample line (exact name with labels).
-fn sample(text: &str, series: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";

@@ -378,3 +378,23 @@ impl Server {
 pub(crate) fn is_request(v: &Value, method: &str, outcome: &str) -> bool {
     v["event"] == "request" && v["method"] == method && v["outcome"] == outcome
 }
+
+/// `GET /metrics` over plain HTTP/1.1 from the endpoint at `addr` (must answer 200); the
+/// whole response.
+pub(crate) fn scrape(addr: SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(EVENT_WAIT)).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read metrics");
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    out
+}
+
+/// The value of a metric sample line (exact name with labels) in a [`scrape`].
+pub(crate) fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
