@@ -10,6 +10,10 @@
 //!   banned, even the right password alone is refused. A control run shows that svcrack does
 //!   find the password on a fresh server when it is first in the list, so a "not found" above
 //!   means the ban worked, not that the tool failed.
+//! - svcrash, the kit's answer to scanners (a crafted response meant to crash svwar/svcrack),
+//!   aimed at the server's port instead (`-d 127.0.0.1 -p PORT`; its brute-force and
+//!   automatic modes are not used): the server drops the stray response and svmap still finds
+//!   it afterwards.
 //!
 //! Each test has its own server (own data directory, own free port), because a ban is per
 //! source address and every scanner here comes from 127.0.0.1. The scanners are told their
@@ -335,5 +339,37 @@ fn svcrack_control_finds_the_password_first_in_the_list() {
             .any(|e| e["method"] == "REGISTER" && e["status"].as_u64() == Some(200)),
         "the server did not accept the right password"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn svcrash_responses_do_not_disturb_the_server() {
+    require_sipvicious();
+    require_tools(&[("svcrash", "--help")], INSTALL);
+    let dir = scratch("sipvicious", "svcrash");
+    let (server, target) = start_server(&dir, &["SHA-256", "MD5"]);
+    let home = dir.join("svhome");
+    std::fs::create_dir_all(&home).expect("svcrash home");
+    for _ in 0..3 {
+        let out = Command::new("timeout")
+            .args(["-s", "INT", "-k", "5", SCAN_LIMIT_S, "svcrash"])
+            .args(["-d", "127.0.0.1", "-p", &target.port().to_string()])
+            .env("HOME", &home)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("spawn svcrash: {e}; {INSTALL}"));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "svcrash failed: {text}");
+        assert!(!text.contains("Traceback"), "svcrash crashed: {text}");
+    }
+    let run = scan(&dir, "svmap", target, &[]);
+    let devices = table_first_column(&run.output);
+    assert!(
+        devices.contains(&target.to_string()),
+        "svmap did not find the server after svcrash:\n{}",
+        run.output
+    );
+    server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
