@@ -73,6 +73,11 @@ STORM_RATE=${STORM_RATE:-12000}
 # calls/s: the load generator's losses would be counted against the server).
 SIPP_BUFFER=${SIPP_BUFFER:-4194304}
 BUDGET_S=${BUDGET_S:-900}
+# SERVER_CPUS, LOAD_CPUS (taskset CPU lists, e.g. 0 and 1; default: unpinned): the server
+# under test on some CPUs, SIPp and stunnel on others, so that the load generator's own CPU
+# (which grows with the offered rate) is not taken from the server.
+SERVER_PIN=(); [ -n "${SERVER_CPUS:-}" ] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+LOAD_PIN=(); [ -n "${LOAD_CPUS:-}" ] && LOAD_PIN=(taskset -c "$LOAD_CPUS")
 KAM_SHM_MB=${KAM_SHM_MB:-512}
 RUN=${BENCH_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/sotto-bench-proxy.XXXXXX")}
 START_S=$SECONDS
@@ -111,7 +116,9 @@ stop() {
 	PIDS=("${keep[@]}")
 }
 
-for tool in sipp stunnel kamailio kamcmd openssl python3 ss timeout; do
+tools=(sipp stunnel openssl python3 ss timeout)
+case " $TARGETS " in *" kamailio "*) tools+=(kamailio kamcmd) ;; esac
+for tool in "${tools[@]}"; do
 	command -v "$tool" >/dev/null || die "$tool not found: apt-get install -y sip-tester stunnel4 kamailio kamailio-tls-modules openssl python3 iproute2"
 done
 if [ ! -x "$SOTTO_BIN" ]; then
@@ -187,7 +194,7 @@ PY
 run_sipp() {
 	local name=$1 limit=$2; shift 2
 	rm -f "$RUN/$name.csv"
-	timeout -s INT -k 10 "$limit" sipp "$@" -buff_size "$SIPP_BUFFER" -nostdin -trace_stat -stf "$RUN/$name.csv" -fd 1 \
+	"${LOAD_PIN[@]}" timeout -s INT -k 10 "$limit" sipp "$@" -buff_size "$SIPP_BUFFER" -nostdin -trace_stat -stf "$RUN/$name.csv" -fd 1 \
 		-trace_err -error_file "$RUN/$name.errors.log" > "$RUN/$name.out" 2>&1
 	stats "$RUN/$name.csv"
 }
@@ -219,7 +226,7 @@ start_kamailio() { # start_kamailio auth|noauth
 	rm -f "$dir/ctl.sock"
 	kamailio -f "$HERE/kamailio/kamailio.cfg" -c "${defs[@]}" > "$dir/check.log" 2>&1 \
 		|| die "kamailio config check failed: $(tail -5 "$dir/check.log")"
-	kamailio -f "$HERE/kamailio/kamailio.cfg" -DD -E -Y "$dir" -m "$KAM_SHM_MB" -M 16 "${defs[@]}" \
+	"${SERVER_PIN[@]}" kamailio -f "$HERE/kamailio/kamailio.cfg" -DD -E -Y "$dir" -m "$KAM_SHM_MB" -M 16 "${defs[@]}" \
 		> "$dir/kamailio.$1.log" 2>&1 &
 	SERVER_PID=$!; PIDS+=("$SERVER_PID")
 	wait_listen udp "$SIP_PORT" && wait_listen tcp "$TLS_PORT" || die "kamailio did not start: $(tail -5 "$dir/kamailio.$1.log")"
@@ -276,8 +283,8 @@ start_sotto() { # start_sotto auth|noauth sqlite|memory
 				|| die "sotto user add $name failed"
 		done < "$RUN/users/sotto_users.txt"
 	fi
-	# The server prints one line per request; it goes to /dev/null (Kamailio logs warnings only).
-	"$SOTTO_BIN" server --config "$dir/sotto.toml" > /dev/null 2> "$dir.server.log" &
+	# Request lines are sampled by default ([log] requests); stdout goes to /dev/null.
+	"${SERVER_PIN[@]}" "$SOTTO_BIN" server --config "$dir/sotto.toml" > /dev/null 2> "$dir.server.log" &
 	SERVER_PID=$!; PIDS+=("$SERVER_PID")
 	wait_listen udp "$SIP_PORT" && wait_listen tcp "$TLS_PORT" || die "sotto server did not start: $(tail -5 "$dir.server.log")"
 }
@@ -327,7 +334,7 @@ start_uas() { # start_uas NAME: registers "uas" (UDP) and starts the SIPp callee
 		-inf "$RUN/users/uas.csv" -i 127.0.0.1 -p "$(free_port udp)" -m 1)
 	[ "${r%% *}" = 1 ] || die "$1: registering the callee failed ($r), see $RUN/$1-reg-uas.out"
 	# Bounded by the script budget; stopped by PID when the target is done.
-	timeout -s INT -k 5 $((BUDGET_S + 120)) sipp -sf "$HERE/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -buff_size "$SIPP_BUFFER" \
+	"${LOAD_PIN[@]}" timeout -s INT -k 5 $((BUDGET_S + 120)) sipp -sf "$HERE/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -buff_size "$SIPP_BUFFER" \
 		-mp "$(free_port udp)" -nostdin -trace_err -error_file "$RUN/$1-uas.errors.log" \
 		> "$RUN/$1-uas.out" 2>&1 &
 	UAS_PID=$!; PIDS+=("$UAS_PID")

@@ -319,10 +319,15 @@ impl Server {
     /// printed.
     pub(crate) fn stopped(mut self) -> Vec<Value> {
         let deadline = Instant::now() + EVENT_WAIT;
-        while !self.seen.iter().any(|v| v["event"] == "stopped") {
+        // Only new events are looked at: after a load, `seen` holds many thousands.
+        let mut stopped = self.seen.iter().any(|v| v["event"] == "stopped");
+        while !stopped {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
+                Ok(v) => {
+                    stopped = v["event"] == "stopped";
+                    self.seen.push(v);
+                }
                 Err(e) => {
                     // At end of output the process is exiting: say how it ended.
                     let status = match e {
