@@ -24,6 +24,7 @@
 //! | `sotto_overload_shed_unauthenticated_total` | counter | new requests without credentials refused (503) under overload |
 //! | `sotto_overload_shed_all_total` | counter | new requests refused (503) at the second overload level |
 //! | `sotto_overload_incoming_backlog` | gauge | most received messages waiting for the proxy since the last scrape |
+//! | `sotto_{authentication,registrar,router}_store_failures_total` | counter | requests answered 503 because the store failed (Redis down, SQLite I/O error) |
 //! | `sotto_<module>_<name>` | counter/gauge | any other module figure ([`crate::pipeline::Module::counters`]) |
 //!
 //! Label values are bounded: a method outside RFC 3261's and its extensions' names is
