@@ -18,18 +18,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use process::tcp_from;
 use sotto_server::{DataDir, Server, set};
 
 const PER_SOURCE: usize = 16;
-
-fn connect_from(local: &str, server: SocketAddr) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let local: SocketAddr = local.parse().unwrap();
-    s.bind(&local.into()).unwrap();
-    s.connect_timeout(&server.into(), Duration::from_secs(5))
-        .unwrap();
-    s.into()
-}
 
 /// Whether the server closed `s` (end of stream or a reset) within `wait`.
 fn closed(mut s: &TcpStream, wait: Duration) -> bool {
@@ -82,14 +74,12 @@ fn idle_tls_connections_from_one_source_leave_handshakes_for_others() {
     let addr = server.addr("tls");
     // 300 connections that never send a ClientHello: more than the listener's 256 handshakes
     // at once, all from one address (its per-source share of connections is 256).
-    let flood: Vec<TcpStream> = (0..300)
-        .map(|_| connect_from("127.0.0.1:0", addr))
-        .collect();
+    let flood: Vec<TcpStream> = (0..300).map(|_| tcp_from("127.0.0.1", addr)).collect();
     std::thread::sleep(Duration::from_millis(300));
     let tls = sotto_net::tls::client_config_from_ca_file(&data.ca()).unwrap();
     let name = rustls_pki_types::ServerName::try_from("example.test").unwrap();
     let conn = rustls::ClientConnection::new(tls, name).unwrap();
-    let tcp = connect_from("127.0.0.2:0", addr);
+    let tcp = tcp_from("127.0.0.2", addr);
     let local = tcp.local_addr().unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut other = rustls::StreamOwned::new(conn, tcp);
@@ -120,9 +110,7 @@ fn a_flood_from_one_source_leaves_room_for_others() {
     let server = Server::start("flood", &data.config(), 1);
     let addr = server.addr("tcp");
     // The flood: 200 idle connections from 127.0.0.1.
-    let flood: Vec<TcpStream> = (0..200)
-        .map(|_| connect_from("127.0.0.1:0", addr))
-        .collect();
+    let flood: Vec<TcpStream> = (0..200).map(|_| tcp_from("127.0.0.1", addr)).collect();
     std::thread::sleep(Duration::from_millis(300));
     let open = flood
         .iter()
@@ -133,7 +121,7 @@ fn a_flood_from_one_source_leaves_room_for_others() {
         "the flood keeps only its share of connections"
     );
     // Another source is still served: OPTIONS over TCP from 127.0.0.2 gets an answer.
-    let mut other = connect_from("127.0.0.2:0", addr);
+    let mut other = tcp_from("127.0.0.2", addr);
     let local = other.local_addr().unwrap();
     other
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -166,7 +154,7 @@ fn connections_that_never_authenticate_are_closed() {
         );
     });
     let server = Server::start("unauth", &data.config(), 2);
-    let mut idle = connect_from("127.0.0.1:0", server.addr("tcp"));
+    let mut idle = tcp_from("127.0.0.1", server.addr("tcp"));
     let local = idle.local_addr().unwrap();
     let options = format!(
         "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKun1\r\n\

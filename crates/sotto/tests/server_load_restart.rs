@@ -89,6 +89,19 @@ fn assert_nothing_lost(what: &str, load: &Load, outcome: &Outcome, recovered: Du
     );
 }
 
+/// A directory for a Redis of the test's own (fails with the install hint without
+/// `redis-server`).
+fn redis_dir() -> tempfile::TempDir {
+    require_tools(
+        &[("redis-server", "--version")],
+        "install with: apt-get install -y redis-server",
+    );
+    tempfile::Builder::new()
+        .prefix("sotto-load-redis-")
+        .tempdir()
+        .expect("temp dir")
+}
+
 /// Load, kill the server, start it again, load, check.
 fn crash_under_load(name: &str, redis: Option<&str>) {
     let port = free_udp_port();
@@ -117,28 +130,14 @@ fn registrations_acknowledged_on_sqlite_survive_a_crash_under_load() {
 
 #[test]
 fn registrations_acknowledged_on_redis_survive_a_server_crash_under_load() {
-    require_tools(
-        &[("redis-server", "--version")],
-        "install with: apt-get install -y redis-server",
-    );
-    let tmp = tempfile::Builder::new()
-        .prefix("sotto-load-redis-")
-        .tempdir()
-        .expect("temp dir");
+    let tmp = redis_dir();
     let redis = Redis::start(tmp.path());
     crash_under_load("redis", Some(&redis.url()));
 }
 
 #[test]
 fn the_server_answers_while_redis_is_down_and_catches_up_without_loss() {
-    require_tools(
-        &[("redis-server", "--version")],
-        "install with: apt-get install -y redis-server",
-    );
-    let tmp = tempfile::Builder::new()
-        .prefix("sotto-load-redis-kill-")
-        .tempdir()
-        .expect("temp dir");
+    let tmp = redis_dir();
     let mut redis = Redis::start_persistent(tmp.path());
     let port = free_udp_port();
     let load = Load::from_env(loopback(port), DOMAIN);

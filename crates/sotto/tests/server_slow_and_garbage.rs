@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use process::tcp_from;
 use rustls::{ClientConnection, StreamOwned};
 use sotto_server::{DataDir, Server, set};
 
@@ -45,21 +46,12 @@ const UNAUTHENTICATED_SECS: u64 = 3;
 /// The server's bound on a TLS handshake (`TransportConfig::handshake_timeout`).
 const HANDSHAKE_SECS: u64 = 10;
 
-fn connect_from(local: &str, server: SocketAddr) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let local: SocketAddr = format!("{local}:0").parse().unwrap();
-    s.bind(&local.into()).unwrap();
-    s.connect_timeout(&server.into(), Duration::from_secs(5))
-        .unwrap();
-    s.into()
-}
-
 /// A TLS connection from `local` to the server, handshake done.
 fn tls_from(local: &str, server: SocketAddr, ca: &Path) -> Tls {
     let config = sotto_net::tls::client_config_from_ca_file(ca).unwrap();
     let name = rustls_pki_types::ServerName::try_from(DOMAIN).unwrap();
     let conn = ClientConnection::new(config, name).unwrap();
-    let tcp = connect_from(local, server);
+    let tcp = tcp_from(local, server);
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut tls = StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
@@ -136,7 +128,7 @@ fn slow_senders_are_closed_and_do_not_keep_others_out() {
     // but a byte a second.
     let handshakes: Vec<TcpStream> = (0..20)
         .map(|_| {
-            let mut s = connect_from("127.0.2.1", addr);
+            let mut s = tcp_from("127.0.2.1", addr);
             s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
             s
         })
@@ -286,7 +278,7 @@ fn garbage_and_oversized_messages_over_tls_are_dropped_and_the_server_goes_on() 
         eprintln!("{what}: closed {closed}, answer {:?}", text.lines().next());
     }
     // Random bytes instead of a TLS handshake: closed.
-    let mut raw = connect_from("127.0.0.3", addr);
+    let mut raw = tcp_from("127.0.0.3", addr);
     let _ = raw.write_all(&noise(16 * 1024, 11));
     let sock = raw.try_clone().unwrap();
     assert!(

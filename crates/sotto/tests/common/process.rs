@@ -191,6 +191,18 @@ pub(crate) fn free_tcp_udp_port() -> u16 {
     panic!("no port on 127.0.0.1 free for both TCP and UDP in 64 tries");
 }
 
+/// A TCP connection to `server` from the loopback address `local_ip` (any port): tests that
+/// play several clients behind different addresses (per-source limits).
+pub(crate) fn tcp_from(local_ip: &str, server: SocketAddr) -> std::net::TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("TCP socket");
+    let local: SocketAddr = format!("{local_ip}:0").parse().expect("loopback address");
+    s.bind(&local.into()).expect("bind the client address");
+    s.connect_timeout(&server.into(), Duration::from_secs(5))
+        .expect("connect to the server");
+    s.into()
+}
+
 /// `127.0.0.1:<port>`.
 pub(crate) fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
