@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+#[path = "../../sip/tests/vectors/rfc4475/cases.rs"]
+mod rfc4475_cases;
+
 use bytes::Bytes;
-use serde_json::Value;
 use sotto_server::{Packet, Proxy, ServerConfig};
 use sotto_sip::transport::TransportKind;
 use sotto_store::{BindingStore, MemoryStore};
@@ -68,25 +70,16 @@ fn proxy_deviation(name: &str) -> Option<&'static str> {
 
 #[test]
 fn application_layer_cases() {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(vectors().join("index.json")).unwrap()).unwrap();
     let mut checked = 0;
-    for m in index["messages"].as_array().unwrap() {
-        if m["class"] != "application" {
+    for case in rfc4475_cases::cases(&vectors()) {
+        if case.class != "application" {
             continue;
         }
-        let name = m["name"].as_str().unwrap();
-        let data = std::fs::read(vectors().join(m["file"].as_str().unwrap())).unwrap();
-        let codes: Vec<u16> = m["expected_responses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| matches!(r["role"].as_str(), Some("any" | "proxy" | "registrar")))
-            .map(|r| r["code"].as_u64().unwrap() as u16)
-            .collect();
+        let (name, data) = (case.name.as_str(), &case.bytes);
+        let codes = case.codes(&["any", "proxy", "registrar"]);
         // A registration the RFC expects to succeed is run without challenge-response.
         let register_ok = codes == [200];
-        let (statuses, store) = run(&data, !register_ok);
+        let (statuses, store) = run(data, !register_ok);
         checked += 1;
         if codes.is_empty() || proxy_deviation(name).is_some() {
             continue; // must not break (checked by running it); no code is named for us
@@ -125,26 +118,17 @@ fn application_layer_cases() {
 /// `badinv01`, `baddn`: answered from the headers it can still read).
 #[test]
 fn invalid_messages_get_the_status_the_rfc_names() {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(vectors().join("index.json")).unwrap()).unwrap();
     let mut checked = Vec::new();
-    for m in index["messages"].as_array().unwrap() {
-        if m["class"] != "invalid" && m["class"] != "transaction" {
+    for case in rfc4475_cases::cases(&vectors()) {
+        if !case.is_invalid() {
             continue;
         }
-        let codes: Vec<u16> = m["expected_responses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["role"] == "any")
-            .map(|r| r["code"].as_u64().unwrap() as u16)
-            .collect();
+        let codes = case.codes(&["any"]);
         if codes.is_empty() {
             continue;
         }
-        let name = m["name"].as_str().unwrap();
-        let data = std::fs::read(vectors().join(m["file"].as_str().unwrap())).unwrap();
-        let (statuses, _) = run(&data, true);
+        let (name, data) = (case.name.as_str(), &case.bytes);
+        let (statuses, _) = run(data, true);
         assert_eq!(statuses.len(), 1, "{name}: {statuses:?}");
         assert!(
             codes.contains(&statuses[0]),

@@ -16,6 +16,8 @@
 
 #[path = "common/process.rs"]
 mod process;
+#[path = "../../sip/tests/vectors/rfc4475/cases.rs"]
+mod rfc4475_cases;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
 
@@ -25,7 +27,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sotto_server::{DataDir, Server, addrs, replace};
 
 /// How long a message's answer is waited for (a bound on failure, not a timed assertion).
@@ -105,24 +106,15 @@ fn run(name: &str, edit: impl FnOnce(&mut toml::Table)) -> usize {
     let server = Server::start_all("rfc4475-tls", &data.config());
     let addr = server.addr("tls");
     let tls = sotto_net::tls::client_config_from_ca_file(&data.ca()).expect("client config");
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(vectors().join("index.json")).unwrap()).unwrap();
     let (mut named, mut matched, mut accepted_invalid) = (0, 0, Vec::new());
-    for m in index["messages"].as_array().unwrap() {
-        let codes: Vec<u16> = m["expected_responses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| matches!(r["role"].as_str(), Some("any" | "proxy" | "registrar")))
-            .map(|r| r["code"].as_u64().unwrap() as u16)
-            .collect();
-        let invalid = matches!(m["class"].as_str(), Some("invalid" | "transaction"));
+    for case in rfc4475_cases::cases(&vectors()) {
+        let codes = case.codes(&["any", "proxy", "registrar"]);
+        let invalid = case.is_invalid();
         if codes.is_empty() && !invalid {
             continue;
         }
-        let message = m["name"].as_str().unwrap();
-        let bytes = std::fs::read(vectors().join(m["file"].as_str().unwrap())).unwrap();
-        let got = send(addr, &tls, &bytes);
+        let (message, bytes) = (case.name.as_str(), &case.bytes);
+        let got = send(addr, &tls, bytes);
         if invalid && got.is_some_and(|c| (200..300).contains(&c)) {
             accepted_invalid.push(message.to_owned());
         }
@@ -134,7 +126,7 @@ fn run(name: &str, edit: impl FnOnce(&mut toml::Table)) -> usize {
         }
         println!(
             "{}",
-            serde_json::json!({"message": m["name"], "class": m["class"], "want": codes, "got": got})
+            serde_json::json!({"message": message, "class": case.class, "want": codes, "got": got})
         );
     }
     println!(
