@@ -3,8 +3,11 @@
 # Uses compare.sh's settings and helpers.
 
 # overload TARGET WORKLOAD KNEE: one step at OVERLOAD_FACTOR x the knee (STEP_S seconds of
-# offered load). Goodput: calls completed within the offered period plus 2 s, per second of
-# that window (from SIPp's per-second rows); against the knee. And what became of the rest:
+# offered load). Goodput: the calls completed within the offered period plus 2 s, per second
+# of the time they took to complete (from the start to the SIPp row where the last of them is
+# counted, at least STEP_S) — the knee's own measure (successful calls over elapsed time);
+# against the knee. (Until 2026-12-05 13:00 it divided by the whole window, STEP_S + 2 s, even
+# when every call had completed at STEP_S: at most STEP_S / (STEP_S + 2) = 0.67 of the knee.) And what became of the rest:
 # answered (ended by a response the scenario did not expect: the 503 of a refused call),
 # timed_out (a request retransmitted to the limit, or no response), unfinished (still open
 # when SIPp was stopped, STEP_S*3+20 s after the start). Target (issue 14): goodput >= 90 %
@@ -21,22 +24,27 @@ knee, off, step_s = float(knee), int(off), int(step_s)
 rows = list(csv.reader(open(path), delimiter=';'))
 h = rows[0]
 vals = [dict(zip(h, r)) for r in rows[1:]]
-secs = lambda v: sum(int(x) * m for x, m in zip(v['ElapsedTime(C)'].split('.')[0].split(':'), (3600, 60, 1)))
+# CurrentTime is "date<TAB>time<TAB>epoch seconds": the rows' own clock, to the microsecond.
+epoch = lambda v: float(v['CurrentTime'].split('\t')[-1])
+start = epoch(vals[0])
+secs = lambda v: epoch(v) - start
 n = lambda v, f: int(v.get(f, 0) or 0)
 last = vals[-1]
 window = step_s + 2
 in_window = [v for v in vals if secs(v) <= window]
 done_in_window = n(in_window[-1], 'SuccessfulCall(C)') if in_window else 0
+# When the last of them was counted: the first row that shows them all.
+done_at = next((secs(v) for v in in_window if n(v, 'SuccessfulCall(C)') >= done_in_window), window)
 calls = off * step_s
 ok, ko = n(last, 'SuccessfulCall(C)'), n(last, 'FailedCall(C)')
 answered = n(last, 'FailedUnexpectedMessage(C)')
 timed_out = n(last, 'FailedMaxUDPRetrans(C)') + n(last, 'FailedTimeoutOnRecv(C)')
 unfinished = calls - ok - ko
-good = done_in_window / window
+good = done_in_window / max(done_at, step_s)
 ratio = round(good / knee, 3) if knee > 0 else None
 print(json.dumps({"target": t, "workload": w + "_overload", "knee_per_s": knee, "offered_per_s": off,
     "goodput_per_s": round(good, 1), "goodput_ratio": ratio, "calls": calls, "completed": ok,
-    "completed_in_window": done_in_window, "answered_refusals": answered, "timed_out": timed_out,
+    "completed_in_window": done_in_window, "completed_by_s": round(done_at, 2), "answered_refusals": answered, "timed_out": timed_out,
     "unfinished": unfinished, "other_failures": ko - answered - timed_out,
     "retransmissions": n(last, 'Retransmissions(C)'),
     "shed_by_server": dict(zip(("unauthenticated", "all"), map(int, shed.split()))) if shed.strip() else None,
