@@ -35,7 +35,8 @@ start_kamailio() { # start_kamailio auth|noauth
 # (call_tls has the caller on TLS and the SIPp callee on UDP, which Kamailio relays silently;
 # with the default "refuse" sotto rightly answers 403 "TLS hop downgraded to a non-TLS hop");
 # log level warn.
-# For the memory run only: authentication off, and the storage kind.
+# For the memory run only: authentication off, and the storage kind. SOTTO_SET="section.key=value
+# ..." (knob, for experiments) sets more keys, e.g. SOTTO_SET="overload.shed_unauthenticated_at=768".
 sotto_config() {
 	local dir=$1 auth=$2 kind=$3 cfg=$1/sotto.toml
 	if [ ! -f "$cfg" ]; then
@@ -61,6 +62,12 @@ sotto_config() {
 		&& grep -q "^kind = \"$kind\"" "$cfg" && grep -q '^algorithms = \["MD5"\]' "$cfg" \
 		&& grep -q '^downgrade = "warn"' "$cfg" \
 		|| die "sotto.toml template changed: cannot set the bench listeners ($cfg)"
+	local kv section key value
+	for kv in ${SOTTO_SET:-}; do
+		section=${kv%%.*}; key=${kv#*.}; key=${key%%=*}; value=${kv#*=}
+		sed -i "/^\[$section\]/,/^\[/ s|^$key = .*|$key = $value|" "$cfg"
+		sed -n "/^\[$section\]/,/^\[/p" "$cfg" | grep -q "^$key = $value\$" || die "SOTTO_SET: no $key in [$section]"
+	done
 }
 
 start_sotto() { # start_sotto auth|noauth sqlite|memory

@@ -60,10 +60,13 @@ pub struct ServerConfig {
 pub struct OverloadConfig {
     /// Whether new work is shed.
     pub enabled: bool,
-    /// Backlog (received messages waiting) from which new requests without credentials are
-    /// refused: each would only be challenged and come back.
+    /// Backlog (received messages waiting in the proxy's queue) from which new requests
+    /// without credentials are refused: each would only be challenged and come back. A
+    /// backstop for a queue about to overflow, so near its size: a count, unlike a wait, has
+    /// no standing rule, and a lower one shed calls on a hiccup of a few milliseconds (the
+    /// first seconds after a registration storm).
     pub shed_unauthenticated_at: usize,
-    /// Backlog from which every new out-of-dialog request is refused.
+    /// Backlog from which every new out-of-dialog request is refused (same backstop).
     pub shed_all_at: usize,
     /// Queueing delay (how long a message waited between its arrival — the kernel's receive
     /// time for UDP — and the proxy taking it) from which new requests without credentials
@@ -82,8 +85,8 @@ impl Default for OverloadConfig {
     fn default() -> Self {
         OverloadConfig {
             enabled: true,
-            shed_unauthenticated_at: 256,
-            shed_all_at: 768,
+            shed_unauthenticated_at: 1000,
+            shed_all_at: 1020,
             shed_unauthenticated_after: Duration::from_millis(20),
             shed_all_after: Duration::from_millis(100),
             standing: Duration::from_millis(100),

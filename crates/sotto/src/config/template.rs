@@ -159,15 +159,16 @@ unauthenticated_secs = 30
 # When received messages come faster than the proxy handles them, new requests get
 # 503 + Retry-After at once (no digest check, no store), while responses and in-dialog
 # requests (ACK, BYE) are still handled: calls already up finish. First new requests without
-# credentials, then every new one: from a number of messages waiting (*_at), or when
-# messages keep waiting that long since they arrived (*_after_ms; the kernel's receive time
-# for UDP) for standing_ms in a row (a pause of the process is not an overload).
+# credentials, then every new one: when messages keep waiting that long since they arrived
+# (*_after_ms; the kernel's receive time for UDP) for standing_ms in a row (a pause of the
+# process is not an overload), or, as a backstop before the queue overflows, from a number
+# of messages waiting in it (*_at).
 enabled = true
 queue = 1024
 # Per UDP socket (capped by the system's net.core.rmem_max); 0: the system default.
 udp_receive_buffer = 4194304
-shed_unauthenticated_at = 256
-shed_all_at = 768
+shed_unauthenticated_at = 1000
+shed_all_at = 1020
 shed_unauthenticated_after_ms = 20
 shed_all_after_ms = 100
 standing_ms = 100
