@@ -149,12 +149,6 @@ struct Source {
     branch: u64,
 }
 
-/// Why a request got no usable answer.
-enum Answer {
-    Final(Response),
-    None,
-}
-
 impl Source {
     /// Source `index` of `load`; `tag` keeps its Call-IDs apart from another run's.
     fn new(load: &Load, index: usize, tag: &str) -> Source {
@@ -222,8 +216,8 @@ impl Source {
     }
 
     /// Sends `text` and waits for the final response with this account's Call-ID and `cseq`
-    /// (late answers to earlier requests are skipped).
-    fn exchange(&self, a: usize, text: &str, cseq: u32) -> Answer {
+    /// (late answers to earlier requests are skipped); `None` if none came in time.
+    fn exchange(&self, a: usize, text: &str, cseq: u32) -> Option<Response> {
         let _ = self.socket.send_to(text.as_bytes(), self.load.server);
         let deadline = Instant::now() + ANSWER_WAIT;
         let mut buf = vec![0u8; 65_536];
@@ -243,22 +237,19 @@ impl Source {
                     .and_then(|n| n.parse::<u32>().ok())
                     == Some(cseq);
             if ours && r.status().is_final() {
-                return Answer::Final(r);
+                return Some(r);
             }
         }
-        Answer::None
+        None
     }
 
     /// One authenticated REGISTER of account `a` (`contact`: a registration, else a query):
     /// the final response after the challenge, or the first one that is not a challenge.
     fn authenticated(&mut self, a: usize, contact: bool, out: &mut Outcome) -> Option<Response> {
         let (first, cseq) = self.register(a, contact, None);
-        let r = match self.exchange(a, &first, cseq) {
-            Answer::Final(r) => r,
-            Answer::None => {
-                out.unanswered += 1;
-                return None;
-            }
+        let Some(r) = self.exchange(a, &first, cseq) else {
+            out.unanswered += 1;
+            return None;
         };
         let r = if r.status().0 == 401 {
             let (user, password) = (
@@ -274,13 +265,11 @@ impl Source {
                 &password,
             );
             let (again, cseq) = self.register(a, contact, Some(format!("{h}: {creds}")));
-            match self.exchange(a, &again, cseq) {
-                Answer::Final(r) => r,
-                Answer::None => {
-                    out.unanswered += 1;
-                    return None;
-                }
-            }
+            let Some(r) = self.exchange(a, &again, cseq) else {
+                out.unanswered += 1;
+                return None;
+            };
+            r
         } else {
             r
         };
