@@ -18,23 +18,15 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use process::tcp_from;
+use process::{closed_within, tcp_from};
 use sotto_server::{DataDir, Server, set};
 
 const PER_SOURCE: usize = 16;
 
 /// Whether the server closed `s` (end of stream or a reset) within `wait`.
-fn closed(mut s: &TcpStream, wait: Duration) -> bool {
-    s.set_read_timeout(Some(wait)).unwrap();
-    let mut b = [0u8; 16];
-    match s.read(&mut b) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-    }
+fn closed(s: &TcpStream, wait: Duration) -> bool {
+    let mut r = s;
+    closed_within(&mut r, |d| s.set_read_timeout(Some(d)).unwrap(), wait).0
 }
 
 /// Sends an OPTIONS over `stream` (transport `proto` in its Via, from `local`) and asserts

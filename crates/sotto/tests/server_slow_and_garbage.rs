@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use process::tcp_from;
+use process::{closed_within, tcp_from};
 use rustls::{ClientConnection, StreamOwned};
 use sotto_server::{DataDir, Server, set};
 
@@ -60,35 +60,6 @@ fn tls_from(local: &str, server: SocketAddr, ca: &Path) -> Tls {
             .expect("TLS handshake with the server");
     }
     tls
-}
-
-/// Whether the peer closed the stream (end of stream, a reset, a TLS alert) within `wait`;
-/// bytes that arrive first are returned too.
-fn closed_within(
-    s: &mut impl Read,
-    set_timeout: impl Fn(Duration),
-    wait: Duration,
-) -> (bool, Vec<u8>) {
-    let deadline = Instant::now() + wait;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return (false, got);
-        }
-        set_timeout(left.max(Duration::from_millis(1)));
-        match s.read(&mut buf) {
-            Ok(0) => return (true, got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return (true, got),
-        }
-    }
 }
 
 fn tls_closed_within(s: &mut Tls, wait: Duration) -> (bool, Vec<u8>) {

@@ -203,6 +203,35 @@ pub(crate) fn tcp_from(local_ip: &str, server: SocketAddr) -> std::net::TcpStrea
     s.into()
 }
 
+/// Whether the peer closed the stream (end of stream, a reset, a TLS alert) within `wait`;
+/// bytes that arrive first are returned too.
+pub(crate) fn closed_within(
+    s: &mut impl std::io::Read,
+    set_timeout: impl Fn(Duration),
+    wait: Duration,
+) -> (bool, Vec<u8>) {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (false, got);
+        }
+        set_timeout(left.max(Duration::from_millis(1)));
+        match s.read(&mut buf) {
+            Ok(0) => return (true, got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (true, got),
+        }
+    }
+}
+
 /// `127.0.0.1:<port>`.
 pub(crate) fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
