@@ -1,6 +1,6 @@
 //! RFC 4475 on the wire: each torture message the RFC names a response code for (27 of them)
 //! is sent over its own TLS connection to a running `sotto server` on the config
-//! `sotto init --domain example.com` writes (unchanged but for its loopback ports: the
+//! `sotto init --domain example.com` writes (TLS on 0.0.0.0; unchanged but for free ports: the
 //! messages are addressed to example.com), and the first final response is read.
 //!
 //! Two runs: the config as written, and the same with authentication off — what the RFC's
@@ -20,6 +20,8 @@ mod process;
 mod rfc4475_cases;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
+#[path = "common/tls_client.rs"]
+mod tls_client;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -38,12 +40,10 @@ fn vectors() -> PathBuf {
 
 /// Sends `data` over a new TLS connection; the first final status, if one comes in time.
 fn send(addr: std::net::SocketAddr, tls: &Arc<rustls::ClientConfig>, data: &[u8]) -> Option<u16> {
-    let name = rustls_pki_types::ServerName::try_from("example.com").unwrap();
-    let conn = rustls::ClientConnection::new(tls.clone(), name).unwrap();
     let tcp = TcpStream::connect(addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    let mut stream = tls_client::over(tcp, tls, "example.com");
     stream.write_all(data).ok()?;
     stream.flush().ok()?;
     let end = Instant::now() + ANSWER_WAIT;
@@ -99,13 +99,13 @@ fn torture_messages_over_tls_to_the_running_server() {
 fn run(name: &str, edit: impl FnOnce(&mut toml::Table)) -> usize {
     let (dir, data) = DataDir::fresh("rfc4475-tls", name, "example.com", &[]);
     data.edit_config(|t| {
-        replace(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        replace(t, "listen", "tls", addrs(&["0.0.0.0:0"]));
         replace(t, "metrics", "listen", "127.0.0.1:0".into());
         edit(t);
     });
     let server = Server::start_all("rfc4475-tls", &data.config());
     let addr = server.addr("tls");
-    let tls = sotto_net::tls::client_config_from_ca_file(&data.ca()).expect("client config");
+    let tls = tls_client::config(&data.ca());
     let (mut named, mut matched, mut accepted_invalid) = (0, 0, Vec::new());
     for case in rfc4475_cases::cases(&vectors()) {
         let codes = case.codes(&["any", "proxy", "registrar"]);

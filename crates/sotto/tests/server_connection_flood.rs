@@ -5,7 +5,8 @@
 //! `[connections] unauthenticated_secs` is closed; a registered agent's is kept. On the TLS
 //! listener with the default per-source share, a flood of connections that never start their
 //! handshake cannot hold every handshake slot: another source still completes its handshake.
-//! (Loopback only; bounded: 300 connections.)
+//! (Listeners on 0.0.0.0 as `sotto init` writes them, free ports; clients on loopback only;
+//! bounded: 300 connections.)
 
 #[path = "common/agent.rs"]
 mod agent;
@@ -13,6 +14,8 @@ mod agent;
 mod process;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
+#[path = "common/tls_client.rs"]
+mod tls_client;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -59,7 +62,7 @@ fn idle_tls_connections_from_one_source_leave_handshakes_for_others() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::init_for(&tmp.path().join("server"), "example.test", &[]);
     data.edit_config(|t| {
-        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "listen", "tls", sotto_server::addrs(&["0.0.0.0:0"]));
         set(t, "metrics", "enabled", toml::Value::Boolean(false));
     });
     let server = Server::start("tls-flood", &data.config(), 1);
@@ -68,13 +71,10 @@ fn idle_tls_connections_from_one_source_leave_handshakes_for_others() {
     // at once, all from one address (its per-source share of connections is 256).
     let flood: Vec<TcpStream> = (0..300).map(|_| tcp_from("127.0.0.1", addr)).collect();
     std::thread::sleep(Duration::from_millis(300));
-    let tls = sotto_net::tls::client_config_from_ca_file(&data.ca()).unwrap();
-    let name = rustls_pki_types::ServerName::try_from("example.test").unwrap();
-    let conn = rustls::ClientConnection::new(tls, name).unwrap();
     let tcp = tcp_from("127.0.0.2", addr);
     let local = tcp.local_addr().unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut other = rustls::StreamOwned::new(conn, tcp);
+    let mut other = tls_client::over(tcp, &tls_client::config(&data.ca()), "example.test");
     assert_options_answered(&mut other, "TLS", local, "flood-2");
     drop(flood);
     server.stop();
@@ -90,7 +90,7 @@ fn a_flood_from_one_source_leaves_room_for_others() {
     );
     data.edit_config(|t| {
         set(t, "listen", "tls", sotto_server::addrs(&[]));
-        set(t, "listen", "tcp", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "listen", "tcp", sotto_server::addrs(&["0.0.0.0:0"]));
         set(t, "metrics", "enabled", toml::Value::Boolean(false));
         set(
             t,
@@ -135,8 +135,8 @@ fn connections_that_never_authenticate_are_closed() {
         &[("alice", "alicepw")],
     );
     data.edit_config(|t| {
-        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
-        set(t, "listen", "tcp", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "listen", "tls", sotto_server::addrs(&["0.0.0.0:0"]));
+        set(t, "listen", "tcp", sotto_server::addrs(&["0.0.0.0:0"]));
         set(t, "metrics", "enabled", toml::Value::Boolean(false));
         set(
             t,

@@ -14,8 +14,8 @@
 //! the failure (the server catches up).
 //!
 //! The config is the one `sotto init --domain example.test` writes, but for what the
-//! scenario needs: UDP on a fixed loopback port (a phone's server address does not change
-//! across a restart), TLS and metrics on free loopback ports, and the storage. Short form by
+//! scenario needs: UDP on 0.0.0.0 and a fixed port (a phone's server address does not change
+//! across a restart), TLS on 0.0.0.0 and metrics on loopback on free ports, and the storage. Short form by
 //! default (120 accounts from 6 addresses, phases of 2 s); the full run sets
 //! `SOTTO_LOAD_ACCOUNTS`, `SOTTO_LOAD_SOURCES` and `SOTTO_LOAD_SECS`
 //! (`bench/attack/run`). Bounded: every phase by time, every wait by a bound.
@@ -49,8 +49,8 @@ fn data_dir(name: &str, port: u16, users: &[(String, String)], redis: Option<&st
         .collect();
     let (_, data) = DataDir::fresh("load-restart", name, DOMAIN, &users);
     data.edit_config(|t| {
-        replace(t, "listen", "udp", addrs(&[&format!("127.0.0.1:{port}")]));
-        replace(t, "listen", "tls", addrs(&["127.0.0.1:0"]));
+        replace(t, "listen", "udp", addrs(&[&format!("0.0.0.0:{port}")]));
+        replace(t, "listen", "tls", addrs(&["0.0.0.0:0"]));
         replace(t, "metrics", "listen", "127.0.0.1:0".into());
         if let Some(url) = redis {
             replace(t, "storage", "kind", "redis".into());

@@ -1,6 +1,6 @@
 //! Slow senders and garbage over TLS cannot hold the server (issue 14, item 7), on the
-//! config `sotto init --domain example.test` writes (TLS only), listeners and the
-//! unauthenticated deadline aside:
+//! config `sotto init --domain example.test` writes (TLS only, on 0.0.0.0), its port (a free
+//! one) and the unauthenticated deadline aside:
 //!
 //! 1. **Slow senders** ("slowloris"): connections that finish their TLS handshake, then
 //!    send a REGISTER one byte a second, never completing it, from other addresses
@@ -26,6 +26,8 @@ mod agent;
 mod process;
 #[path = "common/sotto_server.rs"]
 mod sotto_server;
+#[path = "common/tls_client.rs"]
+mod tls_client;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -35,10 +37,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use process::{closed_within, tcp_from};
-use rustls::{ClientConnection, StreamOwned};
 use sotto_server::{DataDir, Server, set};
 
-type Tls = StreamOwned<ClientConnection, TcpStream>;
+use tls_client::TlsStream as Tls;
 
 const DOMAIN: &str = "example.test";
 /// `[connections] unauthenticated_secs` in these tests.
@@ -48,18 +49,9 @@ const HANDSHAKE_SECS: u64 = 10;
 
 /// A TLS connection from `local` to the server, handshake done.
 fn tls_from(local: &str, server: SocketAddr, ca: &Path) -> Tls {
-    let config = sotto_net::tls::client_config_from_ca_file(ca).unwrap();
-    let name = rustls_pki_types::ServerName::try_from(DOMAIN).unwrap();
-    let conn = ClientConnection::new(config, name).unwrap();
     let tcp = tcp_from(local, server);
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut tls = StreamOwned::new(conn, tcp);
-    while tls.conn.is_handshaking() {
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .expect("TLS handshake with the server");
-    }
-    tls
+    tls_client::handshaken(tcp, &tls_client::config(ca), DOMAIN)
 }
 
 fn tls_closed_within(s: &mut Tls, wait: Duration) -> (bool, Vec<u8>) {
@@ -70,7 +62,7 @@ fn tls_closed_within(s: &mut Tls, wait: Duration) -> (bool, Vec<u8>) {
 fn server(tmp: &Path, name: &str) -> (Server, DataDir) {
     let data = DataDir::init_for(&tmp.join("server"), DOMAIN, &[("alice", "alicepw")]);
     data.edit_config(|t| {
-        set(t, "listen", "tls", sotto_server::addrs(&["127.0.0.1:0"]));
+        set(t, "listen", "tls", sotto_server::addrs(&["0.0.0.0:0"]));
         set(t, "metrics", "enabled", toml::Value::Boolean(false));
         set(
             t,

@@ -219,13 +219,23 @@ impl Server {
         }
     }
 
-    /// The address of the first listener of `transport` (`"tls"`, `"udp"`, `"tcp"`).
+    /// The address of the first listener of `transport` (`"tls"`, `"udp"`, `"tcp"`), as a
+    /// client on this machine reaches it: a listener on every address (`0.0.0.0`, as
+    /// `sotto init` writes, or `::`) is reached on loopback.
     pub(crate) fn addr(&self, transport: &str) -> SocketAddr {
-        self.listeners
+        let mut addr = self
+            .listeners
             .iter()
             .find(|(t, _)| t == transport)
             .map(|(_, a)| *a)
-            .unwrap_or_else(|| panic!("server {} has no {transport} listener", self.name))
+            .unwrap_or_else(|| panic!("server {} has no {transport} listener", self.name));
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        addr
     }
 
     /// The server's process id.
