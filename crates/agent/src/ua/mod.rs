@@ -2,8 +2,9 @@
 //! dialogs §12 from `sotto_sip::dialog`), digest authentication (§22, RFC 8760), SDP
 //! offer/answer (RFC 3264) with SDES (RFC 4568), ghost-call protection and the per-call
 //! security report. One file per concern: [`registration`], [`outgoing`] and [`incoming`]
-//! calls, [`wire`] (how messages are written); every encryption and trust decision is in
-//! [`crate::policy`].
+//! calls, [`report`] (what a call's security and end are reported as), [`auth`] (digest
+//! credentials), [`zrtp`] (the SAS and cache news), [`wire`] (how messages are written); every
+//! encryption and trust decision is in [`crate::policy`].
 //!
 //! ## Driving contract
 //!
@@ -38,9 +39,11 @@
 //! Without the override, a direct UDP call with mandatory encryption is refused locally
 //! ([`UaError::Policy`]): nothing is sent.
 
+mod auth;
 mod incoming;
 mod outgoing;
 mod registration;
+mod report;
 pub(crate) mod wire;
 mod zrtp;
 
@@ -52,8 +55,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sotto_crypto::CryptoProvider;
 use sotto_crypto::dtls::DtlsCertificate;
-use sotto_media::call::MediaEvent;
-use sotto_media::keyx::{MediaKeyExchange, MediaProtection};
+use sotto_media::keyx::MediaProtection;
 use sotto_media::zrtp::{ZidCache, ZrtpPreferences};
 use sotto_sdp::{LocalCapabilities, NegotiatedMedia};
 use sotto_sip::digest::DigestClient;
@@ -68,6 +70,7 @@ use zeroize::Zeroizing;
 use crate::call::{Call, CallId, CallState, Role};
 use crate::config::{AccountConfig, ConfigError, Encryption, KeyExchange, host_ip};
 use crate::security::{SecurityReport, TlsSummary};
+use auth::unchallenged_auth;
 use registration::Registration;
 use wire::{contact_at, contact_value, with_warning};
 
@@ -126,9 +129,6 @@ pub struct UaConfig {
     /// registration (and call through the proxy) reports `tls-client-certificate` as its auth.
     pub client_certificate: bool,
 }
-
-/// The auth label of requests the proxy accepted on our TLS client certificate.
-const TLS_CLIENT_CERT_AUTH: &str = "tls-client-certificate";
 
 impl UaConfig {
     /// From a checked account file.
@@ -673,135 +673,6 @@ impl UserAgent {
         Ok(tx)
     }
 
-    fn end_call(&mut self, id: CallId, reason: String) {
-        let Some(c) = self.calls.get(&id) else {
-            return;
-        };
-        if c.state != CallState::Ended {
-            // Every call gets its report, including one that never carried media.
-            let unestablished = c.negotiated.is_none().then(|| {
-                let tls = self.tls_of(c);
-                SecurityReport::not_established(
-                    c.transport.as_str(),
-                    tls.as_ref(),
-                    &c.auth,
-                    &reason,
-                )
-                .direct(c.direct)
-            });
-            self.report_end(id, unestablished, reason);
-        }
-        self.calls.remove(&id);
-    }
-
-    /// A call's end: the report of a call that never connected (when given), then its
-    /// `ended` state with the reason.
-    fn report_end(&mut self, id: CallId, unestablished: Option<SecurityReport>, reason: String) {
-        if let Some(report) = unestablished {
-            self.events.push_back(UaEvent::CallSecurity {
-                call: id,
-                report: Box::new(report),
-            });
-        }
-        self.events.push_back(UaEvent::CallState {
-            call: id,
-            state: CallState::Ended,
-            reason: Some(reason),
-        });
-    }
-
-    /// A call became connected (either side): its state, its security report, then its
-    /// media, in that order.
-    fn announce_connected(&mut self, id: CallId) {
-        let Some(c) = self.calls.get(&id) else {
-            return;
-        };
-        let (Some(neg), Some(keyx)) = (c.negotiated.clone(), c.keyx.as_ref()) else {
-            return;
-        };
-        let protection = keyx.protection();
-        self.events.push_back(UaEvent::CallState {
-            call: id,
-            state: CallState::Connected,
-            reason: None,
-        });
-        self.report_security(id, protection.clone());
-        self.events.push_back(UaEvent::MediaReady {
-            call: id,
-            media: Box::new(neg),
-            protection,
-        });
-    }
-
-    /// Records a call's protection and reports it (`call_security`).
-    fn report_security(&mut self, id: CallId, protection: MediaProtection) {
-        let Some(c) = self.calls.get(&id) else {
-            return;
-        };
-        let report = crate::policy::call_report(
-            &self.config,
-            c.transport,
-            self.tls_of(c).as_ref(),
-            &c.auth,
-            c.direct,
-            &protection,
-        );
-        if let Some(c) = self.calls.get_mut(&id) {
-            c.protection = Some(protection);
-        }
-        self.events.push_back(UaEvent::CallSecurity {
-            call: id,
-            report: Box::new(report),
-        });
-    }
-
-    /// Hands the call's key exchange to its media ([`sotto_media::call::CallMedia`]), once,
-    /// after [`UaEvent::MediaReady`].
-    pub fn take_key_exchange(&mut self, id: CallId) -> Option<Box<dyn MediaKeyExchange>> {
-        self.calls.get_mut(&id)?.keyx.take()
-    }
-
-    /// What the call's media reports: a new protection (a SAS to show, a SAS verified) is
-    /// reported again; a key exchange that failed, or a protection that would drop
-    /// encryption, ends the call loudly.
-    pub fn handle_media_event(&mut self, id: CallId, event: MediaEvent, now: Instant) {
-        let current = match self.calls.get(&id) {
-            Some(c) => c.protection.clone(),
-            None => return,
-        };
-        match event {
-            MediaEvent::Secured => {}
-            MediaEvent::Protection(p) => {
-                if let Some(before) = current.as_ref()
-                    && crate::policy::is_downgrade(before, &p)
-                {
-                    let reason = format!(
-                        "media encryption dropped mid-call ({} to {}): hung up",
-                        before.name(),
-                        p.name()
-                    );
-                    self.security_alert_hangup(id, reason, now);
-                } else if current.as_ref() != Some(&p) {
-                    self.zrtp_news(id, current.as_ref(), &p);
-                    self.report_security(id, p);
-                }
-            }
-            MediaEvent::Failed { reason } => {
-                let reason = format!("media key exchange failed: {reason}");
-                self.security_alert_hangup(id, reason, now);
-            }
-            _ => {}
-        }
-    }
-
-    fn security_alert_hangup(&mut self, id: CallId, reason: String, now: Instant) {
-        self.events.push_back(UaEvent::SecurityAlert {
-            call: id,
-            reason: reason.clone(),
-        });
-        let _ = self.hangup_because(id, reason, now);
-    }
-
     /// Moves the layer's output to our queues and handles its events, until both are empty.
     fn pump(&mut self, now: Instant) {
         for _ in 0..1024 {
@@ -902,56 +773,5 @@ impl UserAgent {
             .get(&c)
             .and_then(|call| call.end_reason.clone())
             .unwrap_or_else(|| "local hangup".into())
-    }
-
-    /// Digest credentials answering `r`'s challenge for `method uri`: (header name, value,
-    /// auth label `digest-<algorithm>`); `None` without a usable challenge or a password.
-    fn credentials(
-        &mut self,
-        r: &Response,
-        method: &str,
-        uri: &str,
-    ) -> Option<(&'static str, String, String)> {
-        use sotto_sip::digest::{ClientSecret, parse_challenges, select_challenge};
-        let (challenge_header, answer_header) = if r.status() == StatusCode::UNAUTHORIZED {
-            ("WWW-Authenticate", "Authorization")
-        } else {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        };
-        let mut challenges = Vec::new();
-        for v in r.headers().get_all(challenge_header) {
-            if let Ok(mut c) = parse_challenges(v) {
-                challenges.append(&mut c);
-            }
-        }
-        let ch = select_challenge(&challenges)?;
-        if self.config.password.is_empty() {
-            return None;
-        }
-        let creds = self
-            .digest
-            .respond(
-                ch,
-                method,
-                uri,
-                &self.config.username,
-                ClientSecret::Password(&self.config.password),
-            )
-            .ok()?;
-        Some((
-            answer_header,
-            creds.to_string(),
-            format!("digest-{}", creds.algorithm.name()),
-        ))
-    }
-}
-
-/// The auth of a request the proxy accepts without a challenge: our TLS client certificate when
-/// we present one to the proxy (not on a direct call), else `none`.
-fn unchallenged_auth(config: &UaConfig, direct: bool) -> &'static str {
-    if config.client_certificate && !direct {
-        TLS_CLIENT_CERT_AUTH
-    } else {
-        "none"
     }
 }
