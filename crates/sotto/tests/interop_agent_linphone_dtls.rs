@@ -35,7 +35,6 @@ mod tone;
 use agent_linphone::*;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use agent::AgentAccount;
 use capture::Capture;
@@ -44,7 +43,6 @@ use process::free_udp_port;
 use serde_json::Value;
 use sotto_crypto::hash::HashAlgorithm;
 use sotto_media::dtls::Fingerprint;
-use sotto_server::{addrs, set};
 use tone::assert_tone;
 
 /// The agent `alice` with DTLS-SRTP (as `sotto agent init --media-encryption dtls` writes it).
@@ -82,75 +80,23 @@ struct Scenario {
 
 /// One call between the agent and linphonec as `sc` says; returns the `call_security` report.
 fn dtls_call(bench: &Bench, account: &AgentAccount, sc: &Scenario) -> Value {
-    let rtp_b = linphone::free_rtp_port();
-    let phone_sip = free_udp_port();
-    let agent_sip = free_udp_port();
-    let mut bob = Linphonec::start_dtls(
-        bench.base(),
-        &SdesSetup {
-            user: "bob",
-            domain: if sc.direct { "127.0.0.1" } else { bench.domain },
-            registrar: (!sc.direct).then_some((bench.proxy, "bobpw", bench.ca.as_path())),
-            udp_port: sc.direct.then_some(phone_sip),
-            rtp_port: rtp_b,
-            auto_answer: sc.agent_calls,
-        },
+    let shape = CallShape {
+        agent_calls: sc.agent_calls,
+        direct: sc.direct,
+        n: sc.n,
+    };
+    let ports = CallPorts::free();
+    let mut bob = Linphonec::start_dtls(bench.base(), &bench.phone_setup(shape, ports));
+    let stem = format!("dtls{}", sc.n);
+    let mut call = connect_call(
+        bench,
+        account,
+        &mut bob,
+        shape,
+        ports,
+        sc.capture.then_some(&*stem),
     );
-    let bob_heard = bob.path(&format!("rec/heard{}.wav", sc.n));
-    bob.cmd(&format!("play {}", bench.phone_tone.display()));
-    bob.cmd(&format!("record {}", bob_heard.display()));
-    if !sc.direct {
-        bob.wait_registered(WAIT);
-    }
-    if sc.direct && !sc.agent_calls {
-        // A direct UDP listener, and linphonec's address trusted (else a ghost call).
-        account.edit(|t| {
-            set(
-                t,
-                "security",
-                "listen_udp",
-                addrs(&[&format!("127.0.0.1:{agent_sip}")]),
-            );
-            set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
-        });
-    }
-    let mut capture = sc.capture.then(|| {
-        Capture::start(
-            &bench.base().join(format!("dtls{}.pcap", sc.n)),
-            &format!("udp port {rtp_b} or udp port {}", rtp_b + 1),
-        )
-    });
-    let alice_heard = account.dir.join(format!("heard{}.wav", sc.n));
-    let tone = AGENT_TONE.to_string();
-    let rec = alice_heard.to_str().expect("utf-8 path").to_owned();
-    let target = if sc.direct {
-        format!("sip:bob@127.0.0.1:{phone_sip}")
-    } else {
-        bench.uri("bob")
-    };
-    let duration = format!("{TALK_SECS}s");
-    let media = ["--tone", &tone, "--record", &rec, "--stats-interval", "1"];
-    let mut alice = if sc.agent_calls {
-        let mut a = vec!["call", target.as_str(), "--duration", &duration];
-        a.extend(media);
-        account.spawn("alice", &a)
-    } else {
-        let mut a = vec!["listen", "--auto-answer"];
-        a.extend(media);
-        account.spawn("alice", &a)
-    };
-    alice.wait_event("registered", WAIT);
-    if !sc.agent_calls {
-        let callee = if sc.direct {
-            format!("sip:alice@127.0.0.1:{agent_sip}")
-        } else {
-            bench.uri("alice")
-        };
-        bob.cmd(&format!("call {callee}"));
-    }
-    alice.wait_for("call_state connected", WAIT, |v| {
-        v["event"] == "call_state" && v["state"] == "connected"
-    });
+    let alice = &mut call.alice;
     let security = alice.wait_for("call_security with dtls-srtp keys", WAIT, |v| {
         v["event"] == "call_security"
             && v["media_protection"] == "dtls-srtp"
@@ -180,22 +126,7 @@ fn dtls_call(bench: &Bench, account: &AgentAccount, sc: &Scenario) -> Value {
     );
     assert_eq!(security["direct"], sc.direct, "{security}");
     assert_eq!(security["danger"], serde_json::json!([]), "{security}");
-    let agent_udp = process::udp_ports_of(alice.pid().expect("agent running"));
-    if sc.agent_calls {
-        alice.wait_for("call_state ended", WAIT, |v| {
-            v["event"] == "call_state" && v["state"] == "ended"
-        });
-    } else {
-        std::thread::sleep(Duration::from_secs(TALK_SECS));
-        bob.cmd("terminate");
-        alice.wait_for("call_state ended", WAIT, |v| {
-            v["event"] == "call_state" && v["state"] == "ended"
-        });
-    }
-    bob.wait_line(&["Call 1 with", "ended"], 1, WAIT);
-    alice.stop(WAIT);
-    let log = bob.log();
-    bob.stop();
+    let (log, agent_udp) = call.hang_up(&mut bob, shape);
     let log_path = bob.path("liblinphone.log");
     assert!(
         log.contains("Negotiated media encryption is LinphoneMediaEncryptionDTLS"),
@@ -212,12 +143,12 @@ fn dtls_call(bench: &Bench, account: &AgentAccount, sc: &Scenario) -> Value {
         "linphonec's log does not say `{ours}` (see {})",
         log_path.display()
     );
-    if let Some(c) = capture.as_mut() {
+    if let Some(c) = call.capture.as_mut() {
         c.stop();
-        check_dtls_capture(c, rtp_b, &agent_udp);
+        check_dtls_capture(c, ports.phone_rtp, &agent_udp);
     }
-    assert_tone("linphonec's recording", &bob_heard, AGENT_TONE);
-    assert_tone("the agent's recording", &alice_heard, PHONE_TONE);
+    assert_tone("linphonec's recording", &call.bob_heard, AGENT_TONE);
+    assert_tone("the agent's recording", &call.alice_heard, PHONE_TONE);
     security
 }
 

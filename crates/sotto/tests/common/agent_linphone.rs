@@ -389,3 +389,166 @@ pub fn svmap(home: &Path, target_port: u16, method: &str) -> String {
     );
     text
 }
+
+/// Which side places one call between the agent and linphonec, and over what.
+#[derive(Debug, Clone, Copy)]
+pub struct CallShape {
+    /// The agent calls (else linphonec does).
+    pub agent_calls: bool,
+    /// A direct call over UDP (no server, no TLS anywhere), else through the server.
+    pub direct: bool,
+    /// Which call of the test this is (names files).
+    pub n: usize,
+}
+
+/// The free ports of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallPorts {
+    /// linphonec's RTP port (RTCP is the next one).
+    pub phone_rtp: u16,
+    /// linphonec's UDP SIP listener (direct calls).
+    pub phone_sip: u16,
+    /// The agent's UDP SIP listener (direct calls placed by linphonec).
+    pub agent_sip: u16,
+}
+
+impl CallPorts {
+    /// Free ports for one call.
+    pub fn free() -> CallPorts {
+        CallPorts {
+            phone_rtp: linphone::free_rtp_port(),
+            phone_sip: free_udp_port(),
+            agent_sip: free_udp_port(),
+        }
+    }
+}
+
+impl Bench {
+    /// linphonec `bob`'s setup for a call of `shape`: registered at the server, or with a
+    /// UDP listener of its own for a direct call.
+    pub fn phone_setup(&self, shape: CallShape, ports: CallPorts) -> SdesSetup<'_> {
+        SdesSetup {
+            user: "bob",
+            domain: if shape.direct {
+                "127.0.0.1"
+            } else {
+                self.domain
+            },
+            registrar: (!shape.direct).then_some((self.proxy, "bobpw", self.ca.as_path())),
+            udp_port: shape.direct.then_some(ports.phone_sip),
+            rtp_port: ports.phone_rtp,
+            auto_answer: shape.agent_calls,
+        }
+    }
+}
+
+/// A call between the agent `alice` and linphonec `bob`, connected on the agent's side.
+pub struct ConnectedCall {
+    /// The running `sotto agent` (`call` or `listen`).
+    pub alice: AgentProc,
+    /// What the agent records.
+    pub alice_heard: PathBuf,
+    /// What linphonec records.
+    pub bob_heard: PathBuf,
+    /// The capture of linphonec's media ports, when asked for.
+    pub capture: Option<Capture>,
+}
+
+/// Places one call of `shape` between the agent of `account` and the started linphonec `bob`
+/// (each playing its tone and recording the other's), capturing linphonec's media ports into
+/// `<capture>.pcap` when asked, and waits until the agent reports it connected.
+pub fn connect_call(
+    bench: &Bench,
+    account: &AgentAccount,
+    bob: &mut Linphonec,
+    shape: CallShape,
+    ports: CallPorts,
+    capture: Option<&str>,
+) -> ConnectedCall {
+    let n = shape.n;
+    let bob_heard = bob.path(&format!("rec/heard{n}.wav"));
+    bob.cmd(&format!("play {}", bench.phone_tone.display()));
+    bob.cmd(&format!("record {}", bob_heard.display()));
+    if !shape.direct {
+        bob.wait_registered(WAIT);
+    }
+    let agent_sip = ports.agent_sip;
+    if shape.direct && !shape.agent_calls {
+        // A direct UDP listener, and linphonec's address trusted (else a ghost call).
+        account.edit(|t| {
+            set(
+                t,
+                "security",
+                "listen_udp",
+                addrs(&[&format!("127.0.0.1:{agent_sip}")]),
+            );
+            set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
+        });
+    }
+    let rtp = ports.phone_rtp;
+    let capture = capture.map(|stem| {
+        Capture::start(
+            &bench.base().join(format!("{stem}.pcap")),
+            &format!("udp port {rtp} or udp port {}", rtp + 1),
+        )
+    });
+    let alice_heard = account.dir.join(format!("heard{n}.wav"));
+    let tone = AGENT_TONE.to_string();
+    let rec = alice_heard.to_str().expect("utf-8 path").to_owned();
+    let target = if shape.direct {
+        format!("sip:bob@127.0.0.1:{}", ports.phone_sip)
+    } else {
+        bench.uri("bob")
+    };
+    let duration = format!("{TALK_SECS}s");
+    let media = ["--tone", &tone, "--record", &rec, "--stats-interval", "1"];
+    let mut alice = if shape.agent_calls {
+        let mut a = vec!["call", target.as_str(), "--duration", &duration];
+        a.extend(media);
+        account.spawn("alice", &a)
+    } else {
+        let mut a = vec!["listen", "--auto-answer"];
+        a.extend(media);
+        account.spawn("alice", &a)
+    };
+    alice.wait_event("registered", WAIT);
+    if !shape.agent_calls {
+        let callee = if shape.direct {
+            format!("sip:alice@127.0.0.1:{agent_sip}")
+        } else {
+            bench.uri("alice")
+        };
+        bob.cmd(&format!("call {callee}"));
+    }
+    alice.wait_for("call_state connected", WAIT, |v| {
+        v["event"] == "call_state" && v["state"] == "connected"
+    });
+    ConnectedCall {
+        alice,
+        alice_heard,
+        bob_heard,
+        capture,
+    }
+}
+
+impl ConnectedCall {
+    /// Ends the call after its talk time: the agent's `call` ends it by itself, else linphonec
+    /// hangs up. Stops both; returns linphonec's log and the agent's UDP ports (read while it
+    /// ran, for the capture check).
+    pub fn hang_up(&mut self, bob: &mut Linphonec, shape: CallShape) -> (String, Vec<u16>) {
+        let alice = &mut self.alice;
+        let agent_udp = process::udp_ports_of(alice.pid().expect("agent running"));
+        if !shape.agent_calls {
+            std::thread::sleep(Duration::from_secs(TALK_SECS));
+            bob.cmd("terminate");
+        }
+        alice.wait_for("call_state ended", WAIT, |v| {
+            v["event"] == "call_state" && v["state"] == "ended"
+        });
+        bob.wait_line(&["Call 1 with", "ended"], 1, WAIT);
+        alice.stop(WAIT);
+        let log = bob.log();
+        bob.stop();
+        (log, agent_udp)
+    }
+}
