@@ -7,6 +7,8 @@
 //! - [`network::Network`]: user agents ([`sotto_agent::UserAgent`]) registered with the proxy
 //!   core ([`sotto_server::proxy::Proxy`], memory stores) over emulated links, in one
 //!   process: registration, calls, hang-ups, in milliseconds of real time.
+//! - [`calls`]: what an agent's events say of a call, its media once connected, and the
+//!   usual call between two registered agents ([`Network::connected_pair`]).
 //! - [`media::MediaLink`]: two calls' media ([`sotto_media::call::CallMedia`], keyed by the
 //!   call's own key exchange) across a link, with a tone to check what arrives.
 //!
@@ -14,11 +16,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod calls;
 pub mod clock;
 pub mod link;
 pub mod media;
 pub mod network;
 
+pub use calls::{ConnectedPair, MediaHalf};
 pub use clock::VirtualClock;
 pub use link::{Link, LinkConfig, LinkStats};
 pub use media::{MediaLink, Side};

@@ -11,8 +11,7 @@ use sotto_agent::config::Encryption;
 use sotto_agent::{CallId, CallState, SecurityReport, UaEvent};
 use sotto_media::audio::ToneReport;
 use sotto_media::call::MediaEvent;
-use sotto_media::keyx::{MediaKeyExchange, MediaProtection};
-use sotto_sdp::NegotiatedMedia;
+use sotto_media::keyx::MediaProtection;
 use sotto_sip::message::Uri;
 use sotto_testkit::{AgentId, LinkConfig, MediaLink, Network, Side};
 
@@ -31,23 +30,9 @@ fn media_path() -> LinkConfig {
         .with_duplication(0.01)
 }
 
-fn state(net: &Network, id: AgentId, call: CallId) -> Option<CallState> {
-    net.events(id).iter().rev().find_map(|e| match e {
-        UaEvent::CallState { call: c, state, .. } if *c == call => Some(*state),
-        _ => None,
-    })
-}
-
 fn reason(net: &Network, id: AgentId, wanted: CallState) -> Option<String> {
     net.events(id).iter().find_map(|e| match e {
         UaEvent::CallState { state, reason, .. } if *state == wanted => reason.clone(),
-        _ => None,
-    })
-}
-
-fn incoming(net: &Network, id: AgentId) -> Option<CallId> {
-    net.events(id).iter().find_map(|e| match e {
-        UaEvent::IncomingCall { call, .. } => Some(*call),
         _ => None,
     })
 }
@@ -60,22 +45,6 @@ fn reports(net: &Network, id: AgentId) -> Vec<SecurityReport> {
             _ => None,
         })
         .collect()
-}
-
-fn media(net: &mut Network, id: AgentId) -> (NegotiatedMedia, Box<dyn MediaKeyExchange>) {
-    let (call, neg) = net
-        .events(id)
-        .iter()
-        .find_map(|e| match e {
-            UaEvent::MediaReady { call, media, .. } => Some((*call, (**media).clone())),
-            _ => None,
-        })
-        .expect("media ready");
-    let keyx = net
-        .ua(id)
-        .take_key_exchange(call)
-        .expect("its key exchange");
-    (neg, keyx)
 }
 
 /// A call from Alice to Bob, both registered on `example.test`.
@@ -103,14 +72,14 @@ fn call(alice_enc: Encryption, bob_enc: Encryption) -> Call {
     let target = Uri::parse("sip:bob@example.test").unwrap();
     let a_call = net.ua(alice).call(&target, a_media, now).unwrap();
     let rang = net.run_until(Duration::from_secs(10), |n| {
-        incoming(n, bob).is_some() || state(n, alice, a_call) == Some(CallState::Ended)
+        n.incoming_call(bob).is_some() || n.call_state(alice, a_call) == Some(CallState::Ended)
     });
     assert!(rang);
     // A call refused before ringing is still shown to the callee, already ended.
-    let b_call = incoming(&net, bob).expect("Bob is told of the call");
-    if state(&net, bob, b_call) == Some(CallState::Ended) {
+    let b_call = net.incoming_call(bob).expect("Bob is told of the call");
+    if net.call_state(bob, b_call) == Some(CallState::Ended) {
         net.run_until(Duration::from_secs(10), |n| {
-            state(n, alice, a_call) == Some(CallState::Ended)
+            n.call_state(alice, a_call) == Some(CallState::Ended)
         });
         return Call {
             net,
@@ -126,8 +95,8 @@ fn call(alice_enc: Encryption, bob_enc: Encryption) -> Call {
         .answer(b_call, "127.0.0.11:7002".parse().unwrap(), now)
         .unwrap();
     net.run_until(Duration::from_secs(10), |n| {
-        state(n, alice, a_call) == Some(CallState::Connected)
-            || state(n, alice, a_call) == Some(CallState::Ended)
+        n.call_state(alice, a_call) == Some(CallState::Connected)
+            || n.call_state(alice, a_call) == Some(CallState::Ended)
     });
     Call {
         net,
@@ -144,8 +113,11 @@ fn a_call_through_the_proxy_carries_sdes_keyed_media_through_loss_and_jitter() {
     let mut c = call(Encryption::Mandatory, Encryption::Mandatory);
     assert!(!c.refused);
     let (alice, bob) = (c.alice, c.bob);
-    assert_eq!(state(&c.net, alice, c.a_call), Some(CallState::Connected));
-    assert_eq!(state(&c.net, bob, c.b_call), Some(CallState::Connected));
+    assert_eq!(
+        c.net.call_state(alice, c.a_call),
+        Some(CallState::Connected)
+    );
+    assert_eq!(c.net.call_state(bob, c.b_call), Some(CallState::Connected));
     for id in [alice, bob] {
         let r = reports(&c.net, id);
         assert_eq!(r.len(), 1, "one report per call");
@@ -157,7 +129,10 @@ fn a_call_through_the_proxy_carries_sdes_keyed_media_through_loss_and_jitter() {
     assert_eq!(reports(&c.net, bob)[0].auth, "registration-flow");
 
     // Ten seconds of tones each way across a lossy, jittery, reordering path.
-    let (ma, mb) = (media(&mut c.net, alice), media(&mut c.net, bob));
+    let (ma, mb) = (
+        c.net.take_media(alice).expect("media ready"),
+        c.net.take_media(bob).expect("media ready"),
+    );
     let mut m =
         MediaLink::new(&c.net.clock, ma, mb, (A_TONE, B_TONE), media_path(), 42).expect("media");
     assert!(m.events(Side::A).contains(&MediaEvent::Secured));
@@ -187,8 +162,8 @@ fn a_call_through_the_proxy_carries_sdes_keyed_media_through_loss_and_jitter() {
     let now = c.net.clock.now();
     c.net.ua(alice).hangup(c.a_call, now).unwrap();
     assert!(c.net.run_until(Duration::from_secs(10), |n| {
-        state(n, bob, c.b_call) == Some(CallState::Ended)
-            && state(n, alice, c.a_call) == Some(CallState::Ended)
+        n.call_state(bob, c.b_call) == Some(CallState::Ended)
+            && n.call_state(alice, c.a_call) == Some(CallState::Ended)
     }));
     assert_eq!(
         reason(&c.net, bob, CallState::Ended).as_deref(),
@@ -232,8 +207,8 @@ fn media_news_updates_the_report_and_a_downgrade_or_failure_hangs_up_loudly() {
         now,
     );
     assert!(c.net.run_until(Duration::from_secs(10), |n| {
-        state(n, bob, c.b_call) == Some(CallState::Ended)
-            && state(n, alice, c.a_call) == Some(CallState::Ended)
+        n.call_state(bob, c.b_call) == Some(CallState::Ended)
+            && n.call_state(alice, c.a_call) == Some(CallState::Ended)
     }));
     assert!(
         c.net
@@ -251,8 +226,8 @@ fn media_news_updates_the_report_and_a_downgrade_or_failure_hangs_up_loudly() {
     };
     c.net.ua(c.bob).handle_media_event(c.b_call, failed, now);
     assert!(c.net.run_until(Duration::from_secs(10), |n| {
-        state(n, c.alice, c.a_call) == Some(CallState::Ended)
-            && state(n, c.bob, c.b_call) == Some(CallState::Ended)
+        n.call_state(c.alice, c.a_call) == Some(CallState::Ended)
+            && n.call_state(c.bob, c.b_call) == Some(CallState::Ended)
     }));
     let why = reason(&c.net, c.bob, CallState::Ended).unwrap_or_default();
     assert!(why.contains("ZRTP hello timed out"), "{why}");
@@ -331,7 +306,10 @@ fn a_reinvite_that_drops_encryption_is_refused_with_488_and_an_alert() {
     });
     assert!(alert.unwrap_or_default().contains("srtp-sdes to none"));
     // The call goes on, still encrypted.
-    assert_eq!(state(&c.net, c.bob, c.b_call), Some(CallState::Connected));
+    assert_eq!(
+        c.net.call_state(c.bob, c.b_call),
+        Some(CallState::Connected)
+    );
 }
 
 #[test]
@@ -339,7 +317,7 @@ fn mandatory_encryption_refuses_a_plain_caller_before_ringing() {
     let c = call(Encryption::None, Encryption::Mandatory);
     assert!(c.refused, "a plain offer reached a mandatory callee");
     let (net, alice, a_call) = (c.net, c.alice, c.a_call);
-    assert_eq!(state(&net, alice, a_call), Some(CallState::Ended));
+    assert_eq!(net.call_state(alice, a_call), Some(CallState::Ended));
     let why = reason(&net, alice, CallState::Ended).unwrap_or_default();
     assert!(why.starts_with("488"), "{why}");
     let r = reports(&net, alice);

@@ -4,43 +4,15 @@
 //! retransmissions on the test kit's clock), both ends check the fingerprint, the tones
 //! cross, and the report says dtls-srtp with the profile.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use sotto_agent::config::{Encryption, KeyExchange};
-use sotto_agent::{CallId, CallState, UaEvent};
+use sotto_agent::{CallState, UaEvent};
 use sotto_media::audio::ToneReport;
 use sotto_media::call::MediaEvent;
-use sotto_media::keyx::{MediaKeyExchange, MediaProtection};
-use sotto_sdp::NegotiatedMedia;
+use sotto_media::keyx::MediaProtection;
 use sotto_sip::message::Uri;
-use sotto_testkit::{AgentId, LinkConfig, MediaLink, Network, Side};
-
-fn state(net: &Network, id: AgentId, call: CallId) -> Option<CallState> {
-    net.events(id).iter().rev().find_map(|e| match e {
-        UaEvent::CallState { call: c, state, .. } if *c == call => Some(*state),
-        _ => None,
-    })
-}
-
-fn media(net: &mut Network, id: AgentId) -> MediaHalf {
-    let (call, neg) = net
-        .events(id)
-        .iter()
-        .find_map(|e| match e {
-            UaEvent::MediaReady { call, media, .. } => Some((*call, (**media).clone())),
-            _ => None,
-        })
-        .expect("media ready");
-    let keyx = net
-        .ua(id)
-        .take_key_exchange(call)
-        .expect("its key exchange");
-    (neg, keyx)
-}
-
-/// One end's negotiated stream and key exchange.
-type MediaHalf = (NegotiatedMedia, Box<dyn MediaKeyExchange>);
+use sotto_testkit::{LinkConfig, MediaHalf, MediaLink, Network, Side};
 
 /// A connected DTLS call between alice and bob; their media halves.
 fn dtls_call() -> (Network, MediaHalf, MediaHalf) {
@@ -49,42 +21,11 @@ fn dtls_call() -> (Network, MediaHalf, MediaHalf) {
         delay: Duration::from_millis(5),
         ..LinkConfig::default()
     };
-    let mut ids = Vec::new();
-    for user in ["alice", "bob"] {
-        let mut config = net.agent_config(user, Encryption::Mandatory);
-        config.methods = vec![KeyExchange::Dtls];
-        net.add_user(user, &format!("{user}-pw"));
-        ids.push(net.add_agent_with(config, link));
-    }
-    let (alice, bob) = (ids[0], ids[1]);
-    assert!(net.run_until(Duration::from_secs(5), |n| {
-        n.ua_registered(alice) && n.ua_registered(bob)
-    }));
-    let now = net.clock.now();
-    let a_media: SocketAddr = "127.0.0.10:7000".parse().unwrap();
-    let target = Uri::parse("sip:bob@example.test").unwrap();
-    let a_call = net.ua(alice).call(&target, a_media, now).unwrap();
-    assert!(net.run_until(Duration::from_secs(10), |n| {
-        n.events(bob)
-            .iter()
-            .any(|e| matches!(e, UaEvent::IncomingCall { .. }))
-    }));
-    let b_call = net
-        .events(bob)
-        .iter()
-        .find_map(|e| match e {
-            UaEvent::IncomingCall { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap();
-    let now = net.clock.now();
-    net.ua(bob)
-        .answer(b_call, "127.0.0.11:7002".parse().unwrap(), now)
-        .unwrap();
-    assert!(net.run_until(Duration::from_secs(10), |n| {
-        state(n, alice, a_call) == Some(CallState::Connected)
-    }));
-    let (ma, mb) = (media(&mut net, alice), media(&mut net, bob));
+    let pair = net
+        .connected_pair(&[KeyExchange::Dtls], link)
+        .expect("alice and bob connected");
+    let ma = net.take_media(pair.alice).expect("alice's media");
+    let mb = net.take_media(pair.bob).expect("bob's media");
     (net, ma, mb)
 }
 
@@ -170,7 +111,7 @@ fn a_dtls_agent_refuses_an_sdes_offer_with_its_reason() {
         .call(&target, "127.0.0.10:7000".parse().unwrap(), now)
         .unwrap();
     assert!(net.run_until(Duration::from_secs(10), |n| {
-        state(n, alice, call) == Some(CallState::Ended)
+        n.call_state(alice, call) == Some(CallState::Ended)
     }));
     let ended = net.events(alice).iter().rev().find_map(|e| match e {
         UaEvent::CallState {
