@@ -41,6 +41,11 @@ fn salvage(head: &str) -> Salvaged {
             continue;
         };
         let value = value.trim().to_owned();
+        if value.contains(|c: char| c.is_control() && c != '\t') {
+            // A bare CR, a NUL...: copied into the answer it would make that malformed too
+            // (and would let the sender inject a line), so the field counts as unreadable.
+            continue;
+        }
         match name.trim().to_ascii_lowercase().as_str() {
             "via" | "v" => s.vias.extend(value.split(',').map(|v| v.trim().to_owned())),
             "from" | "f" => s.from = Some(value),
@@ -143,6 +148,20 @@ mod tests {
             "OPTIONS sip:a SIP/2.0\r\nFrom: b\r\nTo: c\r\nCall-ID: d\r\nCSeq: 1 OPTIONS\r\n\r\n";
         assert!(bad_request(no_via.as_bytes(), SRC, "x").is_none());
         assert!(bad_request(b"\xff\xfe garbage", SRC, "x").is_none());
+    }
+
+    #[test]
+    fn a_control_character_in_a_copied_field_is_never_echoed() {
+        // Found by the proxy_packet fuzz target: a bare CR in To came back in the 400.
+        let req = "BYE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5;branch=z9hG4bK1\r\n\
+                   From: <sip:a@h>;tag=1\r\nTo: <sip:b@h\r.x>\r\nCall-ID: d\r\nCSeq: 1 BYE\r\n\r\n";
+        assert!(bad_request(req.as_bytes(), SRC, "bare CR").is_none());
+        let nul = req
+            .replace("Call-ID: d", "Call-ID: d\0e")
+            .replace("\r.x", ".x");
+        assert!(bad_request(nul.as_bytes(), SRC, "NUL").is_none());
+        let fine = req.replace("\r.x", ".x");
+        assert!(bad_request(fine.as_bytes(), SRC, "x").is_some());
     }
 
     #[test]
