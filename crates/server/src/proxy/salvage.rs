@@ -7,6 +7,17 @@
 use bytes::Bytes;
 use std::net::IpAddr;
 
+/// Most Via values an answer copies: far above any real path (Max-Forwards starts at 70), far
+/// below the 256 header fields a message may carry. A request with more gets no answer: ours
+/// could not be read back.
+const MAX_VIAS: usize = 100;
+/// Longest field value copied: with its name and our tag the line stays well within the
+/// parser's 8 KB line bound. A longer one counts as unreadable.
+const MAX_VALUE_BYTES: usize = 4096;
+/// Largest answer: half the parser's 64 KB message bound. A request whose fields would make a
+/// larger one gets no answer.
+const MAX_ANSWER_BYTES: usize = 32 * 1024;
+
 /// The header fields a response copies, read leniently (folded lines joined, compact
 /// forms known, names case-insensitive).
 #[derive(Default)]
@@ -41,13 +52,20 @@ fn salvage(head: &str) -> Salvaged {
             continue;
         };
         let value = value.trim().to_owned();
-        if value.contains(|c: char| c.is_control() && c != '\t') {
+        if value.len() > MAX_VALUE_BYTES || value.contains(|c: char| c.is_control() && c != '\t') {
             // A bare CR, a NUL...: copied into the answer it would make that malformed too
-            // (and would let the sender inject a line), so the field counts as unreadable.
+            // (and would let the sender inject a line), so the field counts as unreadable; so
+            // does one too long for the answer's line to be read back.
             continue;
         }
         match name.trim().to_ascii_lowercase().as_str() {
-            "via" | "v" => s.vias.extend(value.split(',').map(|v| v.trim().to_owned())),
+            "via" | "v" => s.vias.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned),
+            ),
             "from" | "f" => s.from = Some(value),
             "to" | "t" => s.to = Some(value),
             "call-id" | "i" => s.call_id = Some(value),
@@ -76,6 +94,9 @@ pub(super) fn bad_request(data: &[u8], source: IpAddr, reason: &str) -> Option<B
     let s = salvage(head);
     let (from, to, call_id, cseq) = (s.from?, s.to?, s.call_id?, s.cseq?);
     let top_via = s.vias.first()?;
+    if s.vias.len() > MAX_VIAS {
+        return None;
+    }
     if cseq
         .split_whitespace()
         .nth(1)
@@ -109,7 +130,7 @@ pub(super) fn bad_request(data: &[u8], source: IpAddr, reason: &str) -> Option<B
     out.push_str(&format!(
         "Warning: 399 sotto \"malformed request: {reason}\"\r\nContent-Length: 0\r\n\r\n"
     ));
-    Some(Bytes::from(out))
+    (out.len() <= MAX_ANSWER_BYTES).then(|| Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -162,6 +183,37 @@ mod tests {
         assert!(bad_request(nul.as_bytes(), SRC, "NUL").is_none());
         let fine = req.replace("\r.x", ".x");
         assert!(bad_request(fine.as_bytes(), SRC, "x").is_some());
+    }
+
+    #[test]
+    fn empty_via_values_are_skipped_and_too_many_vias_get_nothing() {
+        // Found by the proxy_packet fuzz target: commas made hundreds of empty Via lines, an
+        // answer with more header fields than a message may have.
+        let req = |vias: &str| {
+            format!(
+                "OPTIONS <sip:a> SIP/2.0\r\nVia: {vias}\r\nFrom: <sip:b>;tag=1\r\nTo: <sip:a>\r\n\
+                 Call-ID: d\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            )
+        };
+        let r = bad_request(
+            req("SIP/2.0/UDP h;branch=z9hG4bK1,, ,SIP/2.0/UDP g").as_bytes(),
+            SRC,
+            "x",
+        )
+        .unwrap();
+        let r = std::str::from_utf8(&r).unwrap();
+        assert_eq!(r.matches("Via: ").count(), 2, "{r}");
+        assert!(r.contains("Via: SIP/2.0/UDP g\r\n"), "{r}");
+        let many = vec!["SIP/2.0/UDP h"; MAX_VIAS + 1].join(",");
+        assert!(bad_request(req(&many).as_bytes(), SRC, "x").is_none());
+        let enough = vec!["SIP/2.0/UDP h"; MAX_VIAS].join(",");
+        assert!(bad_request(req(&enough).as_bytes(), SRC, "x").is_some());
+        // Long fields: one past the value bound is unreadable, many within it too large.
+        let long = format!("SIP/2.0/UDP {}", "h".repeat(MAX_VALUE_BYTES));
+        assert!(bad_request(req(&long).as_bytes(), SRC, "x").is_none());
+        let big = format!("SIP/2.0/UDP {}", "h".repeat(MAX_VALUE_BYTES - 20));
+        let bulky = [big.as_str(); 10].join("\r\nVia: ");
+        assert!(bad_request(req(&bulky).as_bytes(), SRC, "x").is_none());
     }
 
     #[test]
