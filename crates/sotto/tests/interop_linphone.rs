@@ -116,7 +116,7 @@ fn linphonec_zrtp_calls_on_the_config_sotto_init_writes() {
     );
     let mut server = Server::start_all("linphone-default", &data.config());
     assert_eq!(
-        server.addr("tls"),
+        server.listener("tls"),
         "0.0.0.0:5061".parse().unwrap(),
         "the default listener"
     );

@@ -219,16 +219,21 @@ impl Server {
         }
     }
 
-    /// The address of the first listener of `transport` (`"tls"`, `"udp"`, `"tcp"`), as a
-    /// client on this machine reaches it: a listener on every address (`0.0.0.0`, as
-    /// `sotto init` writes, or `::`) is reached on loopback.
-    pub(crate) fn addr(&self, transport: &str) -> SocketAddr {
-        let mut addr = self
-            .listeners
+    /// The first listener of `transport` (`"tls"`, `"udp"`, `"tcp"`) as the server reported
+    /// it (`0.0.0.0:5061` for the one `sotto init` writes).
+    pub(crate) fn listener(&self, transport: &str) -> SocketAddr {
+        self.listeners
             .iter()
             .find(|(t, _)| t == transport)
             .map(|(_, a)| *a)
-            .unwrap_or_else(|| panic!("server {} has no {transport} listener", self.name));
+            .unwrap_or_else(|| panic!("server {} has no {transport} listener", self.name))
+    }
+
+    /// The address of the first listener of `transport`, as a client on this machine reaches
+    /// it: a listener on every address (`0.0.0.0`, as `sotto init` writes, or `::`) is
+    /// reached on loopback.
+    pub(crate) fn addr(&self, transport: &str) -> SocketAddr {
+        let mut addr = self.listener(transport);
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {
                 SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
