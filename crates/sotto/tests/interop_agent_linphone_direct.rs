@@ -76,15 +76,7 @@ fn direct_sdes_offer_over_udp_is_refused_by_the_agent() {
     // The agent: registered over TLS, plus a direct UDP listener; 127.0.0.1 is trusted, so
     // the request passes the ghost-call check and meets the SDES rule.
     let account = bench.agent_account();
-    account.edit(|t| {
-        set(
-            t,
-            "security",
-            "listen_udp",
-            addrs(&[&format!("127.0.0.1:{direct}")]),
-        );
-        set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
-    });
+    accept_direct_udp(&account, direct);
     let mut alice = account.spawn("alice", &["listen", "--auto-answer", "--tone", "1000"]);
     alice.wait_event("registered", WAIT);
 

@@ -68,26 +68,18 @@ fn agent_fingerprint(account: &AgentAccount) -> String {
 
 /// How one call is set up.
 struct Scenario {
-    /// The agent calls (else linphonec does).
-    agent_calls: bool,
-    /// A direct call over UDP (no server, no TLS anywhere), else through the server.
-    direct: bool,
-    /// Which call of the test this is (names files).
-    n: usize,
+    /// Who calls, over what, which call of the test.
+    shape: CallShape,
     /// Capture the media ports and check DTLS then SRTP, never plain RTP.
     capture: bool,
 }
 
 /// One call between the agent and linphonec as `sc` says; returns the `call_security` report.
 fn dtls_call(bench: &Bench, account: &AgentAccount, sc: &Scenario) -> Value {
-    let shape = CallShape {
-        agent_calls: sc.agent_calls,
-        direct: sc.direct,
-        n: sc.n,
-    };
+    let shape = sc.shape;
     let ports = CallPorts::free();
     let mut bob = Linphonec::start_dtls(bench.base(), &bench.phone_setup(shape, ports));
-    let stem = format!("dtls{}", sc.n);
+    let stem = format!("dtls{}", sc.shape.n);
     let mut call = connect_call(
         bench,
         account,
@@ -115,7 +107,11 @@ fn dtls_call(bench: &Bench, account: &AgentAccount, sc: &Scenario) -> Value {
         "linphonec does not multiplex RTCP: a handshake per port: {security}"
     );
     assert!(
-        kx.contains(if sc.agent_calls { "/server" } else { "/client" }),
+        kx.contains(if sc.shape.agent_calls {
+            "/server"
+        } else {
+            "/client"
+        }),
         "the answerer is active (the client): {security}"
     );
     assert!(
@@ -124,7 +120,7 @@ fn dtls_call(bench: &Bench, account: &AgentAccount, sc: &Scenario) -> Value {
             .is_some_and(|n| n.contains("every proxy on the path could change")),
         "{security}"
     );
-    assert_eq!(security["direct"], sc.direct, "{security}");
+    assert_eq!(security["direct"], sc.shape.direct, "{security}");
     assert_eq!(security["danger"], serde_json::json!([]), "{security}");
     let (log, agent_udp) = call.hang_up(&mut bob, shape);
     let log_path = bob.path("liblinphone.log");
@@ -244,9 +240,11 @@ fn linphonec_calls_agent_with_dtls_srtp_through_the_server() {
     let bench = Bench::start_with("dtls-l2a", true);
     let account = dtls_agent(&bench);
     let sc = Scenario {
-        agent_calls: false,
-        direct: false,
-        n: 1,
+        shape: CallShape {
+            agent_calls: false,
+            direct: false,
+            n: 1,
+        },
         capture: true,
     };
     let security = dtls_call(&bench, &account, &sc);
@@ -260,18 +258,22 @@ fn agent_calls_linphonec_with_dtls_srtp_through_the_server() {
     let bench = Bench::start_with("dtls-a2l", true);
     let account = dtls_agent(&bench);
     let sc = Scenario {
-        agent_calls: true,
-        direct: false,
-        n: 1,
+        shape: CallShape {
+            agent_calls: true,
+            direct: false,
+            n: 1,
+        },
         capture: true,
     };
     dtls_call(&bench, &account, &sc);
     // The same certificate on the next call: the fingerprint a peer sees stays.
     let before = agent_fingerprint(&account);
     let sc = Scenario {
-        agent_calls: true,
-        direct: false,
-        n: 2,
+        shape: CallShape {
+            agent_calls: true,
+            direct: false,
+            n: 2,
+        },
         capture: false,
     };
     dtls_call(&bench, &account, &sc);
@@ -287,9 +289,11 @@ fn direct_dtls_srtp_calls_over_udp_both_ways() {
     let account = dtls_agent(&bench);
     for (n, agent_calls) in [(1, true), (2, false)] {
         let sc = Scenario {
-            agent_calls,
-            direct: true,
-            n,
+            shape: CallShape {
+                agent_calls,
+                direct: true,
+                n,
+            },
             capture: false,
         };
         let security = dtls_call(&bench, &account, &sc);

@@ -92,12 +92,8 @@ fn check_zrtp_events(alice: &mut AgentProc, ka: &str) -> (String, Value, Value) 
 struct Scenario<'a> {
     /// The key agreement linphonec is forced to.
     ka: &'a str,
-    /// The agent calls (else linphonec does).
-    agent_calls: bool,
-    /// A direct call over UDP (no server, no TLS anywhere), else through the server.
-    direct: bool,
-    /// Which call of the test this is (names files).
-    n: usize,
+    /// Who calls, over what, which call of the test.
+    shape: CallShape,
     /// Both users confirm the SAS (linphonec's `zrtp-set-verified` during the call; the
     /// agent's `sotto agent sas confirm` after it).
     confirm: bool,
@@ -108,14 +104,10 @@ struct Scenario<'a> {
 /// One call between the agent and linphonec as `sc` says. Returns the agent's `zrtp_sas`
 /// event and the `call_security` report.
 fn zrtp_call(bench: &Bench, account: &AgentAccount, sc: &Scenario<'_>) -> (Value, Value) {
-    let shape = CallShape {
-        agent_calls: sc.agent_calls,
-        direct: sc.direct,
-        n: sc.n,
-    };
+    let shape = sc.shape;
     let ports = CallPorts::free();
     let mut bob = Linphonec::start_zrtp(bench.base(), &bench.phone_setup(shape, ports), sc.ka);
-    let stem = format!("zrtp{}", sc.n);
+    let stem = format!("zrtp{}", sc.shape.n);
     let mut call = connect_call(
         bench,
         account,
@@ -126,10 +118,10 @@ fn zrtp_call(bench: &Bench, account: &AgentAccount, sc: &Scenario<'_>) -> (Value
     );
     let alice = &mut call.alice;
     let (sas, event, security) = check_zrtp_events(alice, sc.ka);
-    assert_eq!(security["direct"], sc.direct, "{security}");
+    assert_eq!(security["direct"], sc.shape.direct, "{security}");
     assert_eq!(
         security["signalling_transport"],
-        if sc.direct { "udp" } else { "tls" },
+        if sc.shape.direct { "udp" } else { "tls" },
         "{security}"
     );
     assert_eq!(
@@ -242,9 +234,11 @@ fn through_server(name: &str, ka: &str, agent_calls: bool) {
     let account = zrtp_agent(&bench);
     let sc = Scenario {
         ka,
-        agent_calls,
-        direct: false,
-        n: 1,
+        shape: CallShape {
+            agent_calls,
+            direct: false,
+            n: 1,
+        },
         confirm: false,
         capture: ka == "X255",
     };
@@ -293,9 +287,11 @@ fn direct_both_ways(name: &str, ka: &str) {
     for (n, agent_calls) in [(1, true), (2, false)] {
         let sc = Scenario {
             ka,
-            agent_calls,
-            direct: true,
-            n,
+            shape: CallShape {
+                agent_calls,
+                direct: true,
+                n,
+            },
             confirm: false,
             capture: false,
         };
@@ -329,9 +325,11 @@ fn the_cache_carries_key_continuity_and_verification_to_the_next_call() {
     let account = zrtp_agent(&bench);
     let mut sc = Scenario {
         ka: "X255",
-        agent_calls: true,
-        direct: false,
-        n: 1,
+        shape: CallShape {
+            agent_calls: true,
+            direct: false,
+            n: 1,
+        },
         confirm: true,
         capture: false,
     };
@@ -340,9 +338,9 @@ fn the_cache_carries_key_continuity_and_verification_to_the_next_call() {
         (first["cache"].as_str(), first["verified"].as_bool()),
         (Some("new"), Some(false))
     );
-    sc.n = 2;
+    sc.shape.n = 2;
     sc.confirm = false;
-    sc.agent_calls = false;
+    sc.shape.agent_calls = false;
     let (second, security) = zrtp_call(&bench, &account, &sc);
     assert_eq!(second["cache"], "match", "{second}");
     assert_eq!(second["verified"], true, "{second}");
@@ -361,9 +359,11 @@ fn a_man_in_the_middle_shows_different_sases_and_a_cache_mismatch() {
     // 1. An honest direct call, its SAS confirmed on both sides.
     let honest = Scenario {
         ka: "X255",
-        agent_calls: true,
-        direct: true,
-        n: 1,
+        shape: CallShape {
+            agent_calls: true,
+            direct: true,
+            n: 1,
+        },
         confirm: true,
         capture: false,
     };

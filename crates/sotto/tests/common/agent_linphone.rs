@@ -390,6 +390,20 @@ pub fn svmap(home: &Path, target_port: u16, method: &str) -> String {
     text
 }
 
+/// Gives the agent a direct UDP listener on 127.0.0.1:`port` and trusts 127.0.0.1 (where
+/// linphonec calls from), so a direct call passes the ghost-call check.
+pub fn accept_direct_udp(account: &AgentAccount, port: u16) {
+    account.edit(|t| {
+        set(
+            t,
+            "security",
+            "listen_udp",
+            addrs(&[&format!("127.0.0.1:{port}")]),
+        );
+        set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
+    });
+}
+
 /// Which side places one call between the agent and linphonec, and over what.
 #[derive(Debug, Clone, Copy)]
 pub struct CallShape {
@@ -474,16 +488,7 @@ pub fn connect_call(
     }
     let agent_sip = ports.agent_sip;
     if shape.direct && !shape.agent_calls {
-        // A direct UDP listener, and linphonec's address trusted (else a ghost call).
-        account.edit(|t| {
-            set(
-                t,
-                "security",
-                "listen_udp",
-                addrs(&[&format!("127.0.0.1:{agent_sip}")]),
-            );
-            set(t, "security", "trusted_hosts", addrs(&["127.0.0.1"]));
-        });
+        accept_direct_udp(account, agent_sip);
     }
     let rtp = ports.phone_rtp;
     let capture = capture.map(|stem| {
