@@ -23,11 +23,11 @@ mod sotto_server;
 #[path = "common/tls_client.rs"]
 mod tls_client;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sotto_server::{DataDir, Server, addrs, replace};
 
@@ -38,40 +38,30 @@ fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sip/tests/vectors/rfc4475")
 }
 
+/// The first final status among the responses in `bytes` (each response: its status line).
+fn final_status(bytes: &[u8]) -> Option<u16> {
+    String::from_utf8_lossy(bytes)
+        .split("SIP/2.0 ")
+        .skip(1)
+        .filter_map(|s| s.get(..3)?.parse::<u16>().ok())
+        .find(|c| *c >= 200)
+}
+
 /// Sends `data` over a new TLS connection; the first final status, if one comes in time.
 fn send(addr: std::net::SocketAddr, tls: &Arc<rustls::ClientConfig>, data: &[u8]) -> Option<u16> {
     let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    // The handshake (run by the first write) is bounded too.
+    tcp.set_read_timeout(Some(ANSWER_WAIT))
+        .expect("read timeout");
+    let sock = tcp.try_clone().expect("the socket");
     let mut stream = tls_client::over(tcp, tls, "example.com");
     stream.write_all(data).ok()?;
     stream.flush().ok()?;
-    let end = Instant::now() + ANSWER_WAIT;
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while Instant::now() < end {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-        // Each response: its status line; the first one of 200 or more is the answer.
-        let text = String::from_utf8_lossy(&got);
-        let final_code = text
-            .split("SIP/2.0 ")
-            .skip(1)
-            .filter_map(|s| s.get(..3)?.parse::<u16>().ok())
-            .find(|c| *c >= 200);
-        if final_code.is_some() {
-            return final_code;
-        }
-    }
-    None
+    let set_timeout = |d| sock.set_read_timeout(Some(d)).expect("read timeout");
+    let (_, got) = process::read_until(&mut stream, set_timeout, ANSWER_WAIT, |b| {
+        final_status(b).is_some()
+    });
+    final_status(&got)
 }
 
 #[test]

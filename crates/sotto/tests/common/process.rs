@@ -210,12 +210,24 @@ pub(crate) fn closed_within(
     set_timeout: impl Fn(Duration),
     wait: Duration,
 ) -> (bool, Vec<u8>) {
+    read_until(s, set_timeout, wait, |_| false)
+}
+
+/// Reads from `s` until what arrived satisfies `done`, the peer closes the stream (end of
+/// stream, a reset, a TLS alert) or `wait` passes; returns whether it closed, and the bytes.
+/// `set_timeout` sets the read timeout of the socket under `s`.
+pub(crate) fn read_until(
+    s: &mut impl std::io::Read,
+    set_timeout: impl Fn(Duration),
+    wait: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> (bool, Vec<u8>) {
     let deadline = Instant::now() + wait;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || done(&got) {
             return (false, got);
         }
         set_timeout(left.max(Duration::from_millis(1)));
